@@ -1,0 +1,3 @@
+from fmnist_search.cli import main
+
+raise SystemExit(main())

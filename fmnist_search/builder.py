@@ -1,0 +1,306 @@
+"""Hyperparameter values -> a compiled Keras model: the one builder behind every model.
+
+A set of values is first turned into a *plan*, a flat list of layer steps that is plain data.
+The plan is what gets checked (can the image still be pooled?), rendered as the short
+architecture string people read, and only then materialised as Keras layers. One source of
+truth for all three means a name shown in a table is always the model that was trained.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fmnist_search.errors import ArchitectureError
+
+INPUT_SHAPE = (28, 28, 1)
+MAX_STAGES = 4
+MAX_DENSE = 2
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What the builder can build for one hyperparameter (spaces may only narrow it)."""
+
+    kind: str  # "int", "float", "choice" or "bool"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+
+
+# The builder's whole vocabulary. Per-stage names take a suffix: filters_1 .. filters_4.
+DOMAINS: dict[str, Domain] = {
+    "backbone": Domain("choice", choices=("none", "resnet50"), default="none"),
+    "weights": Domain("choice", choices=("none", "imagenet"), default="none"),
+    "stages": Domain("int", 1, MAX_STAGES, default=2),
+    "filters": Domain("int", 1, 1024, default=32),
+    "kernel": Domain("int", 1, 7, default=3),
+    "convs": Domain("int", 1, 3, default=1),
+    "pool": Domain("bool", default=True),
+    "dropout": Domain("float", 0.0, 0.9, default=0.0),
+    "batchnorm": Domain("choice", choices=("none", "conv", "pool"), default="none"),
+    "dropout_place": Domain("choice", choices=("pool", "conv"), default="pool"),
+    "res_blocks": Domain("int", 0, 6, default=0),
+    "res_convs": Domain("int", 1, 2, default=2),
+    "res_shortcut": Domain("choice", choices=("identity", "projection"), default="identity"),
+    "res_batchnorm": Domain("bool", default=False),
+    "final_pool": Domain("bool", default=False),
+    "l2": Domain("float", 0.0, 1.0, default=0.0),
+    "head": Domain("choice", choices=("flatten", "gap"), default="flatten"),
+    "head_dropout": Domain("float", 0.0, 0.9, default=0.0),
+    "dense_layers": Domain("int", 0, MAX_DENSE, default=1),
+    "dense_units": Domain("int", 1, 4096, default=64),
+    "dense_activation": Domain("choice", choices=("relu", "elu", "gelu", "swish", "tanh"),
+                               default="relu"),
+    "optimizer": Domain("choice", choices=("adam", "rmsprop", "sgd"), default="adam"),
+    "learning_rate": Domain("float", 1e-6, 1.0, default=1e-3),
+    "beta_1": Domain("float", 0.0, 0.9999, default=0.9),
+    "beta_2": Domain("float", 0.0, 0.99999, default=0.999),
+    "lr_decay": Domain("float", 0.01, 1.0, default=0.9),
+    "batch_size": Domain("int", 1, 8192, default=128),
+    "epochs": Domain("int", 1, 1000, default=40),
+}
+INDEXED = {"filters": MAX_STAGES, "kernel": MAX_STAGES, "convs": MAX_STAGES, "pool": MAX_STAGES,
+           "dropout": MAX_STAGES, "batchnorm": MAX_STAGES, "dense_units": MAX_DENSE}
+PROTOCOL = ("optimizer", "learning_rate", "beta_1", "beta_2", "lr_decay", "batch_size", "epochs")
+_INDEXED_NAME = re.compile(r"^(?P<base>[a-z_0-9]+?)_(?P<index>\d+)$")
+
+
+def domain_of(name: str) -> Domain | None:
+    """The domain of a (possibly per-stage) hyperparameter name, or None if unknown."""
+    if name in DOMAINS:
+        return DOMAINS[name]
+    match = _INDEXED_NAME.match(name)
+    if match and match["base"] in INDEXED and 1 <= int(match["index"]) <= INDEXED[match["base"]]:
+        return DOMAINS[match["base"]]
+    return None
+
+
+def known_names() -> list[str]:
+    names = [n for n in DOMAINS if n not in INDEXED]
+    names += [f"{base}_{i}" for base, top in INDEXED.items() for i in range(1, top + 1)]
+    return names
+
+
+def resolve(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every name the builder reads, with the given values over the defaults."""
+    unknown = [k for k in values if domain_of(k) is None and not k.startswith("tuner/")]
+    if unknown:
+        raise ArchitectureError(
+            f"Unknown hyperparameter(s) {', '.join(sorted(unknown))}; the builder knows "
+            f"{', '.join(known_names())}."
+        )
+    full = {name: domain_of(name).default for name in known_names()}
+    full.update({k: v for k, v in values.items() if not k.startswith("tuner/")})
+    return full
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str  # conv, bn, pool, drop, res, relu, flatten, gap, dense, backbone, out
+    args: tuple = ()
+    group: str = ""  # the stage or section it belongs to, for the short name
+
+
+def plan(values: Mapping[str, Any], num_classes: int = 10) -> list[Step]:
+    """The layer steps for a set of values; raises ArchitectureError if it cannot exist."""
+    v = resolve(values)
+    if v["backbone"] != "none":
+        return [Step("backbone", (v["backbone"], v["weights"]), "b"), Step("out", (num_classes,))]
+    steps: list[Step] = []
+    for i in range(1, v["stages"] + 1):
+        steps += _stage_steps(v, i)
+    steps += _residual_steps(v)
+    steps.append(Step("gap" if v["head"] == "gap" else "flatten", (), "head"))
+    if v["head_dropout"] > 0:
+        steps.append(Step("drop", (v["head_dropout"],), "head"))
+    for i in range(1, v["dense_layers"] + 1):
+        steps.append(Step("dense", (v[f"dense_units_{i}"], v["dense_activation"]), "dense"))
+    steps.append(Step("out", (num_classes,), "out"))
+    check_spatial(steps)
+    return steps
+
+
+def _stage_steps(v: Mapping[str, Any], i: int) -> list[Step]:
+    filters, kernel, rate = v[f"filters_{i}"], v[f"kernel_{i}"], v[f"dropout_{i}"]
+    bn, pool, at_conv = v[f"batchnorm_{i}"], v[f"pool_{i}"], v["dropout_place"] == "conv"
+    group = f"s{i}"
+    steps: list[Step] = []
+    for _ in range(v[f"convs_{i}"]):
+        steps.append(Step("conv", (filters, kernel), group))
+        if bn == "conv":
+            steps.append(Step("bn", (), group))
+        if at_conv and rate > 0:
+            steps.append(Step("drop", (rate,), group))
+    if bn == "pool":
+        steps.append(Step("bn", (), group))
+    if pool:
+        steps.append(Step("pool", (), group))
+    if not at_conv and rate > 0:
+        steps.append(Step("drop", (rate,), group))
+    return steps
+
+
+def _residual_steps(v: Mapping[str, Any]) -> list[Step]:
+    final = [Step("pool", (), "res")] if v["final_pool"] else []
+    if v["res_blocks"] == 0:
+        return final
+    width = v[f"filters_{v['stages']}"]
+    args = (width, v["res_convs"], v["res_shortcut"], bool(v["res_batchnorm"]))
+    blocks = [Step("res", args, "res") for _ in range(v["res_blocks"])]
+    return blocks + [Step("relu", (), "res")] + final
+
+
+def check_spatial(steps: list[Step]) -> None:
+    size = INPUT_SHAPE[0]
+    pools = 0
+    for step in steps:
+        if step.op == "pool":
+            pools += 1
+            if size < 2:
+                raise ArchitectureError(
+                    f"This architecture pools {pools} times, but a 28x28 image is down to "
+                    f"{size}x{size} after {pools - 1} 2x2 pools: at most 4 pools fit. Reduce "
+                    "'stages', or set some 'pool_<i>' or 'final_pool' to false."
+                )
+            size //= 2
+
+
+def short_name(values: Mapping[str, Any], num_classes: int = 10) -> str:
+    """A compact architecture string, e.g. ``C64-P-D.25 | C128-BN-P-D.25 | F | D128-D64 | ...``."""
+    v = resolve(values)
+    groups: list[tuple[str, list[str]]] = []
+    for step in plan(v, num_classes):
+        if step.op == "out":
+            continue
+        if not groups or groups[-1][0] != step.group:
+            groups.append((step.group, []))
+        groups[-1][1].append(_token(step))
+    protocol = f"{v['optimizer']} {_num(v['learning_rate'])} x{_num(v['lr_decay'])} b{v['batch_size']}"
+    if v["l2"]:
+        protocol += f" l2={_num(v['l2'])}"
+    return " | ".join(["-".join(tokens) for _, tokens in groups] + [protocol])
+
+
+def _token(step: Step) -> str:
+    a = step.args
+    return {
+        "conv": lambda: f"C{a[0]}" + (f"k{a[1]}" if a and a[1] != 3 else ""),
+        "bn": lambda: "BN",
+        "pool": lambda: "P",
+        "drop": lambda: "D" + _num(a[0]) if a else "D",
+        "res": lambda: f"R{a[0]}x{a[1]}" + ("p" if a[2] == "projection" else "") + ("bn" if a[3] else ""),
+        "relu": lambda: "relu",
+        "flatten": lambda: "F",
+        "gap": lambda: "GAP",
+        "dense": lambda: f"D{a[0]}" + ("" if a[1] == "relu" else f"{a[1]}"),
+        "backbone": lambda: f"{a[0]}({a[1]})",
+        "out": lambda: f"out{a[0]}",
+    }[step.op]()
+
+
+def _num(x: float) -> str:
+    if isinstance(x, float) and 0 < x < 1 and x >= 0.01:
+        return f"{x:.2f}".rstrip("0").lstrip("0") or "0"
+    if isinstance(x, float) and x < 0.01 and x != 0:
+        return f"{x:.0e}".replace("e-0", "e-")
+    return f"{x:g}"
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def build_model(values: Mapping[str, Any], num_classes: int = 10, compile: bool = True,
+                weights_path: str | None = None):
+    """Build (and compile) the Keras model for a set of hyperparameter values."""
+    import keras
+
+    v = resolve(values)
+    steps = plan(v, num_classes)
+    reg = keras.regularizers.L2(v["l2"]) if v["l2"] else None
+    inputs = keras.Input(INPUT_SHAPE)
+    x = inputs
+    for step in steps:
+        x = _apply(step, x, reg, weights_path)
+    model = keras.Model(inputs, x, name="fmnist")
+    if compile:
+        model.compile(optimizer=make_optimizer(v), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    return model
+
+
+def _apply(step: Step, x, reg, weights_path: str | None):
+    from keras import layers
+
+    a = step.args
+    if step.op == "conv":
+        return layers.Conv2D(a[0], a[1], padding="same", activation="relu",
+                             kernel_regularizer=reg)(x)
+    if step.op == "bn":
+        return layers.BatchNormalization()(x)
+    if step.op == "pool":
+        return layers.MaxPooling2D(2)(x)
+    if step.op == "drop":
+        return layers.Dropout(a[0])(x)
+    if step.op == "res":
+        return _residual_block(x, *a, reg=reg)
+    if step.op == "relu":
+        return layers.Activation("relu")(x)
+    if step.op == "flatten":
+        return layers.Flatten()(x)
+    if step.op == "gap":
+        return layers.GlobalAveragePooling2D()(x)
+    if step.op == "dense":
+        return layers.Dense(a[0], activation=a[1])(x)
+    if step.op == "backbone":
+        return _backbone(x, a[1], weights_path)
+    if step.op == "out":
+        return layers.Dense(a[0], activation="softmax", kernel_regularizer=reg,
+                            dtype="float32")(x)
+    raise ValueError(step.op)
+
+
+def _residual_block(x, filters: int, convs: int, shortcut: str, batchnorm: bool, reg):
+    """Pre-activation block (He et al. 2016): [BN] -> relu -> conv, repeated, plus a shortcut."""
+    from keras import layers
+
+    h = x
+    for _ in range(convs):
+        if batchnorm:
+            h = layers.BatchNormalization()(h)
+        h = layers.Activation("relu")(h)
+        h = layers.Conv2D(filters, 3, padding="same", kernel_regularizer=reg)(h)
+    if shortcut == "projection" or x.shape[-1] != filters:
+        x = layers.Conv2D(filters, 1, padding="same")(x)
+    return layers.Add()([x, h])
+
+
+def _backbone(x, weights: str, weights_path: str | None):
+    import keras
+    from keras import layers
+
+    from fmnist_search.pretrained import resolve_weights
+
+    rgb = layers.Concatenate()([x, x, x])
+    net = keras.applications.ResNet50(
+        include_top=False, pooling="avg", input_shape=(None, None, 3),
+        weights=resolve_weights(weights, weights_path),
+    )
+    return net(rgb)
+
+
+def make_optimizer(v: Mapping[str, Any]):
+    import keras
+
+    lr = v["learning_rate"]
+    if v["optimizer"] == "adam":
+        return keras.optimizers.Adam(lr, beta_1=v["beta_1"], beta_2=v["beta_2"])
+    if v["optimizer"] == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9)

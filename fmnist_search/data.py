@@ -1,0 +1,470 @@
+"""Finding, verifying, loading and splitting Fashion-MNIST.
+
+The four IDX files are checked by the SHA-256 of their *decompressed* content, not of the
+``.gz`` wrapper: Debian's package recompresses the official files (different gzip bytes, same
+images), and a content hash accepts every faithful copy while still catching any truncation or
+corruption. The hash is computed during the one decompression that loading needs anyway.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import urllib.request
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_search.errors import UserError
+
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+IMAGE_SHAPE = (28, 28)
+N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    name: str
+    content_sha256: str
+    shape: tuple[int, ...]
+
+
+FILES: dict[str, IdxFile] = {
+    "train_images": IdxFile(
+        "train-images-idx3-ubyte.gz",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        (60000, 28, 28),
+    ),
+    "train_labels": IdxFile(
+        "train-labels-idx1-ubyte.gz",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        (60000,),
+    ),
+    "test_images": IdxFile(
+        "t10k-images-idx3-ubyte.gz",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        (10000, 28, 28),
+    ),
+    "test_labels": IdxFile(
+        "t10k-labels-idx1-ubyte.gz",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        (10000,),
+    ),
+}
+
+MIRRORS: tuple[str, ...] = (
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FIX_HINT = (
+    "Delete it and run `fmnist-search data --fetch` to get a fresh copy, install Debian's "
+    "package (`apt-get install dataset-fashion-mnist`), or point --data-dir at a good copy."
+)
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def project_cache() -> Path:
+    return Path(os.environ.get("FMNIST_CACHE", "data"))
+
+
+def keras_cache() -> Path:
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return home / "datasets" / "fashion-mnist"
+
+
+def search_path(data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """Where to look, in order: explicit, project cache, Debian's package, Keras' cache."""
+    explicit = data_dir or os.environ.get("FMNIST_DATA")
+    places: list[tuple[str, Path]] = []
+    if explicit:
+        places.append(("--data-dir" if data_dir else "FMNIST_DATA", Path(explicit)))
+    places += [
+        ("project cache", project_cache()),
+        ("Debian package dataset-fashion-mnist", DEBIAN_DIR),
+        ("Keras cache", keras_cache()),
+    ]
+    return places
+
+
+def has_all_files(directory: Path) -> bool:
+    return all((directory / f.name).is_file() for f in FILES.values())
+
+
+@dataclass(frozen=True)
+class Source:
+    label: str
+    directory: Path
+
+
+def locate(data_dir: str | Path | None = None) -> Source:
+    """The first place holding all four files; an explicit directory must hold them."""
+    places = search_path(data_dir)
+    label, first = places[0]
+    if label in ("--data-dir", "FMNIST_DATA") and not has_all_files(first):
+        missing = [f.name for f in FILES.values() if not (first / f.name).is_file()]
+        raise UserError(
+            f"{label} {first} does not hold the Fashion-MNIST files: missing "
+            f"{', '.join(missing)}. It must contain the four IDX .gz files "
+            f"({', '.join(f.name for f in FILES.values())})."
+        )
+    for label, directory in places:
+        if has_all_files(directory):
+            return Source(label, directory)
+    looked = "; ".join(f"{label}: {d}" for label, d in places)
+    raise UserError(
+        f"Fashion-MNIST was not found. Looked in {looked}. Remedies: run "
+        "`fmnist-search data --fetch` (downloads the official files into data/), install "
+        "Debian's package (`apt-get install dataset-fashion-mnist`), or pass --data-dir "
+        "DIR (or set FMNIST_DATA) to a folder holding the four IDX .gz files."
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_idx(path: Path, expected: IdxFile | None = None) -> np.ndarray:
+    """Parse one gzipped IDX file of unsigned bytes, verifying its content hash."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(
+            f"{path} is not a readable gzip file ({exc}); it is probably truncated or "
+            f"corrupted. {FIX_HINT}"
+        ) from exc
+    if expected is not None:
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest != expected.content_sha256:
+            raise UserError(
+                f"{path} failed its checksum: the SHA-256 of its decompressed content is "
+                f"{digest}, expected {expected.content_sha256}. The file is corrupted or is "
+                f"not the official {expected.name}. {FIX_HINT}"
+            )
+    array = parse_idx(raw, path)
+    if expected is not None and array.shape != expected.shape:
+        raise UserError(f"{path} holds shape {array.shape}, expected {expected.shape}. {FIX_HINT}")
+    return array
+
+
+def parse_idx(raw: bytes, path: Path | str = "<bytes>") -> np.ndarray:
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise UserError(f"{path} is not an IDX file: its first bytes are not an IDX magic number.")
+    if raw[2] != 0x08:
+        raise UserError(f"{path} holds IDX type 0x{raw[2]:02x}; only unsigned bytes (0x08) are used.")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise UserError(f"{path} has a damaged IDX header ({ndim} dimensions).")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected_bytes = int(np.prod(shape))
+    if len(raw) - header != expected_bytes:
+        raise UserError(
+            f"{path} declares shape {tuple(shape)} ({expected_bytes} bytes of data) but holds "
+            f"{len(raw) - header}: it is truncated or padded."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+@dataclass
+class RawData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    source: str
+    test_ids: np.ndarray | None = None
+
+
+def load_idx_dir(source: Source, verify: bool = True) -> RawData:
+    arrays = {
+        key: read_idx(source.directory / spec.name, spec if verify else None)
+        for key, spec in FILES.items()
+    }
+    return RawData(
+        arrays["train_images"],
+        arrays["train_labels"],
+        arrays["test_images"],
+        arrays["test_labels"],
+        source=f"{source.label}: {source.directory}",
+    )
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def fetch(cache: Path | None = None, data_dir: str | Path | None = None,
+          mirrors: Sequence[str] = MIRRORS) -> Path:
+    """Fill the project cache: copy a verified local copy, else download and verify."""
+    cache = cache or project_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    if has_all_files(cache):
+        load_idx_dir(Source("project cache", cache))
+        return cache
+    local = [d for label, d in search_path(data_dir) if d != cache and has_all_files(d)]
+    for spec in FILES.values():
+        target = cache / spec.name
+        if local:
+            read_idx(local[0] / spec.name, spec)
+            shutil.copyfile(local[0] / spec.name, target)
+        else:
+            download(spec, target, mirrors)
+    return cache
+
+
+def download(spec: IdxFile, target: Path, mirrors: Sequence[str]) -> None:
+    """Download into a temporary file, verify, then rename: no half file is ever cached."""
+    errors = []
+    for base in mirrors:
+        url = base + spec.name
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp_path, "wb") as out:
+                shutil.copyfileobj(response, out)
+            read_idx(tmp_path, spec)
+            tmp_path.replace(target)
+            return
+        except (OSError, UserError) as exc:
+            errors.append(f"{url}: {exc}")
+        finally:
+            tmp_path.unlink(missing_ok=True)
+    raise UserError(
+        f"Could not download {spec.name}: " + "; ".join(errors) + ". Without internet, install "
+        "Debian's package (`apt-get install dataset-fashion-mnist`) or copy the four files "
+        "into data/ or a folder given with --data-dir."
+    )
+
+
+# --------------------------------------------------------------------------- Kaggle CSV
+
+
+@dataclass
+class CsvData:
+    x: np.ndarray
+    y: np.ndarray | None
+    ids: np.ndarray | None
+
+
+def read_csv(path: str | Path, label_column: str = "label", id_column: str = "id",
+             require_labels: bool = True) -> CsvData:
+    """Kaggle-style CSV: an optional id column, a label column, 784 pixel columns (0-255)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"CSV file {path} does not exist.")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"{path} is not a readable CSV file: {exc}") from exc
+    columns = list(frame.columns)
+    ids = frame.pop(id_column).to_numpy() if id_column in columns else None
+    labels = frame.pop(label_column) if label_column in columns else None
+    if labels is None and require_labels:
+        raise UserError(
+            f"{path} has no '{label_column}' column; a training CSV needs one (columns found: "
+            f"{', '.join(map(str, columns[:5]))}, ...)."
+        )
+    if frame.shape[1] != N_PIXELS:
+        raise UserError(
+            f"{path} has {frame.shape[1]} pixel columns besides '{label_column}'/'{id_column}'; "
+            f"expected {N_PIXELS} (28x28)."
+        )
+    pixels = _checked_pixels(frame, path)
+    y = _checked_labels(labels, path) if labels is not None else None
+    return CsvData(pixels.reshape(-1, *IMAGE_SHAPE), y, ids)
+
+
+def _checked_pixels(frame, path: Path) -> np.ndarray:
+    import pandas as pd
+
+    numeric = frame.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna().to_numpy() | (numeric.to_numpy() < 0) | (numeric.to_numpy() > 255)
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        raise UserError(
+            f"{path} line {row + 2}, column '{frame.columns[col]}': value "
+            f"{_show(frame.iat[row, col])} is not a pixel value (a number from 0 to 255)."
+        )
+    return numeric.to_numpy().round().astype(np.uint8)
+
+
+def _checked_labels(labels, path: Path) -> np.ndarray:
+    import pandas as pd
+
+    numeric = pd.to_numeric(labels, errors="coerce")
+    valid = numeric.notna() & numeric.isin(range(len(CLASS_NAMES)))
+    if not valid.all():
+        row = int(np.nonzero(~valid.to_numpy())[0][0])
+        raise UserError(
+            f"{path} line {row + 2}: label {_show(labels.iat[row])} is not a Fashion-MNIST class "
+            f"(0-{len(CLASS_NAMES) - 1})."
+        )
+    return numeric.to_numpy().astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- preparing
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Every training command's data options; also the project's data fingerprint."""
+
+    classes: tuple[int, ...] | None = None
+    val_fraction: float = 0.2
+    subset: float = 1.0
+    seed: int = 42
+    data_dir: str | None = None
+    train_csv: str | None = None
+    test_csv: str | None = None
+
+    def fingerprint(self) -> dict:
+        return {
+            "classes": list(self.classes) if self.classes else list(range(len(CLASS_NAMES))),
+            "val_fraction": self.val_fraction,
+            "subset": self.subset,
+            "seed": self.seed,
+            "train_csv": self.train_csv,
+            "test_csv": self.test_csv,
+        }
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    class_names: list[str]
+    source: str
+    settings: DataSettings
+    test_ids: np.ndarray | None = None
+    sizes: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def fingerprint(self) -> dict:
+        return {
+            **self.settings.fingerprint(),
+            "n_train": len(self.y_train),
+            "n_val": len(self.y_val),
+            "n_test": len(self.x_test),
+        }
+
+
+def parse_classes(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise UserError(
+            f"--classes {text!r} is not a comma-separated list of class ids such as 0,2,4 "
+            f"(valid ids 0-{len(CLASS_NAMES) - 1})."
+        ) from exc
+    bad = [v for v in values if not 0 <= v < len(CLASS_NAMES)]
+    if bad or len(set(values)) != len(values) or len(values) < 2:
+        raise UserError(
+            f"--classes {text!r}: give at least two distinct ids from 0 to "
+            f"{len(CLASS_NAMES) - 1} ({', '.join(f'{i}={n}' for i, n in enumerate(CLASS_NAMES))})."
+        )
+    return values
+
+
+def load_raw(settings: DataSettings) -> RawData:
+    raw = None
+    if not settings.train_csv or not settings.test_csv:
+        raw = load_idx_dir(locate(settings.data_dir))
+    if settings.train_csv:
+        train = read_csv(settings.train_csv)
+        source = f"CSV {settings.train_csv}"
+        raw = RawData(train.x, train.y, raw.x_test if raw else None, raw.y_test if raw else None,
+                      source)
+    if settings.test_csv:
+        test = read_csv(settings.test_csv, require_labels=False)
+        raw.x_test, raw.y_test, raw.test_ids = test.x, test.y, test.ids
+        raw.source += f"; test CSV {settings.test_csv}"
+    return raw
+
+
+def prepare(settings: DataSettings, raw: RawData | None = None) -> Dataset:
+    """Select classes, take the stratified subset, split off validation, scale to [0, 1]."""
+    from sklearn.model_selection import train_test_split
+
+    _check_fractions(settings)
+    raw = raw or load_raw(settings)
+    classes = settings.classes or tuple(range(len(CLASS_NAMES)))
+    x, y = _select(raw.x_train, raw.y_train, classes)
+    if settings.subset < 1.0:
+        x, _, y, _ = train_test_split(
+            x, y, train_size=settings.subset, stratify=y, random_state=settings.seed
+        )
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x, y, test_size=settings.val_fraction, stratify=y, random_state=settings.seed
+        )
+    except ValueError as exc:
+        raise UserError(
+            f"Cannot split {len(y)} training images into train and validation with "
+            f"--subset {settings.subset} and a {settings.val_fraction} validation fraction: "
+            f"{exc}. Use a larger --subset."
+        ) from exc
+    x_test, y_test = raw.x_test, raw.y_test
+    if y_test is not None and settings.classes:
+        x_test, y_test = _select(x_test, y_test, classes)
+    return Dataset(
+        scale(x_train), y_train, scale(x_val), y_val, scale(x_test), y_test,
+        class_names=[CLASS_NAMES[c] for c in classes],
+        source=raw.source,
+        settings=settings,
+        test_ids=raw.test_ids,
+    )
+
+
+def _check_fractions(settings: DataSettings) -> None:
+    if not 0.0 < settings.subset <= 1.0:
+        raise UserError(f"--subset {settings.subset} must be a fraction in (0, 1], e.g. 0.1.")
+    if not 0.0 < settings.val_fraction < 1.0:
+        raise UserError(f"--val-fraction {settings.val_fraction} must be in (0, 1), e.g. 0.2.")
+
+
+def _select(x: np.ndarray, y: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the chosen classes and renumber them 0..k-1 in the order given."""
+    mapping = np.full(len(CLASS_NAMES), -1, dtype=np.int64)
+    mapping[list(classes)] = np.arange(len(classes))
+    keep = mapping[y] >= 0
+    return x[keep], mapping[y[keep]].astype(np.uint8)
+
+
+def scale(x: np.ndarray) -> np.ndarray:
+    return (x.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def _show(value) -> str:
+    """A cell as the user wrote it (numpy scalars print as np.int64(...) with repr)."""
+    return repr(value.item()) if isinstance(value, np.generic) else repr(value)

@@ -1,0 +1,137 @@
+"""Records -> rich tables. Nothing here trains, reads Keras Tuner internals or writes files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def layer_table(model, title: str = "") -> Table:
+    """Layer, type, output shape and parameters, like the report's model summaries."""
+    table = Table(title=title or None)
+    table.add_column("Layer (type)")
+    table.add_column("Output shape")
+    table.add_column("Param #", justify="right")
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = tuple(shape.shape) if shape is not None else "?"
+        table.add_row(f"{layer.name} ({type(layer).__name__})", str(shape).replace("None", "None"),
+                      f"{layer.count_params():,}")
+    return table
+
+
+def param_totals(trainable: int, frozen: int) -> Table:
+    table = Table(show_header=False, box=None)
+    table.add_column()
+    table.add_column(justify="right")
+    table.add_row("Total params", f"{trainable + frozen:,}")
+    table.add_row("Trainable params", f"{trainable:,}")
+    table.add_row("Non-trainable params", f"{frozen:,}")
+    return table
+
+
+def data_table(counts: Mapping[str, Sequence[int]], class_names: Sequence[str]) -> Table:
+    table = Table(title="Images per class")
+    table.add_column("class")
+    for split in counts:
+        table.add_column(split, justify="right")
+    for i, name in enumerate(class_names):
+        table.add_row(f"{i} {name}", *(f"{c[i]:,}" for c in counts.values()))
+    table.add_row("[bold]total", *(f"[bold]{sum(c):,}" for c in counts.values()))
+    return table
+
+
+def run_summary(metrics: Mapping[str, Any]) -> Table:
+    table = Table(title=f"{metrics['model']}: results")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("architecture", metrics["architecture"]),
+        ("validation accuracy", metrics["val_accuracy"]),
+        ("validation loss", metrics["val_loss"]),
+        ("test accuracy", metrics["test_accuracy"]),
+        ("test loss", metrics["test_loss"]),
+        ("params (trainable / non-trainable)",
+         f"{metrics['params']:,} ({metrics['trainable_params']:,} / "
+         f"{metrics['non_trainable_params']:,})"),
+        ("epochs", metrics["epochs"]),
+        ("seconds per epoch (median after the first)", metrics["seconds_per_epoch"]),
+        ("seconds to predict the test set", metrics["predict_seconds"]),
+        ("precision policy", metrics.get("precision")),
+        ("train / val / test images",
+         f"{metrics['n_train']:,} / {metrics['n_val']:,} / {metrics['n_test']:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, _fmt(value, 2 if "seconds" in name else 4))
+    return table
+
+
+def per_class_table(metrics: Mapping[str, Any]) -> Table:
+    table = Table(title=f"Per class ({metrics.get('per_class_split', 'test')} set)")
+    table.add_column("class")
+    for col in ("precision", "recall", "f1", "support"):
+        table.add_column(col, justify="right")
+    for name, row in metrics["per_class"].items():
+        table.add_row(name, *(_fmt(row[c], 3) for c in ("precision", "recall", "f1")),
+                      f"{row['support']:,}")
+    return table
+
+
+def confusion_table(metrics: Mapping[str, Any]) -> Table:
+    names = metrics["classes"]
+    table = Table(title=f"Confusion matrix ({metrics.get('per_class_split', 'test')} set; "
+                  "rows true, columns predicted)")
+    table.add_column("true \\ pred")
+    for i, _ in enumerate(names):
+        table.add_column(str(i), justify="right")
+    for i, row in enumerate(metrics["confusion_matrix"]):
+        cells = [f"[bold]{v}[/]" if i == j else (str(v) if v else "[dim]0[/]")
+                 for j, v in enumerate(row)]
+        table.add_row(f"{i} {names[i]}", *cells)
+    return table
+
+
+def report_comparison(metrics: Mapping[str, Any], report: Mapping[str, Any]) -> Table:
+    table = Table(title="The report said vs this run (the report used 5 classes, a Kaggle "
+                  "split and other hardware)")
+    table.add_column("measure")
+    table.add_column("report", justify="right")
+    table.add_column("this run", justify="right")
+    table.add_row("classes", _fmt(report.get("classes")), _fmt(len(metrics["classes"])))
+    table.add_row("validation accuracy", _fmt(report.get("val_accuracy")),
+                  _fmt(metrics["val_accuracy"]))
+    table.add_row("Kaggle score / test accuracy", _fmt(report.get("kaggle")),
+                  _fmt(metrics["test_accuracy"]))
+    table.add_row("seconds per epoch", _fmt(report.get("seconds_per_epoch"), 1),
+                  _fmt(metrics["seconds_per_epoch"], 1))
+    table.add_row("params", _fmt(report.get("params")), _fmt(metrics["params"]))
+    return table
+
+
+def baselines_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title="Baselines compared")
+    for col, justify in (("model", "left"), ("val acc", "right"), ("test acc", "right"),
+                         ("params", "right"), ("s/epoch", "right"), ("epochs", "right"),
+                         ("architecture", "left")):
+        table.add_column(col, justify=justify)
+    for m in sorted(rows, key=lambda m: -(m["val_accuracy"] or 0)):
+        table.add_row(m["model"], _fmt(m["val_accuracy"]), _fmt(m["test_accuracy"]),
+                      _fmt(m["params"]), _fmt(m["seconds_per_epoch"], 1), _fmt(m["epochs"]),
+                      m["architecture"])
+    return table

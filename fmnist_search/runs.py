@@ -1,0 +1,141 @@
+"""Training one configuration end to end and writing its run directory.
+
+The run directory is the contract the leaderboard, ``show`` and ``predict`` read. It is built
+under a hidden temporary name and renamed into place only when every file is written, so a
+crash or kill never leaves a directory that looks finished but is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fmnist_search import builder, plots, training
+from fmnist_search.data import Dataset
+
+RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", "model.keras")
+
+
+def results_root(option: str | None = None) -> Path:
+    return Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
+
+
+def versions() -> dict[str, str]:
+    import keras
+    import keras_tuner
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "keras-tuner": keras_tuner.__version__}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+@dataclass
+class RunSpec:
+    """What to train: a name, pinned values, and the protocol overrides for this run."""
+
+    kind: str  # "baseline" or "retrained"
+    name: str
+    values: dict[str, Any]
+    epochs: int
+    seed: int = 42
+    precision: str = "auto"
+    weights_path: str | None = None
+    patience: int | None = None
+    source: dict[str, Any] | None = None  # where the values came from (baseline file, trial)
+
+
+def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> tuple[Path, dict]:
+    """Train, evaluate and write ``parent/<run-id>/``; returns it and its metrics."""
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(spec.seed)
+    policy = training.set_precision(spec.precision)
+    started = now()
+    values = builder.resolve(spec.values)
+    model = builder.build_model(values, data.num_classes, weights_path=spec.weights_path)
+    trainable, frozen = training.count_params(model)
+    console.print(f"[bold]{spec.name}[/]: {builder.short_name(values, data.num_classes)}  "
+                  f"({trainable + frozen:,} params, {len(data.y_train):,} train / "
+                  f"{len(data.y_val):,} val images, policy {policy})")
+    from fmnist_search.progress import make_progress
+
+    with make_progress(console) as progress:
+        result = training.fit(model, values, data, spec.epochs, spec.patience, progress=progress,
+                              label=spec.name)
+    val = training.evaluate(model, data.x_val, data.y_val, data.class_names)
+    test = (training.evaluate(model, data.x_test, data.y_test, data.class_names)
+            if data.y_test is not None else None)
+    metrics = {
+        "kind": spec.kind,
+        "model": spec.name,
+        "architecture": builder.short_name(values, data.num_classes),
+        "values": spec.values,
+        "source": spec.source or {},
+        "params": trainable + frozen,
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
+        "epochs": result.epochs_trained,
+        "batch_size": int(values["batch_size"]),
+        "precision": policy,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "fit_seconds": result.fit_seconds,
+        "predict_seconds": (test or val)["predict_seconds"],
+        "val_accuracy": val["accuracy"],
+        "val_loss": val["loss"],
+        "test_accuracy": test["accuracy"] if test else None,
+        "test_loss": test["loss"] if test else None,
+        "per_class": (test or val)["per_class"],
+        "per_class_split": "test" if test else "validation",
+        "confusion_matrix": (test or val)["confusion_matrix"],
+        "val_confusion_matrix": val["confusion_matrix"],
+        "classes": data.class_names,
+        "n_train": len(data.y_train),
+        "n_val": len(data.y_val),
+        "n_test": len(data.x_test),
+        "data": data.fingerprint(),
+        "seed": spec.seed,
+        "versions": versions(),
+        "started": started,
+        "finished": now(),
+    }
+    return write_run(parent, metrics, result.history, model), metrics
+
+
+def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], model) -> Path:
+    import pandas as pd
+
+    run_id = new_run_id()
+    parent.mkdir(parents=True, exist_ok=True)
+    partial = parent / f".{run_id}.partial"
+    partial.mkdir()
+    try:
+        pd.DataFrame(history).to_csv(partial / "history.csv", index=False)
+        plots.curves(history, partial / "curves.png", metrics["model"])
+        plots.confusion(metrics["confusion_matrix"], metrics["classes"], partial / "confusion.png",
+                        f"{metrics['model']}: {metrics['per_class_split']} set")
+        model.save(partial / "model.keras")
+        (partial / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        final = parent / run_id
+        partial.rename(final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final

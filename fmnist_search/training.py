@@ -1,0 +1,208 @@
+"""The training protocol: precision, optimizer schedule, callbacks, timing, evaluation.
+
+Both a baseline run and every search trial train through :func:`fit`, so a searched variant
+and a report model are always trained and timed the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmnist_search.errors import UserError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose_policy(precision: str) -> str:
+    """Keras dtype policy for --precision; ``auto`` uses bf16 only where the CPU computes it."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r}; valid: {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return POLICIES[precision]
+    if has_gpu():
+        return "mixed_float16"
+    flags = cpu_flags()
+    if "amx_bf16" in flags or "avx512_bf16" in flags:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def set_precision(precision: str) -> str:
+    import keras
+
+    policy = choose_policy(precision)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _keras_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class NanLossError(RuntimeError):
+    """Training diverged; raised so that a search records the trial as failed, with why."""
+
+
+def make_callbacks(values: Mapping[str, Any], patience: int | None = None,
+                   extra: Sequence = ()) -> tuple[list, EpochLog]:
+    """The protocol's callbacks: per-epoch schedule, NaN guard, timing, optional early stop."""
+    import keras
+
+    lr0, decay = float(values["learning_rate"]), float(values["lr_decay"])
+    log = EpochLog()
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay**epoch),
+        NanGuard(),
+        log,
+    ]
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True))
+    return callbacks + list(extra), log
+
+
+class NanGuard(_keras_callback_base()):
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NanLossError(f"the loss became {loss} at batch {batch}: training diverged "
+                               "(try a lower learning rate)")
+
+
+class EpochLog(_keras_callback_base()):
+    """Per-epoch metrics, learning rate and wall time: the history we store and plot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, float]] = []
+        self.fit_seconds = 0.0
+        self._epoch_start = self._fit_start = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.fit_seconds += time.perf_counter() - self._fit_start
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        lr = logs.pop("learning_rate", None)
+        if lr is None:
+            lr = float(np.asarray(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}, "lr": float(lr),
+               "seconds": time.perf_counter() - self._epoch_start}
+        self.rows.append(row)
+
+    def seconds_per_epoch(self) -> float:
+        """Median over epochs after the first (which pays for tracing and warm-up)."""
+        times = [r["seconds"] for r in self.rows]
+        steady = times[1:] or times
+        return float(np.median(steady)) if steady else float("nan")
+
+
+# --------------------------------------------------------------------------- fit / evaluate
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    seconds_per_epoch: float
+    fit_seconds: float
+    epochs_trained: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def fit(model, values: Mapping[str, Any], data, epochs: int, patience: int | None = None,
+        extra_callbacks: Sequence = (), initial_epoch: int = 0, progress=None,
+        label: str = "epochs") -> FitResult:
+    """Train on the dataset's train split, validating on its validation split each epoch."""
+    callbacks, log = make_callbacks(values, patience, extra_callbacks)
+    if progress is not None:
+        from fmnist_search.progress import EpochProgress
+
+        callbacks.append(EpochProgress(progress, log, epochs, label))
+    model.fit(
+        data.x_train, data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        batch_size=int(values["batch_size"]),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    return FitResult(log.rows, log.seconds_per_epoch(), log.fit_seconds, len(log.rows))
+
+
+def predict(model, x: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    return probs, time.perf_counter() - start
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
+             batch_size: int = 512) -> dict[str, Any]:
+    """Loss, accuracy, per-class precision/recall/F1/support and the confusion matrix."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, log_loss
+
+    probs, seconds = predict(model, x, batch_size)
+    pred = probs.argmax(axis=1)
+    labels = list(range(len(class_names)))
+    report = classification_report(y, pred, labels=labels, target_names=list(class_names),
+                                   output_dict=True, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "loss": float(log_loss(y, np.clip(probs.astype(np.float64), 1e-7, 1.0), labels=labels)),
+        "per_class": {
+            name: {
+                "precision": float(report[name]["precision"]),
+                "recall": float(report[name]["recall"]),
+                "f1": float(report[name]["f1-score"]),
+                "support": int(report[name]["support"]),
+            }
+            for name in class_names
+        },
+        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "predict_seconds": seconds,
+    }
+
+
+def count_params(model) -> tuple[int, int]:
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return trainable, frozen

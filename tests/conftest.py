@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist_search import data
+
+REAL_DIR = data.DEBIAN_DIR
+HAS_REAL = data.has_all_files(REAL_DIR)
+realdata = pytest.mark.skipif(not HAS_REAL, reason="real Fashion-MNIST files not installed "
+                              "(apt-get install dataset-fashion-mnist)")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    with gzip.open(path, "wb") as fh:
+        fh.write(idx_bytes(array))
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def tiny_raw(rng) -> data.RawData:
+    """200 train and 50 test random images, classes balanced: enough to train for one epoch."""
+    y_train = np.repeat(np.arange(10, dtype=np.uint8), 20)
+    y_test = np.repeat(np.arange(10, dtype=np.uint8), 5)
+    x_train = rng.integers(0, 256, (len(y_train), 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (len(y_test), 28, 28), dtype=np.uint8)
+    return data.RawData(x_train, y_train, x_test, y_test, source="synthetic")
+
+
+@pytest.fixture
+def tiny_dataset(tiny_raw) -> data.Dataset:
+    return data.prepare(data.DataSettings(seed=1), tiny_raw)
+
+
+@pytest.fixture
+def isolated_data_env(tmp_path, monkeypatch):
+    """No data anywhere: project cache, Debian dir and Keras cache all point into tmp."""
+    monkeypatch.setenv("FMNIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("FMNIST_DATA", raising=False)
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    return tmp_path
