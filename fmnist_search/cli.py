@@ -11,7 +11,8 @@ from rich.console import Console
 
 from fmnist_search.errors import UserError
 
-console = Console()
+# Piped output (CI logs, files) gets a wide page: the leaderboard would not fit 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 

@@ -1,7 +1,123 @@
-"""Command line for searches and their results: run, leaderboard, show, retrain, predict, compare."""
+"""Command line for searches and what they found: run, leaderboard, show, retrain, predict, compare.
+
+Each command parses, loads records, and hands them to the module that does the work.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from fmnist_search.errors import UserError
+
+
+def _console():
+    from fmnist_search.cli import console
+
+    return console
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fmnist_search import data, presets, report, results, runs, space, tuning
+    from fmnist_search.cli import _positive, data_settings
+
+    console = _console()
+    for name in ("--trials", "--epochs", "--batch-size", "--factor"):
+        _positive(name, getattr(args, name.lstrip("-").replace("-", "_")))
+    sp = space.load_named(args.space)
+    preset = presets.load(args.search)
+    fixed = {"batch_size": args.batch_size} if args.batch_size else {}
+    preset = preset.with_overrides(tuner=args.tuner, trials=args.trials, epochs=args.epochs,
+                                   factor=args.factor, subset=args.subset,
+                                   patience=args.patience, precision=args.precision, fixed=fixed)
+    presets.validate(preset, "command line")
+    max_time = tuning.parse_duration(args.max_time)
+    ds = data.prepare(data_settings(args, subset=preset.subset))
+    root = runs.results_root(args.results_dir)
+    project = args.project or f"{sp.name}-{preset.tuner}"
+    req = tuning.SearchRequest(sp, preset, ds, root, project,
+                               seed=ds.settings.seed, overwrite=args.overwrite, max_time=max_time,
+                               command=" ".join(["fmnist-search", *map(shlex.quote, sys.argv[1:])]))
+    console.print(f"Project [bold]{project}[/] in {root}: space {sp.name}, {preset.tuner} tuner, "
+                  f"{preset.trials} trials, {preset.epochs} epochs max, "
+                  f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
+    try:
+        outcome = tuning.search(req, console)
+    except KeyboardInterrupt:
+        done = tuning.finished_count(root / project)
+        console.print(f"\nStopped. {done} finished trial(s) are saved in {root / project}. "
+                      "Rerun the same command to resume (the interrupted trial runs again).")
+        return 130
+    if outcome.did_nothing:
+        console.print(f"Project {project} already has {outcome.before}/{outcome.requested} "
+                      "finished trials: nothing to do. Use a larger --trials to run more, or "
+                      "--overwrite to start afresh.")
+    else:
+        ran = outcome.after - outcome.before
+        note = " (stopped by --max-time)" if outcome.stopped_for_time else ""
+        console.print(f"Ran {ran} trial(s){note}; project {project} has {outcome.after}/"
+                      f"{outcome.requested} finished.")
+    rows = results.sort_rows(results.collect(root, [project], baselines=False,
+                                             include_failed=True))
+    varying = results.varying(rows)
+    records = report.leaderboard_records(rows[: args.top], varying)
+    console.print(report.leaderboard_table(records, varying, f"Top trials of {project}"))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from fmnist_search import report, results, runs
+
+    root = runs.results_root(args.results_dir)
+    rows = results.collect(root, args.projects or None, baselines=args.baselines,
+                           include_failed=args.all)
+    if not rows:
+        raise UserError(f"Nothing to show in {root}: run `fmnist-search run` or "
+                        "`fmnist-search baseline` first.")
+    rows = results.sort_rows(rows, args.sort)
+    varying = results.varying(rows)
+    records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(records).to_csv(args.csv, index=False)
+        _console().print(f"Wrote {len(records)} rows to {args.csv}")
+    if args.json:
+        for record in records:
+            sys.stdout.write(json.dumps(record, default=str) + "\n")
+        return 0
+    _console().print(report.leaderboard_table(records, varying))
+    return 0
+
 
 def register(sub, common, dopts, topts, commands) -> None:
-    pass
+    p = sub.add_parser("run", parents=[common, dopts, topts],
+                       help="a Keras Tuner search over a space (resumable)")
+    p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
+    p.add_argument("--search", default="standard",
+                   help="search preset: quick, standard, report, or a .toml path")
+    p.add_argument("--trials", type=int, help="total trials in the project (resume adds more)")
+    p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"))
+    p.add_argument("--factor", type=int, help="Hyperband's reduction factor")
+    p.add_argument("--patience", type=int,
+                   help="early stopping on val_loss after N epochs without progress (0: off)")
+    p.add_argument("--max-time", help="stop starting trials after this long: 90s, 45m, 2h")
+    p.add_argument("--project", help="project name (default SPACE-TUNER)")
+    p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
+    p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard")
+    commands["run"] = cmd_run
+
+    p = sub.add_parser("leaderboard", parents=[common],
+                       help="trials of all (or the named) projects, with the baselines beside")
+    p.add_argument("projects", nargs="*", help="project names (default: all)")
+    p.add_argument("--top", type=int, default=20, help="rows to show (0: all)")
+    p.add_argument("--sort", default="val_accuracy", help="column to sort by")
+    p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="show the baseline runs too (default on)")
+    p.add_argument("--all", action="store_true", help="include failed and interrupted trials")
+    p.add_argument("--csv", type=Path, help="also write the rows to this CSV file")
+    p.add_argument("--json", action="store_true", help="print one JSON object per row instead")
+    commands["leaderboard"] = cmd_leaderboard

@@ -20,6 +20,8 @@ from rich.progress import (
 
 from fmnist_search.training import EpochLog, _keras_callback_base
 
+BATCH_EVERY = 25
+
 
 def make_progress(console: Console) -> Progress:
     return Progress(
@@ -50,8 +52,9 @@ class EpochProgress(_keras_callback_base()):
     """Drives an epochs bar and a batches bar on a shared rich Progress."""
 
     def __init__(self, progress: Progress, log: EpochLog, epochs: int, label: str = "epochs",
-                 print_epochs: bool = True) -> None:
+                 print_epochs: bool = True, keep: bool = True) -> None:
         super().__init__()
+        self.keep = keep
         self.log = log
         self.progress = progress
         self.epochs = epochs
@@ -67,9 +70,11 @@ class EpochProgress(_keras_callback_base()):
         self.progress.update(self.batch_task, completed=0)
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        status = f"loss {float(loss):.4f}" if loss is not None else ""
-        self.progress.update(self.batch_task, completed=batch + 1, status=status)
+        # Reading the loss forces a sync with the training step, so only now and then.
+        if batch % BATCH_EVERY == 0:
+            loss = (logs or {}).get("loss")
+            status = f"loss {float(loss):.4f}" if loss is not None else ""
+            self.progress.update(self.batch_task, completed=batch + 1, status=status)
 
     def on_epoch_end(self, epoch, logs=None):
         row = self.log.rows[-1]
@@ -80,3 +85,6 @@ class EpochProgress(_keras_callback_base()):
 
     def on_train_end(self, logs=None):
         self.progress.update(self.batch_task, visible=False)
+        if not self.keep:  # a search shows one trial's bars at a time
+            self.progress.remove_task(self.batch_task)
+            self.progress.remove_task(self.epoch_task)

@@ -135,3 +135,54 @@ def baselines_table(rows: Sequence[Mapping[str, Any]]) -> Table:
                       _fmt(m["params"]), _fmt(m["seconds_per_epoch"], 1), _fmt(m["epochs"]),
                       m["architecture"])
     return table
+
+
+LEADERBOARD_COLUMNS = ("rank", "project", "trial", "status", "val_accuracy", "val_loss",
+                       "test_accuracy", "params", "seconds_per_epoch", "epochs", "architecture")
+
+
+def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str]) -> list[dict]:
+    """Flat rows (one per trial or baseline) for the table, CSV and JSON alike."""
+    out = []
+    for rank, row in enumerate(rows, start=1):
+        record = {"rank": rank, **{c: row.get(c) for c in LEADERBOARD_COLUMNS[1:]}}
+        record["kind"] = row["kind"]
+        record["reason"] = row.get("reason", "")
+        for name in varying:
+            record[name] = row["values"].get(name)
+        out.append(record)
+    return out
+
+
+MAX_TABLE_HPS = 4
+
+
+def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[str],
+                      title: str = "Leaderboard") -> Table:
+    """Varying hyperparameters get columns when there are few; the architecture string names
+    all of them anyway, and --csv / --json always carry every one."""
+    if len(varying) > MAX_TABLE_HPS:
+        title += f" ({len(varying)} hyperparameters vary: see the architecture, or --csv/--json)"
+        varying = []
+    table = Table(title=title)
+    heads = {"rank": "#", "val_accuracy": "val acc", "val_loss": "val loss",
+             "test_accuracy": "test acc", "seconds_per_epoch": "s/epoch"}
+    for col in LEADERBOARD_COLUMNS:
+        justify = "left" if col in ("project", "trial", "status", "architecture") else "right"
+        table.add_column(heads.get(col, col), justify=justify, no_wrap=col != "architecture",
+                         min_width=24 if col == "architecture" else None)
+    for name in varying:
+        table.add_column(name, justify="right")
+    for r in records:
+        style = "bold cyan" if r["kind"] == "baseline" else ("yellow" if r["kind"] == "retrained"
+                                                             else None)
+        status = "done" if r["kind"] == "trial" else r["kind"]
+        if r["status"] != "COMPLETED":
+            status = f"[red]{r['status']}[/]: {r['reason']}"
+        cells = [str(r["rank"]), r["project"], str(r["trial"]), status,
+                 _fmt(r["val_accuracy"]), _fmt(r["val_loss"]), _fmt(r["test_accuracy"]),
+                 _fmt(r["params"]), _fmt(r["seconds_per_epoch"], 1), _fmt(r["epochs"]),
+                 r["architecture"] or ""]
+        cells += [_fmt(r.get(name), 4) for name in varying]
+        table.add_row(*cells, style=style)
+    return table

@@ -78,8 +78,8 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
     from fmnist_search.progress import make_progress
 
     with make_progress(console) as progress:
-        result = training.fit(model, values, data, spec.epochs, spec.patience, progress=progress,
-                              label=spec.name)
+        result = training.fit(model, values, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                              spec.epochs, spec.patience, progress=progress, label=spec.name)
     val = training.evaluate(model, data.x_val, data.y_val, data.class_names)
     test = (training.evaluate(model, data.x_test, data.y_test, data.class_names)
             if data.y_test is not None else None)

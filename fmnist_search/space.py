@@ -171,8 +171,8 @@ def load_space(path: Path, name: str | None = None) -> Space:
         if not isinstance(data.get(table, {}), dict):
             raise UserError(f"{path}: '{table}' must be a table of [{table}.NAME] entries.")
     entries: list[Entry] = []
-    for name, raw in data.get("hp", {}).items():
-        entries.append(_entry(path, f"hp.{name}", name, raw, entries))
+    for hp_name, raw in data.get("hp", {}).items():
+        entries.append(_entry(path, f"hp.{hp_name}", hp_name, raw, entries))
     stages = next((e for e in entries if e.name == "stages"), None)
     for base, raw in data.get("stage", {}).items():
         entries += _stage_entries(path, base, raw, stages, entries)

@@ -95,10 +95,12 @@ def make_callbacks(values: Mapping[str, Any], patience: int | None = None,
 
 
 class NanGuard(_keras_callback_base()):
-    def on_batch_end(self, batch, logs=None):
+    """Checked once per epoch: reading the loss every batch would force a device sync per step."""
+
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise NanLossError(f"the loss became {loss} at batch {batch}: training diverged "
+            raise NanLossError(f"the loss became {loss} in epoch {epoch + 1}: training diverged "
                                "(try a lower learning rate)")
 
 
@@ -148,18 +150,19 @@ class FitResult:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def fit(model, values: Mapping[str, Any], data, epochs: int, patience: int | None = None,
-        extra_callbacks: Sequence = (), initial_epoch: int = 0, progress=None,
-        label: str = "epochs") -> FitResult:
-    """Train on the dataset's train split, validating on its validation split each epoch."""
+def fit(model, values: Mapping[str, Any], train: tuple, validation: tuple, epochs: int,
+        patience: int | None = None, extra_callbacks: Sequence = (), initial_epoch: int = 0,
+        progress=None, label: str = "epochs", keep_bars: bool = True) -> FitResult:
+    """Train with the protocol in ``values``, validating each epoch."""
     callbacks, log = make_callbacks(values, patience, extra_callbacks)
     if progress is not None:
         from fmnist_search.progress import EpochProgress
 
-        callbacks.append(EpochProgress(progress, log, epochs, label))
+        callbacks.append(EpochProgress(progress, log, epochs, label, print_epochs=keep_bars,
+                                       keep=keep_bars))
     model.fit(
-        data.x_train, data.y_train,
-        validation_data=(data.x_val, data.y_val),
+        *train,
+        validation_data=validation,
         batch_size=int(values["batch_size"]),
         epochs=epochs,
         initial_epoch=initial_epoch,

@@ -1,0 +1,173 @@
+"""Run and trial directories -> flat records. Read-only: no lock taken, nothing written.
+
+Keras Tuner's ``trial.json`` is the truth for a trial's status (a trial killed mid-way stays
+RUNNING there); our ``record.json`` adds timings, params and the architecture string.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BASELINES = "baselines"
+RETRAINED = "retrained"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def list_projects(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and (p / "run.json").is_file())
+
+
+def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
+    project_dir = root / project
+    run = _read_json(project_dir / "run.json") or {}
+    rows = []
+    for trial_dir in sorted(project_dir.glob("trial_*")):
+        trial = _read_json(trial_dir / "trial.json")
+        if trial is None:
+            continue
+        record = _read_json(trial_dir / "record.json") or {}
+        status = trial.get("status", "?")
+        values = trial.get("hyperparameters", {}).get("values", {})
+        row = {
+            "kind": "trial",
+            "project": project,
+            "trial": trial.get("trial_id"),
+            "status": status,
+            "val_accuracy": None,
+            "val_loss": None,
+            "test_accuracy": None,
+            "params": None,
+            "seconds_per_epoch": None,
+            "epochs": None,
+            "architecture": record.get("architecture", ""),
+            "values": {k: v for k, v in values.items() if not k.startswith("tuner/")},
+            "reason": _reason(trial, record),
+            "path": str(trial_dir),
+            "space": run.get("space_name"),
+        }
+        if status == "COMPLETED" and record.get("status") == "COMPLETED":
+            for key in ("val_accuracy", "val_loss", "params", "seconds_per_epoch", "epochs"):
+                row[key] = record.get(key)
+        rows.append(row)
+    return rows
+
+
+def _reason(trial: dict, record: dict) -> str:
+    if trial.get("status") == "RUNNING":
+        return "interrupted (will be rerun when the search resumes)"
+    if record.get("reason"):
+        return record["reason"]
+    message = (trial.get("message") or "").strip()
+    return message.splitlines()[-1] if message else ""
+
+
+def latest_runs(root: Path, kind: str) -> list[dict[str, Any]]:
+    """The newest finished run of each model under ``root/kind`` (hidden partial dirs skipped)."""
+    base = root / kind
+    rows = []
+    if not base.is_dir():
+        return rows
+    for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        runs = sorted(p for p in model_dir.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+        if not runs:
+            continue
+        metrics = _read_json(runs[-1] / "metrics.json")
+        if metrics:
+            rows.append(run_row(metrics, runs[-1]))
+    return rows
+
+
+def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
+    source = metrics.get("source", {})
+    return {
+        "kind": metrics.get("kind", "baseline"),
+        "project": source.get("project", "(baseline)" if metrics.get("kind") == "baseline"
+                              else "(retrained)"),
+        "trial": source.get("trial", metrics["model"]),
+        "status": "COMPLETED",
+        "val_accuracy": metrics.get("val_accuracy"),
+        "val_loss": metrics.get("val_loss"),
+        "test_accuracy": metrics.get("test_accuracy"),
+        "params": metrics.get("params"),
+        "seconds_per_epoch": metrics.get("seconds_per_epoch"),
+        "epochs": metrics.get("epochs"),
+        "architecture": metrics.get("architecture", ""),
+        "values": metrics.get("values", {}),
+        "reason": "",
+        "path": str(path),
+        "model": metrics["model"],
+        "data": metrics.get("data", {}),
+    }
+
+
+def load_run(path: Path) -> dict[str, Any]:
+    metrics = _read_json(path / "metrics.json")
+    if metrics is None:
+        from fmnist_search.errors import UserError
+
+        raise UserError(f"{path} is not a finished run directory (no readable metrics.json).")
+    return metrics
+
+
+SORTABLE = ("val_accuracy", "val_loss", "test_accuracy", "params", "seconds_per_epoch", "epochs")
+
+
+def collect(root: Path, projects: list[str] | None = None, baselines: bool = True,
+            include_failed: bool = False) -> list[dict[str, Any]]:
+    """Trials of the named projects (all when none) with the baseline runs beside them."""
+    from fmnist_search.errors import UserError
+
+    known = list_projects(root)
+    if projects:
+        missing = [p for p in projects if p not in known]
+        if missing:
+            raise UserError(f"No project {', '.join(missing)} in {root}. Projects there: "
+                            f"{', '.join(known) or '(none yet: run `fmnist-search run`)'}.")
+    rows = []
+    for project in projects or known:
+        rows += trial_rows(root, project)
+    retrained = {(r["project"], r["trial"]): r for r in latest_runs(root, RETRAINED)}
+    for row in rows:
+        match = retrained.get((row["project"], row["trial"]))
+        if match:
+            row["test_accuracy"] = match["test_accuracy"]
+    if baselines:
+        rows += latest_runs(root, BASELINES)
+    if not include_failed:
+        rows = [r for r in rows if r["status"] == "COMPLETED"]
+    return rows
+
+
+def sort_rows(rows: list[dict[str, Any]], column: str = "val_accuracy") -> list[dict[str, Any]]:
+    from fmnist_search.errors import UserError
+
+    if column not in SORTABLE:
+        raise UserError(f"--sort {column!r}; valid columns: {', '.join(SORTABLE)}.")
+    descending = column in ("val_accuracy", "test_accuracy")
+    done = [r for r in rows if r.get(column) is not None]
+    rest = [r for r in rows if r.get(column) is None]
+    done.sort(key=lambda r: r[column], reverse=descending)
+    return done + rest
+
+
+def varying(rows: list[dict[str, Any]]) -> list[str]:
+    """Hyperparameters whose value differs between the trials of a project."""
+    names: dict[str, set] = {}
+    for row in rows:
+        if row["kind"] != "trial":
+            continue
+        for k, v in row["values"].items():
+            names.setdefault(k, set()).add(json.dumps(v))
+    return sorted(k for k, vs in names.items() if len(vs) > 1)
