@@ -140,6 +140,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             precision=args.precision,
             weights_path=args.weights if args.weights not in (None, "none", "imagenet") else None,
             source={"baseline": base.name, "file": str(base.path)},
+            patience=args.patience or None,
         )
         path, metrics = runs.train_run(spec, ds, root / base.name, console)
         console.print(report.run_summary(metrics))
@@ -188,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model1 .. model6, or all")
     p.add_argument("--weights", help="model5: imagenet (default), none (train from scratch), "
                    "or a path to the ResNet50 no-top weights file")
+    p.add_argument("--patience", type=int, default=0,
+                   help="early stopping on val_loss (0, the report's protocol: off)")
 
     _add_later_commands(sub, common, dopts, topts)
     return parser
@@ -208,8 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        err_console.print(textwrap.fill(f"error: {exc}", width=100), markup=False,
-                          highlight=False)
+        sys.stderr.write(textwrap.fill(f"error: {exc}", width=100) + "\n")
         return 2
     except KeyboardInterrupt:
         err_console.print("Interrupted. Everything already finished is saved.")

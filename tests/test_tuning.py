@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmnist_search import results, tuning
+from fmnist_search.cli import main
+from fmnist_search.errors import UserError
+
+TINY = str(Path(__file__).with_name("tiny_space.toml"))
+
+
+@pytest.fixture
+def csv_data(tmp_path, rng):
+    """Kaggle-style CSVs (so these tests need no real data): 400 train and 50 test images."""
+    paths = []
+    for name, n in (("train.csv", 400), ("test.csv", 50)):
+        labels = np.repeat(np.arange(10), n // 10)
+        frame = pd.DataFrame(rng.integers(0, 256, (n, 784)),
+                             columns=[f"pixel{i}" for i in range(784)])
+        frame.insert(0, "label", labels)
+        frame.to_csv(tmp_path / name, index=False)
+        paths.append(str(tmp_path / name))
+    return paths
+
+
+def _args(csv_data, tmp_path, project="p", trials=3, *extra):
+    return ["run", "--space", TINY, "--tuner", "random", "--trials", str(trials),
+            "--epochs", "1", "--train-csv", csv_data[0], "--test-csv", csv_data[1],
+            "--precision", "fp32", "--project", project, "--results-dir", str(tmp_path / "res"),
+            *extra]
+
+
+def _trial_ids(root: Path, project: str, status="COMPLETED") -> list[str]:
+    return sorted(r["trial"] for r in results.trial_rows(root, project) if r["status"] == status)
+
+
+def test_run_resume_and_extend(tmp_path, csv_data, capsys):
+    root = tmp_path / "res"
+    assert main(_args(csv_data, tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "Ran 3 trial(s)" in out and "Top trials of p" in out
+    assert _trial_ids(root, "p") == ["0", "1", "2"]
+    record = json.loads((root / "p" / "trial_0" / "record.json").read_text())
+    assert 0.0 <= record["val_accuracy"] <= 1.0 and record["params"] > 0
+    assert record["epochs"] == 1 and record["seconds_per_epoch"] > 0
+    assert record["architecture"].startswith("C")
+    run = json.loads((root / "p" / "run.json").read_text())
+    assert run["space_name"] == "tiny_space" and "[stage.filters]" in run["identity"]["space"]
+    assert run["data"]["n_train"] == 160  # the standard preset takes half and "keras-tuner" in run["versions"]
+
+    mtimes = {p: p.stat().st_mtime for p in (root / "p").glob("trial_*/record.json")}
+    assert main(_args(csv_data, tmp_path)) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(_args(csv_data, tmp_path, "p", 5)) == 0
+    assert "Ran 2 trial(s)" in capsys.readouterr().out
+    assert len(_trial_ids(root, "p")) == 5
+    assert all(p.stat().st_mtime == t for p, t in mtimes.items())  # nothing repeated
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path, csv_data, capsys):
+    assert main(_args(csv_data, tmp_path, "q", 1)) == 0
+    capsys.readouterr()
+    assert main(_args(csv_data, tmp_path, "q", 1, "--val-fraction", "0.3")) == 2
+    assert "other settings" in " ".join(capsys.readouterr().err.split())
+    assert main(_args(csv_data, tmp_path, "q", 1, "--val-fraction", "0.3", "--overwrite")) == 0
+
+
+def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, csv_data, capsys, monkeypatch):
+    from fmnist_search import training
+
+    real_fit = training.fit
+    calls = {"n": 0}
+
+    def flaky_fit(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise training.NanLossError("the loss became nan in epoch 1: training diverged")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", flaky_fit)
+    assert main(_args(csv_data, tmp_path, "f", 3)) == 0
+    root = tmp_path / "res"
+    assert len(_trial_ids(root, "f")) == 2
+    failed = [r for r in results.trial_rows(root, "f") if r["status"] == "FAILED"]
+    assert len(failed) == 1 and "loss became nan" in failed[0]["reason"]
+    capsys.readouterr()
+    assert main(["leaderboard", "f", "--all", "--results-dir", str(root)]) == 0
+    assert "loss became nan" in capsys.readouterr().out
+
+
+def test_second_process_on_same_project_is_refused(tmp_path, csv_data):
+    root = tmp_path / "res"
+    with tuning.project_lock(root, "locked"):
+        proc = subprocess.run([sys.executable, "-m", "fmnist_search",
+                               *_args(csv_data, tmp_path, "locked", 1)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    err = " ".join(proc.stderr.split())
+    assert "being searched by another" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("45m", 2700), ("2h", 7200),
+                                           ("1h30m", 5400), ("15", 15)])
+def test_parse_duration(text, seconds):
+    assert tuning.parse_duration(text) == seconds
+
+
+def test_parse_duration_rejects():
+    with pytest.raises(UserError, match="--max-time"):
+        tuning.parse_duration("soon")
+
+
+def test_max_time_stops_starting_trials(tmp_path, csv_data, capsys):
+    assert main(_args(csv_data, tmp_path, "t", 10, "--max-time", "1s")) == 0
+    assert "stopped by --max-time" in capsys.readouterr().out
+    assert len(_trial_ids(tmp_path / "res", "t")) == 1
+
+
+def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, csv_data):
+    """Kill -9 after the first finished trial; the rerun completes exactly the requested count."""
+    root = tmp_path / "res"
+    cmd = [sys.executable, "-m", "fmnist_search", *_args(csv_data, tmp_path, "k", 4)]
+    cmd[cmd.index("--epochs") + 1] = "3"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not _trial_ids(root, "k"):
+        time.sleep(0.2)
+    first = _trial_ids(root, "k")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert first, "no trial finished before the deadline"
+    kept = {t: (root / "k" / f"trial_{t}" / "record.json").read_text() for t in first}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = results.trial_rows(root, "k")
+    assert sorted(r["trial"] for r in rows if r["status"] == "COMPLETED") == ["0", "1", "2", "3"]
+    for t, text in kept.items():  # finished trials were neither lost nor run again
+        assert (root / "k" / f"trial_{t}" / "record.json").read_text() == text
