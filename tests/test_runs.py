@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 
 import keras
@@ -20,7 +21,7 @@ def _spec(**kw):
 
 
 def test_train_run_writes_the_contract(tmp_path, tiny_dataset):
-    console = Console(file=open(tmp_path / "out.txt", "w"), width=120)
+    console = Console(file=io.StringIO(), width=120)
     path, metrics = runs.train_run(_spec(), tiny_dataset, tmp_path / "tiny", console)
     assert sorted(p.name for p in path.iterdir()) == sorted(runs.RUN_FILES)
     saved = json.loads((path / "metrics.json").read_text())
@@ -47,7 +48,7 @@ def test_crash_while_writing_leaves_no_finished_looking_run(tmp_path, tiny_datas
         raise OSError("disk full")
 
     monkeypatch.setattr(plots, "confusion", broken)
-    console = Console(file=open(tmp_path / "out.txt", "w"))
+    console = Console(file=io.StringIO())
     with pytest.raises(OSError, match="disk full"):
         runs.train_run(_spec(), tiny_dataset, tmp_path / "tiny", console)
     assert list((tmp_path / "tiny").iterdir()) == []
