@@ -83,7 +83,7 @@ def cmd_data(args: argparse.Namespace) -> int:
                   if not settings.train_csv else "Training images read from CSV.")
     k = ds.num_classes
     counts = {
-        "train (before split)": np.bincount(data._select(raw.x_train, raw.y_train, settings.classes
+        "train (before split)": np.bincount(data.select_classes(raw.x_train, raw.y_train, settings.classes
                                             or range(10))[1], minlength=k).tolist(),
         "train": np.bincount(ds.y_train, minlength=k).tolist(),
         "validation": np.bincount(ds.y_val, minlength=k).tolist(),

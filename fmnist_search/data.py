@@ -419,7 +419,7 @@ def prepare(settings: DataSettings, raw: RawData | None = None) -> Dataset:
     _check_fractions(settings)
     raw = raw or load_raw(settings)
     classes = settings.classes or tuple(range(len(CLASS_NAMES)))
-    x, y = _select(raw.x_train, raw.y_train, classes)
+    x, y = select_classes(raw.x_train, raw.y_train, classes)
     if settings.subset < 1.0:
         x, _, y, _ = train_test_split(
             x, y, train_size=settings.subset, stratify=y, random_state=settings.seed
@@ -436,7 +436,7 @@ def prepare(settings: DataSettings, raw: RawData | None = None) -> Dataset:
         ) from exc
     x_test, y_test = raw.x_test, raw.y_test
     if y_test is not None and settings.classes:
-        x_test, y_test = _select(x_test, y_test, classes)
+        x_test, y_test = select_classes(x_test, y_test, classes)
     return Dataset(
         scale(x_train), y_train, scale(x_val), y_val, scale(x_test), y_test,
         class_names=[CLASS_NAMES[c] for c in classes],
@@ -453,7 +453,7 @@ def _check_fractions(settings: DataSettings) -> None:
         raise UserError(f"--val-fraction {settings.val_fraction} must be in (0, 1), e.g. 0.2.")
 
 
-def _select(x: np.ndarray, y: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def select_classes(x: np.ndarray, y: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Keep the chosen classes and renumber them 0..k-1 in the order given."""
     mapping = np.full(len(CLASS_NAMES), -1, dtype=np.int64)
     mapping[list(classes)] = np.arange(len(classes))

@@ -31,7 +31,7 @@ def layer_table(model, title: str = "") -> Table:
     for layer in model.layers:
         shape = getattr(layer, "output", None)
         shape = tuple(shape.shape) if shape is not None else "?"
-        table.add_row(f"{layer.name} ({type(layer).__name__})", str(shape).replace("None", "None"),
+        table.add_row(f"{layer.name} ({type(layer).__name__})", str(shape),
                       f"{layer.count_params():,}")
     return table
 
