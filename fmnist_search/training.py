@@ -190,7 +190,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
                                    output_dict=True, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y, pred)),
-        "loss": float(log_loss(y, np.clip(probs.astype(np.float64), 1e-7, 1.0), labels=labels)),
+        "loss": float(log_loss(y, _normalised(probs), labels=labels)),
         "per_class": {
             name: {
                 "precision": float(report[name]["precision"]),
@@ -203,6 +203,12 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
         "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
         "predict_seconds": seconds,
     }
+
+
+def _normalised(probs: np.ndarray) -> np.ndarray:
+    """float64 rows summing to 1: bf16/fp32 softmax rounding would make sklearn warn."""
+    p = np.clip(probs.astype(np.float64), 1e-7, 1.0)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def count_params(model) -> tuple[int, int]:
