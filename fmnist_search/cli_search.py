@@ -93,6 +93,100 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from fmnist_search import builder, report, results, runs, training
+
+    console = _console()
+    root = runs.results_root(args.results_dir)
+    run = results.load_project(root, args.project)
+    row = results.find_trial(root, args.project, args.trial)
+    num_classes = len(run["data"]["classes"])
+    console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
+    console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
+                  f"{row['params']:,} params, {row['seconds_per_epoch']:.1f} s/epoch")
+    console.print(report.values_table(row["values"]))
+    model = builder.build_model(row["values"], num_classes, compile=False)
+    console.print(report.layer_table(model, "Layers"))
+    console.print(report.param_totals(*training.count_params(model)))
+    console.print(report.history_table(results.trial_history(row)))
+    files = sorted(p.name for p in Path(row["path"]).iterdir())
+    console.print(f"Files: {row['path']} ({', '.join(files)})")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from fmnist_search import data, report, results, runs
+    from fmnist_search.cli import _positive
+
+    console = _console()
+    _positive("--epochs", args.epochs)
+    root = runs.results_root(args.results_dir)
+    run = results.load_project(root, args.project)
+    row = results.find_trial(root, args.project, args.trial)
+    d = run["data"]
+    settings = data.DataSettings(
+        classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
+        data_dir=args.data_dir, train_csv=d.get("train_csv"), test_csv=d.get("test_csv"))
+    ds = data.prepare(settings)
+    preset = run["preset"]
+    name = f"{args.project}-{row['trial']}"
+    spec = runs.RunSpec(
+        kind="retrained", name=name, values=row["values"],
+        epochs=args.epochs or int(preset["epochs"]), seed=d["seed"],
+        precision=args.precision or preset["precision"], patience=preset["patience"] or None,
+        source={"project": args.project, "trial": row["trial"]},
+    )
+    path, metrics = runs.train_run(spec, ds, root / results.RETRAINED / name, console)
+    console.print(report.run_summary(metrics))
+    console.print(report.per_class_table(metrics))
+    console.print(report.confusion_table(metrics))
+    console.print(f"Search said val accuracy {row['val_accuracy']:.4f} (on its data subset); "
+                  f"retrained: val {metrics['val_accuracy']:.4f}, test "
+                  f"{metrics['test_accuracy'] if metrics['test_accuracy'] is not None else '-'}")
+    console.print(f"Run directory: {path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from fmnist_search import predict, results, runs
+
+    root = runs.results_root(args.results_dir)
+    run_dir = results.find_run(root, args.model)
+    pred = predict.predict_run(run_dir, args.input, args.id_column, args.label_column,
+                               args.data_dir)
+    predict.write_csv(pred, args.out, args.id_column, args.label_column)
+    acc = pred.accuracy()
+    note = f"; accuracy against the file's labels {acc:.4f}" if acc is not None else ""
+    _console().print(f"Wrote {len(pred.labels):,} predictions from {run_dir} to {args.out}{note}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from fmnist_search import plots, results, runs
+
+    root = runs.results_root(args.results_dir)
+    rows = results.collect(root, args.projects or None, baselines=True)
+    if not rows:
+        raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
+    plots.compare(rows, args.out)
+    table = pd.DataFrame([{k: r.get(k) for k in ("kind", "project", "trial", "val_accuracy",
+                                                 "test_accuracy", "params", "seconds_per_epoch",
+                                                 "architecture")} for r in rows])
+    for key in ("params", "seconds_per_epoch"):
+        ok = table[key].notna()
+        front = plots.pareto_front(table.loc[ok, key].tolist(),
+                                   table.loc[ok, "val_accuracy"].tolist())
+        table[f"pareto_{key}"] = False
+        table.loc[table.index[ok][front], f"pareto_{key}"] = True
+    csv = args.out.with_suffix(".csv")
+    table.to_csv(csv, index=False)
+    _console().print(f"Wrote {args.out} and {csv} ({len(table)} points: "
+                     f"{int((table['kind'] == 'baseline').sum())} baselines)")
+    return 0
+
+
 def register(sub, common, dopts, topts, commands) -> None:
     p = sub.add_parser("run", parents=[common, dopts, topts],
                        help="a Keras Tuner search over a space (resumable)")
@@ -121,3 +215,34 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--csv", type=Path, help="also write the rows to this CSV file")
     p.add_argument("--json", action="store_true", help="print one JSON object per row instead")
     commands["leaderboard"] = cmd_leaderboard
+
+    p = sub.add_parser("show", parents=[common], help="one trial: values, layers, history, files")
+    p.add_argument("project")
+    p.add_argument("trial", nargs="?", default="best", help="trial id or best (default)")
+    commands["show"] = cmd_show
+
+    p = sub.add_parser("retrain", parents=[common],
+                       help="train a trial's configuration on the whole training split")
+    p.add_argument("project")
+    p.add_argument("--trial", default="best", help="trial id or best (default)")
+    p.add_argument("--epochs", type=int, help="default: the search's epochs per trial")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="default: the search's")
+    p.add_argument("--data-dir", help="folder with the IDX files")
+    commands["retrain"] = cmd_retrain
+
+    p = sub.add_parser("predict", parents=[common],
+                       help="predictions of a trained run as an id,label CSV")
+    p.add_argument("model", help="a run directory, a baseline name, or PROJECT-TRIAL (retrained)")
+    p.add_argument("--input", help="Kaggle-style CSV (default: the official test set)")
+    p.add_argument("--out", type=Path, default=Path("submission.csv"))
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--data-dir", help="folder with the IDX files (when no --input)")
+    commands["predict"] = cmd_predict
+
+    p = sub.add_parser("compare", parents=[common],
+                       help="accuracy vs params and vs s/epoch for trials and baselines")
+    p.add_argument("projects", nargs="*")
+    p.add_argument("--out", type=Path, default=Path("compare.png"))
+    commands["compare"] = cmd_compare

@@ -53,3 +53,47 @@ def confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+    """Indices of points no other point beats on both (lower cost, higher accuracy)."""
+    order = sorted(range(len(cost)), key=lambda i: (cost[i], -accuracy[i]))
+    front, best = [], float("-inf")
+    for i in order:
+        if accuracy[i] > best:
+            front.append(i)
+            best = accuracy[i]
+    return front
+
+
+def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
+    """Validation accuracy vs parameters and vs seconds per epoch, Pareto fronts drawn."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, (key, label, log) in zip(axes, (("params", "parameters", True),
+                                            ("seconds_per_epoch", "seconds per epoch", False)),
+                                     strict=True):
+        pts = [p for p in points if p.get(key) and p.get("val_accuracy") is not None]
+        trials = [p for p in pts if p["kind"] != "baseline"]
+        bases = [p for p in pts if p["kind"] == "baseline"]
+        for project in sorted({p["project"] for p in trials}):
+            mine = [p for p in trials if p["project"] == project]
+            ax.scatter([p[key] for p in mine], [p["val_accuracy"] for p in mine], s=22,
+                       alpha=0.75, label=f"trials: {project}")
+        ax.scatter([p[key] for p in bases], [p["val_accuracy"] for p in bases], marker="*",
+                   s=160, c="crimson", edgecolors="black", label="report baselines", zorder=3)
+        for p in bases:
+            ax.annotate(p["trial"], (p[key], p["val_accuracy"]), textcoords="offset points",
+                        xytext=(6, -10), fontsize=9)
+        front = pareto_front([p[key] for p in pts], [p["val_accuracy"] for p in pts])
+        ax.step([pts[i][key] for i in front], [pts[i]["val_accuracy"] for i in front],
+                where="post", color="grey", linestyle="--", label="Pareto front")
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("validation accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or "accuracy vs cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -186,3 +186,25 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         cells += [_fmt(r.get(name), 4) for name in varying]
         table.add_row(*cells, style=style)
     return table
+
+
+def values_table(values: Mapping[str, Any], title: str = "Hyperparameters") -> Table:
+    table = Table(title=title)
+    table.add_column("name")
+    table.add_column("value", justify="right")
+    for name in sorted(values):
+        table.add_row(name, _fmt(values[name], 6) if isinstance(values[name], float)
+                      else str(values[name]))
+    return table
+
+
+def history_table(rows: Sequence[Mapping[str, Any]], title: str = "History") -> Table:
+    table = Table(title=title)
+    cols = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*(str(row[c]) if c == "epoch" else
+                        (f"{row[c]:.2e}" if c == "lr" else _fmt(row.get(c), 2 if c == "seconds"
+                                                               else 4)) for c in cols))
+    return table

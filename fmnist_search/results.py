@@ -171,3 +171,54 @@ def varying(rows: list[dict[str, Any]]) -> list[str]:
         for k, v in row["values"].items():
             names.setdefault(k, set()).add(json.dumps(v))
     return sorted(k for k, vs in names.items() if len(vs) > 1)
+
+
+def load_project(root: Path, project: str) -> dict[str, Any]:
+    from fmnist_search.errors import UserError
+
+    run = _read_json(root / project / "run.json")
+    if run is None:
+        raise UserError(f"No project '{project}' in {root}. Projects there: "
+                        f"{', '.join(list_projects(root)) or '(none)'}.")
+    return run
+
+
+def find_trial(root: Path, project: str, trial: str = "best") -> dict[str, Any]:
+    """One finished trial's row (with its values), by id or the best by validation accuracy."""
+    from fmnist_search.errors import UserError
+
+    load_project(root, project)
+    rows = [r for r in trial_rows(root, project) if r["status"] == "COMPLETED"]
+    if not rows:
+        raise UserError(f"Project '{project}' has no finished trial yet.")
+    if trial == "best":
+        return sort_rows(rows)[0]
+    for row in rows:
+        if row["trial"] == trial or row["trial"].lstrip("0") == trial.lstrip("0"):
+            return row
+    raise UserError(f"Project '{project}' has no finished trial '{trial}'. Finished trials: "
+                    f"{', '.join(r['trial'] for r in rows)} (or use 'best').")
+
+
+def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
+    record = _read_json(Path(row["path"]) / "record.json") or {}
+    return record.get("history", [])
+
+
+def find_run(root: Path, name: str) -> Path:
+    """A run directory from a path, a baseline name, or a retrained PROJECT-TRIAL name."""
+    from fmnist_search.errors import UserError
+
+    path = Path(name)
+    if (path / "model.keras").is_file():
+        return path
+    for kind in (BASELINES, RETRAINED):
+        base = root / kind / name
+        runs = sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith(".")
+                      and (p / "model.keras").is_file()) if base.is_dir() else []
+        if runs:
+            return runs[-1]
+    known = [f"{kind}/{p.name}" for kind in (BASELINES, RETRAINED)
+             for p in sorted((root / kind).glob("*")) if p.is_dir()]
+    raise UserError(f"'{name}' is neither a run directory (holding model.keras) nor a trained "
+                    f"model in {root}. Trained: {', '.join(known) or '(none yet)'}.")
