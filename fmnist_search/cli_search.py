@@ -58,6 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         ran = outcome.after - outcome.before
         note = " (stopped by --max-time)" if outcome.stopped_for_time else ""
+        if outcome.exhausted:
+            note = (f" (the {preset.tuner} tuner had nothing more to propose: Hyperband runs a "
+                    "fixed set of brackets; raise --epochs or use another tuner for more)"
+                    if preset.tuner == "hyperband" else " (the tuner had nothing more to propose)")
         console.print(f"Ran {ran} trial(s){note}; project {project} has {outcome.after}/"
                       f"{outcome.requested} finished.")
     rows = results.sort_rows(results.collect(root, [project], baselines=False,

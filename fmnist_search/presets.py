@@ -24,6 +24,7 @@ class Preset:
     trials: int = 20
     epochs: int = 8
     factor: int = 3
+    iterations: int = 1  # Hyperband's hyperband_iterations
     subset: float = 1.0
     patience: int = 2
     precision: str = "auto"
@@ -52,7 +53,8 @@ def parse(path: Path, data: dict) -> Preset:
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; a preset has "
                         f"{', '.join(sorted([*SCALARS, 'fixed']))}.")
-    checks = {"trials": int, "epochs": int, "factor": int, "patience": int, "subset": (int, float)}
+    checks = {"trials": int, "epochs": int, "factor": int, "iterations": int, "patience": int,
+              "subset": (int, float)}
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
@@ -75,8 +77,9 @@ def validate(preset: Preset, where: str) -> None:
     if preset.trials < 1 or preset.epochs < 1:
         raise UserError(f"{where}: trials ({preset.trials}) and epochs ({preset.epochs}) must be "
                         "at least 1.")
-    if preset.tuner == "hyperband" and preset.factor < 2:
-        raise UserError(f"{where}: Hyperband's factor must be at least 2 (got {preset.factor}).")
+    if preset.tuner == "hyperband" and (preset.factor < 2 or preset.iterations < 1):
+        raise UserError(f"{where}: Hyperband's factor must be at least 2 and its iterations at least 1 "
+                        f"(got {preset.factor}, {preset.iterations}).")
     if not 0 < preset.subset <= 1:
         raise UserError(f"{where}: subset {preset.subset} must be a fraction in (0, 1].")
     if preset.patience < 0:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,7 +215,8 @@ def make_tuner(space: Space, preset: Preset, data: Dataset, directory: Path, pro
         directory=str(directory), project_name=project, overwrite=False,
     )
     if preset.tuner == "hyperband":
-        tuner = cls(max_epochs=preset.epochs, factor=preset.factor, **common)
+        tuner = cls(max_epochs=preset.epochs, factor=preset.factor,
+                    hyperband_iterations=preset.iterations, **common)
         tuner.oracle.max_trials = preset.trials
     elif preset.tuner == "bayesian":
         initial = max(3, min(10, preset.trials // 4))  # KT's default (3 x dims) is ~100 here
@@ -262,6 +264,7 @@ def project_lock(root: Path, project: str):
 def run_identity(req: SearchRequest) -> dict[str, Any]:
     """What must not change between resumes of one project."""
     return {"space": req.space.text, "data": req.data.fingerprint(), "tuner": req.preset.tuner,
+            "factor": req.preset.factor, "iterations": req.preset.iterations,
             "fixed": req.preset.fixed, "patience": req.preset.patience,
             "epochs": req.preset.epochs, "seed": req.seed}
 
@@ -314,6 +317,7 @@ class SearchOutcome:
     requested: int
     stopped_for_time: bool
     did_nothing: bool
+    exhausted: bool = False  # the oracle had nothing more to propose (e.g. Hyperband's brackets)
 
 
 def search(req: SearchRequest, console: Console) -> SearchOutcome:
@@ -334,6 +338,9 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
                            req.seed)
         tuner.deadline = time.time() + req.max_time if req.max_time else None
         kwargs = {} if req.preset.tuner == "hyperband" else {"epochs": req.preset.epochs}
+        # Hyperband reloads a previous round's weights into a freshly compiled model, whose
+        # optimizer has no slots yet; Keras warns about that on every such trial.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         with display.progress:
             try:
                 tuner.search(req.data.x_train, req.data.y_train,
@@ -350,5 +357,6 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
                 ) from exc
         after = finished_count(project_dir)
         return SearchOutcome(project_dir, before, after, req.preset.trials,
-                             tuner.stopped_for_time, False)
+                             tuner.stopped_for_time, False,
+                             exhausted=not tuner.stopped_for_time and after < req.preset.trials)
 
