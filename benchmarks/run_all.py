@@ -1,0 +1,14 @@
+"""Run every benchmark in turn (about 30-40 minutes on a 2-core CPU); results in results/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("bench_epoch.py", "bench_overhead.py", "bench_memory.py",
+               "bench_time_to_target.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)
