@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 import warnings
 from contextlib import contextmanager
@@ -48,6 +49,51 @@ def parse_duration(text: str | None) -> float | None:
     return h * 3600 + m * 60 + s
 
 
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+class Interrupt:
+    """Ctrl-C that cannot be lost.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be; when that is a
+    weakref callback inside the garbage collection Keras runs between trials, Python prints
+    "Exception ignored" and carries on. So the handler also sets a flag, which the search checks
+    at every epoch end and trial start.
+    """
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.requested = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible():
+    Interrupt.requested = False
+    previous = signal.signal(signal.SIGINT, Interrupt.handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_callback():
+    import keras
+
+    class InterruptCheck(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            Interrupt.check()
+
+    return InterruptCheck()
+
+
 # --------------------------------------------------------------------------- hypermodel
 
 
@@ -77,7 +123,7 @@ class SearchHyperModel(kt.HyperModel):
         try:
             result = training.fit(
                 model, values, (x, y), validation_data, epochs, self.patience,
-                extra_callbacks=callbacks, initial_epoch=initial_epoch,
+                extra_callbacks=[*callbacks, _interrupt_callback()], initial_epoch=initial_epoch,
                 progress=self.display.progress, label="  epochs", keep_bars=False,
             )
         except training.NanLossError as exc:
@@ -134,6 +180,7 @@ class RecordingMixin:
     total = 0
 
     def run_trial(self, trial, *args, **kwargs):
+        Interrupt.check()
         number = len([t for t in self.oracle.trials.values() if t.status in FINISHED]) + 1
         values = {k: v for k, v in trial.hyperparameters.values.items()}
         self.display.trial_begin(trial.trial_id, number, self.total, _safe_name(values))
@@ -341,7 +388,7 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
         # Hyperband reloads a previous round's weights into a freshly compiled model, whose
         # optimizer has no slots yet; Keras warns about that on every such trial.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        with display.progress:
+        with display.progress, interruptible():
             try:
                 tuner.search(req.data.x_train, req.data.y_train,
                              validation_data=(req.data.x_val, req.data.y_val), verbose=0,

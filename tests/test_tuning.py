@@ -146,3 +146,20 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, csv_data):
     assert sorted(r["trial"] for r in rows if r["status"] == "COMPLETED") == ["0", "1", "2", "3"]
     for t, text in kept.items():  # finished trials were neither lost nor run again
         assert (root / "k" / f"trial_{t}" / "record.json").read_text() == text
+
+
+def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path, csv_data):
+    root = tmp_path / "res"
+    cmd = [sys.executable, "-m", "fmnist_search", *_args(csv_data, tmp_path, "c", 20)]
+    cmd[cmd.index("--epochs") + 1] = "3"
+    # A shell's background jobs inherit an ignored SIGINT; give the child the normal handler.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 180
+    while time.time() < deadline and not _trial_ids(root, "c"):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Rerun the same command to resume" in " ".join(out.split())
+    assert len(_trial_ids(root, "c")) >= 1

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from fmnist_search import catalog, presets
+from fmnist_search.errors import UserError
+
+
+@pytest.mark.parametrize("name", catalog.list_presets())
+def test_shipped_presets_load(name):
+    preset = presets.load(name)
+    assert preset.tuner in presets.TUNERS and preset.trials >= 1
+
+
+def test_report_preset_pins_the_report_protocol():
+    fixed = presets.load("report").fixed
+    assert fixed == {"optimizer": "adam", "learning_rate": 0.001, "beta_1": 0.9,
+                     "beta_2": 0.999, "lr_decay": 0.9, "batch_size": 128}
+    assert presets.load("report").epochs == 40
+
+
+def test_command_line_overrides_win():
+    preset = presets.load("quick").with_overrides(tuner="random", epochs=None, trials=4,
+                                                   fixed={"batch_size": 64})
+    assert (preset.tuner, preset.epochs, preset.trials) == ("random", 3, 4)
+    assert preset.fixed == {"batch_size": 64}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('tuner = "grid"\n', "tuner = 'grid'"),
+        ("trials = 0\n", "must be at least 1"),
+        ('epochs = "ten"\n', "epochs = 'ten' must be a number"),
+        ("speed = 3\n", r"unknown key\(s\) speed"),
+        ("[fixed]\nlearning_rate = 5.0\n", r"\[fixed\] learning_rate: 5.0 is outside"),
+        ("[fixed]\nwarp = 1\n", r"\[fixed\] warp: 'warp' is not a hyperparameter"),
+        ("subset = 1.5\n", "subset 1.5 must be a fraction"),
+    ],
+)
+def test_bad_preset_names_file_and_key(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        presets.load(str(path))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--space", "vgg"], "Valid names: cnn, resnet"),
+        (["run", "--search", "fast"], "Valid names: quick, report, standard"),
+        (["run", "--trials", "0"], "--trials 0 must be a positive"),
+        (["run", "--max-time", "soon"], "--max-time 'soon'"),
+        (["run", "--classes", "3"], "--classes '3'"),
+        (["leaderboard", "--sort", "colour", "--results-dir", "/nonexistent"], "Nothing to show"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_paragraph(argv, message, capsys):
+    from fmnist_search.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()) and "Traceback" not in err
