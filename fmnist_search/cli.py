@@ -124,6 +124,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     models = [baselines.load(n) for n in names]
     _positive("--epochs", args.epochs)
     _positive("--batch-size", args.batch_size)
+    if args.weights in (None, "imagenet") and any(
+            b.values.get("weights") == "imagenet" for b in models):
+        from fmnist_search.pretrained import resolve_weights
+
+        resolve_weights("imagenet")  # fail before training anything, not after model4
     settings = data_settings(args)
     ds = data.prepare(settings)
     root = runs.results_root(args.results_dir) / "baselines"
