@@ -51,6 +51,10 @@ def epoch_line(row: dict, total: int) -> str:
 class EpochProgress(_keras_callback_base()):
     """Drives an epochs bar and a batches bar on a shared rich Progress."""
 
+    # A batch hook makes Keras read every step's logs synchronously unless the callback is
+    # declared safe to run on its dispatch thread; rich's Progress is thread-safe.
+    async_safe = True
+
     def __init__(self, progress: Progress, log: EpochLog, epochs: int, label: str = "epochs",
                  print_epochs: bool = True, keep: bool = True) -> None:
         super().__init__()
