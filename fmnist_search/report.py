@@ -138,7 +138,8 @@ def baselines_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 
 LEADERBOARD_COLUMNS = ("rank", "project", "trial", "status", "val_accuracy", "val_loss",
-                       "test_accuracy", "params", "seconds_per_epoch", "epochs", "architecture")
+                       "test_accuracy", "params", "seconds_per_epoch", "epochs", "n_train",
+                       "architecture")
 
 
 def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str]) -> list[dict]:
@@ -166,7 +167,8 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         varying = []
     table = Table(title=title)
     heads = {"rank": "#", "val_accuracy": "val acc", "val_loss": "val loss",
-             "test_accuracy": "test acc", "seconds_per_epoch": "s/epoch"}
+             "test_accuracy": "test acc", "seconds_per_epoch": "s/epoch",
+             "n_train": "train imgs"}
     for col in LEADERBOARD_COLUMNS:
         justify = "left" if col in ("project", "trial", "status", "architecture") else "right"
         table.add_column(heads.get(col, col), justify=justify, no_wrap=col != "architecture",
@@ -182,7 +184,7 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         cells = [str(r["rank"]), r["project"], str(r["trial"]), status,
                  _fmt(r["val_accuracy"]), _fmt(r["val_loss"]), _fmt(r["test_accuracy"]),
                  _fmt(r["params"]), _fmt(r["seconds_per_epoch"], 1), _fmt(r["epochs"]),
-                 r["architecture"] or ""]
+                 _fmt(r["n_train"]), r["architecture"] or ""]
         cells += [_fmt(r.get(name), 4) for name in varying]
         table.add_row(*cells, style=style)
     return table

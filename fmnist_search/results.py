@@ -53,6 +53,7 @@ def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
             "architecture": record.get("architecture", ""),
             "values": {k: v for k, v in values.items() if not k.startswith("tuner/")},
             "reason": _reason(trial, record),
+            "n_train": run.get("data", {}).get("n_train"),
             "path": str(trial_dir),
             "space": run.get("space_name"),
         }
@@ -72,8 +73,17 @@ def _reason(trial: dict, record: dict) -> str:
     return message.splitlines()[-1] if message else ""
 
 
-def latest_runs(root: Path, kind: str) -> list[dict[str, Any]]:
-    """The newest finished run of each model under ``root/kind`` (hidden partial dirs skipped)."""
+DATA_KEYS = ("classes", "val_fraction", "subset", "seed", "train_csv", "test_csv")
+
+
+def data_key(data: dict[str, Any]) -> tuple:
+    """What makes two runs' numbers comparable: the same images in the same splits."""
+    return tuple(json.dumps(data.get(k)) for k in DATA_KEYS)
+
+
+def latest_runs(root: Path, kind: str, prefer_data: tuple | None = None) -> list[dict[str, Any]]:
+    """The newest finished run of each model under ``root/kind`` (hidden partial dirs skipped);
+    with ``prefer_data``, the newest run on those data settings where a model has one."""
     base = root / kind
     rows = []
     if not base.is_dir():
@@ -81,11 +91,12 @@ def latest_runs(root: Path, kind: str) -> list[dict[str, Any]]:
     for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
         runs = sorted(p for p in model_dir.iterdir()
                       if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
-        if not runs:
+        loaded = [(p, m) for p in runs if (m := _read_json(p / "metrics.json"))]
+        if not loaded:
             continue
-        metrics = _read_json(runs[-1] / "metrics.json")
-        if metrics:
-            rows.append(run_row(metrics, runs[-1]))
+        same = [(p, m) for p, m in loaded if data_key(m.get("data", {})) == prefer_data]
+        path, metrics = (same or loaded)[-1]
+        rows.append(run_row(metrics, path))
     return rows
 
 
@@ -106,6 +117,7 @@ def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
         "architecture": metrics.get("architecture", ""),
         "values": metrics.get("values", {}),
         "reason": "",
+        "n_train": metrics.get("n_train"),
         "path": str(path),
         "model": metrics["model"],
         "data": metrics.get("data", {}),
@@ -136,15 +148,18 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
             raise UserError(f"No project {', '.join(missing)} in {root}. Projects there: "
                             f"{', '.join(known) or '(none yet: run `fmnist-search run`)'}.")
     rows = []
+    keys = set()
     for project in projects or known:
         rows += trial_rows(root, project)
+        keys.add(data_key((_read_json(root / project / "run.json") or {}).get("data", {})))
+    prefer = keys.pop() if len(keys) == 1 else None  # baselines on the search's own data
     retrained = {(r["project"], r["trial"]): r for r in latest_runs(root, RETRAINED)}
     for row in rows:
         match = retrained.get((row["project"], row["trial"]))
         if match:
             row["test_accuracy"] = match["test_accuracy"]
     if baselines:
-        rows += latest_runs(root, BASELINES)
+        rows += latest_runs(root, BASELINES, prefer)
     if not include_failed:
         rows = [r for r in rows if r["status"] == "COMPLETED"]
     return rows

@@ -112,3 +112,24 @@ def test_pareto_front():
     cost = [1, 2, 3, 4, 5]
     acc = [0.5, 0.4, 0.7, 0.6, 0.9]
     assert pareto_front(cost, acc) == [0, 2, 4]
+
+
+def test_leaderboard_prefers_baselines_on_the_projects_data(project, capsys):
+    root = project["root"]
+    (first,) = (root / "baselines" / "model1").iterdir()
+    assert main(["baseline", "model1", "--epochs", "1", "--seed", "7", "--train-csv",
+                 project["train"], "--test-csv", project["test"], "--precision", "fp32",
+                 "--results-dir", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "p", "--json", "--results-dir", str(root)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (base,) = [r for r in rows if r["kind"] == "baseline"]
+    assert base["n_train"] == 240
+    runs = sorted((root / "baselines" / "model1").iterdir())
+    assert len(runs) == 2 and runs[0] == first
+    board = project["tmp"] / "b2.csv"
+    assert main(["leaderboard", "p", "--csv", str(board), "--results-dir", str(root)]) == 0
+    from fmnist_search import results
+
+    chosen = [r for r in results.collect(root, ["p"]) if r["kind"] == "baseline"]
+    assert chosen[0]["path"] == str(first)  # same seed as the project, though older
