@@ -137,8 +137,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         values = dict(base.values)
         if args.batch_size:
             values["batch_size"] = args.batch_size
-        if args.weights and args.weights != "imagenet":
-            values["weights"] = "none" if args.weights == "none" else values.get("weights")
+        if args.weights == "none":
+            values["weights"] = "none"
         spec = runs.RunSpec(
             kind="baseline", name=base.name, values=values,
             epochs=args.epochs or int(values["epochs"]), seed=settings.seed,
@@ -148,10 +148,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             patience=args.patience or None,
         )
         path, metrics = runs.train_run(spec, ds, root / base.name, console)
-        console.print(report.run_summary(metrics))
-        console.print(report.per_class_table(metrics))
-        console.print(report.confusion_table(metrics))
-        console.print(report.report_comparison(metrics, base.report))
+        console.print(*report.run_tables(metrics), report.report_comparison(metrics, base.report))
         console.print(f"Run directory: {path}")
         finished.append(metrics)
     if len(finished) > 1:

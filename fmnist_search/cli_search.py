@@ -141,9 +141,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         source={"project": args.project, "trial": row["trial"]},
     )
     path, metrics = runs.train_run(spec, ds, root / results.RETRAINED / name, console)
-    console.print(report.run_summary(metrics))
-    console.print(report.per_class_table(metrics))
-    console.print(report.confusion_table(metrics))
+    console.print(*report.run_tables(metrics))
     console.print(f"Search said val accuracy {row['val_accuracy']:.4f} (on its data subset); "
                   f"retrained: val {metrics['val_accuracy']:.4f}, test "
                   f"{metrics['test_accuracy'] if metrics['test_accuracy'] is not None else '-'}")

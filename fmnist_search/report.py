@@ -107,6 +107,11 @@ def confusion_table(metrics: Mapping[str, Any]) -> Table:
     return table
 
 
+def run_tables(metrics: Mapping[str, Any]) -> list[Table]:
+    """What a finished training run shows: results, per-class table, confusion matrix."""
+    return [run_summary(metrics), per_class_table(metrics), confusion_table(metrics)]
+
+
 def report_comparison(metrics: Mapping[str, Any], report: Mapping[str, Any]) -> Table:
     table = Table(title="The report said vs this run (the report used 5 classes, a Kaggle "
                   "split and other hardware)")
