@@ -1,0 +1,61 @@
+"""Print the benchmark results in benchmarks/results/ as the Markdown tables of the README."""
+
+from __future__ import annotations
+
+import json
+
+from common import RESULTS
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main() -> None:
+    epoch = load("epoch_time")
+    if epoch:
+        m = epoch["machine"]
+        best = epoch["settings"]["tool_best_policy"]
+        print(f"Epoch time ({m['cpu']}, {m['cores']} cores, {epoch['settings']['n_train']:,} "
+              f"training images, batch 128, {epoch['settings']['reps']} repetitions):\n")
+        print(f"| model | plain fp32 s/epoch | tool fp32 | ratio | plain {best} | tool {best} | "
+              f"ratio | tool {best} vs plain fp32 | val acc points ({best} - fp32) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, r in epoch["models"].items():
+            s = r["seconds_per_epoch"]
+            print(f"| {name} | {s['plain/float32']:.2f} | {s['tool/float32']:.2f} | "
+                  f"{r['ratio_tool_over_plain_fp32']:.3f} | {s[f'plain/{best}']:.2f} | "
+                  f"{s[f'tool/{best}']:.2f} | {r['ratio_tool_over_plain_best']:.3f} | "
+                  f"{r['speedup_tool_auto_over_plain_fp32']:.2f}x | "
+                  f"{r['val_accuracy_points_auto_minus_fp32']:+.2f} |")
+        print()
+    over = load("trial_overhead")
+    if over:
+        print(f"Per-trial overhead ({over['settings']['trials']} trials of model1, "
+              f"{over['settings']['epochs']} epochs on {over['settings']['n_train']:,} images): "
+              f"at most {100 * over['max_overhead_fraction_per_trial']:.2f}% of a trial's wall "
+              f"time; {100 * over['search_overhead_fraction']:.2f}% of the whole search "
+              f"({over['search_wall_seconds']:.0f} s wall, {over['sum_fit_seconds']:.0f} s in "
+              "fit).\n")
+    mem = load("memory")
+    if mem:
+        rss = mem["peak_rss_mib"]
+        first, last = sorted(rss, key=int)
+        print(f"Memory: peak RSS {rss[first]:.0f} MiB after {first} trials, {rss[last]:.0f} MiB "
+              f"after {last} (ratio {mem['ratio_last_over_first']:.3f}).\n")
+    ttt = load("time_to_target")
+    if ttt:
+        print("| search | trials | wall | best val acc | best baseline (same data) | reached it |")
+        print("| --- | ---: | ---: | ---: | --- | --- |")
+        for project, r in ttt["searches"].items():
+            hit = r["reached"]
+            reached = (f"trial {hit['trial']} after {hit['seconds'] / 60:.1f} min"
+                       if hit else "not reached")
+            print(f"| {project} | {r['trials']} | {r['search_seconds'] / 60:.1f} min | "
+                  f"{r['best_val_accuracy']:.4f} | {r['target_baseline']} "
+                  f"{r['target_val_accuracy']:.4f} | {reached} |")
+
+
+if __name__ == "__main__":
+    main()
