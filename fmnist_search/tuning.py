@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -388,6 +389,8 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
         # Hyperband reloads a previous round's weights into a freshly compiled model, whose
         # optimizer has no slots yet; Keras warns about that on every such trial.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        # Every trial is a new model, so TensorFlow's "retracing" warning fires by design.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
         with display.progress, interruptible():
             try:
                 tuner.search(req.data.x_train, req.data.y_train,
