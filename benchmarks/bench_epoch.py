@@ -84,6 +84,25 @@ def run_plain(name, ds, epochs, seed):
     return timer.times, hist.history["val_accuracy"][-1]
 
 
+def run_plain_tfdata(name, ds, epochs, seed):
+    """The same plain script fed by a cached, shuffled, prefetched tf.data pipeline."""
+    import keras
+    import tensorflow as tf
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = plain_model(name, ds.num_classes)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    train = (tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train)).cache()
+             .shuffle(len(ds.y_train), seed=seed).batch(128).prefetch(tf.data.AUTOTUNE))
+    val = tf.data.Dataset.from_tensor_slices((ds.x_val, ds.y_val)).batch(128).cache()
+    timer = Timer()
+    hist = model.fit(train, epochs=epochs, verbose=0, validation_data=val,
+                     callbacks=[keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.9**e),
+                                timer.callback])
+    return timer.times, hist.history["val_accuracy"][-1]
+
+
 def run_tool(name, ds, epochs, seed):
     """The tool's own path: builder, protocol callbacks and the rich progress display."""
     import keras
@@ -146,6 +165,14 @@ def main() -> None:
         }
         print(name, {k: round(v, 3) for k, v in out["models"][name].items()
                      if isinstance(v, float)}, flush=True)
+    keras.mixed_precision.set_global_policy("float32")
+    feeds = {}
+    for rep in range(args.reps):
+        for label, fn in (("arrays", run_plain), ("tf.data", run_plain_tfdata)):
+            times, _ = fn("model1", ds, args.epochs, seed=rep)
+            feeds.setdefault(label, []).extend(times[1:])
+    out["input_path_model1_fp32"] = {k: statistics.median(v) for k, v in feeds.items()}
+    print("input path", out["input_path_model1_fp32"], flush=True)
     common.write("epoch_time", out)
 
 
