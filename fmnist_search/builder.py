@@ -43,6 +43,7 @@ DOMAINS: dict[str, Domain] = {
     "dropout": Domain("float", 0.0, 0.9, default=0.0),
     "batchnorm": Domain("choice", choices=("none", "conv", "pool"), default="none"),
     "dropout_place": Domain("choice", choices=("pool", "conv"), default="pool"),
+    "bn_momentum": Domain("float", 0.0, 0.999, default=0.99),  # Keras' default, as the report
     "res_blocks": Domain("int", 0, 6, default=0),
     "res_convs": Domain("int", 1, 2, default=2),
     "res_shortcut": Domain("choice", choices=("identity", "projection"), default="identity"),
@@ -227,7 +228,7 @@ def build_model(values: Mapping[str, Any], num_classes: int = 10, compile: bool 
     inputs = keras.Input(INPUT_SHAPE)
     x = inputs
     for step in steps:
-        x = _apply(step, x, reg, weights_path)
+        x = _apply(step, x, reg, weights_path, v["bn_momentum"])
     model = keras.Model(inputs, x, name="fmnist")
     if compile:
         model.compile(optimizer=make_optimizer(v), loss="sparse_categorical_crossentropy",
@@ -235,7 +236,7 @@ def build_model(values: Mapping[str, Any], num_classes: int = 10, compile: bool 
     return model
 
 
-def _apply(step: Step, x, reg, weights_path: str | None):
+def _apply(step: Step, x, reg, weights_path: str | None, bn_momentum: float = 0.99):
     from keras import layers
 
     a = step.args
@@ -243,13 +244,13 @@ def _apply(step: Step, x, reg, weights_path: str | None):
         return layers.Conv2D(a[0], a[1], padding="same", activation="relu",
                              kernel_regularizer=reg)(x)
     if step.op == "bn":
-        return layers.BatchNormalization()(x)
+        return layers.BatchNormalization(momentum=bn_momentum)(x)
     if step.op == "pool":
         return layers.MaxPooling2D(2)(x)
     if step.op == "drop":
         return layers.Dropout(a[0])(x)
     if step.op == "res":
-        return _residual_block(x, *a, reg=reg)
+        return _residual_block(x, *a, reg=reg, bn_momentum=bn_momentum)
     if step.op == "relu":
         return layers.Activation("relu")(x)
     if step.op == "flatten":
@@ -266,14 +267,15 @@ def _apply(step: Step, x, reg, weights_path: str | None):
     raise ValueError(step.op)
 
 
-def _residual_block(x, filters: int, convs: int, shortcut: str, batchnorm: bool, reg):
+def _residual_block(x, filters: int, convs: int, shortcut: str, batchnorm: bool, reg,
+                    bn_momentum: float = 0.99):
     """Pre-activation block (He et al. 2016): [BN] -> relu -> conv, repeated, plus a shortcut."""
     from keras import layers
 
     h = x
     for _ in range(convs):
         if batchnorm:
-            h = layers.BatchNormalization()(h)
+            h = layers.BatchNormalization(momentum=bn_momentum)(h)
         h = layers.Activation("relu")(h)
         h = layers.Conv2D(filters, 3, padding="same", kernel_regularizer=reg)(h)
     if shortcut == "projection" or x.shape[-1] != filters:
