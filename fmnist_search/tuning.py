@@ -143,13 +143,14 @@ class SearchHyperModel(kt.HyperModel):
 class SearchDisplay:
     """One rich Progress for the whole search: trials (with ETA), then the current trial's bars."""
 
-    def __init__(self, console: Console, total: int, done: int):
+    def __init__(self, console: Console, total: int, done: int, best: float | None = None):
         from fmnist_search.progress import make_progress
 
         self.console = console
         self.progress = make_progress(console)
-        self.task = self.progress.add_task("trials", total=total, completed=done, status="")
-        self.best: float | None = None
+        self.best = best  # carried over from the trials of earlier runs of this project
+        self.task = self.progress.add_task("trials", total=total, completed=done,
+                                           status=f"best {best:.4f}" if best else "")
 
     def trial_begin(self, trial_id: str, number: int, total: int, name: str) -> None:
         self.console.print(f"[bold]trial {trial_id}[/] ({number}/{total}) {name}")
@@ -357,6 +358,18 @@ def finished_count(project_dir: Path) -> int:
     return count
 
 
+def best_so_far(project_dir: Path) -> float | None:
+    scores = []
+    for path in project_dir.glob("trial_*/record.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "COMPLETED":
+            scores.append(record["val_accuracy"])
+    return max(scores, default=None)
+
+
 @dataclass
 class SearchOutcome:
     project_dir: Path
@@ -381,7 +394,7 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
         before = finished_count(project_dir)
         if before >= req.preset.trials:
             return SearchOutcome(project_dir, before, before, req.preset.trials, False, True)
-        display = SearchDisplay(console, req.preset.trials, before)
+        display = SearchDisplay(console, req.preset.trials, before, best_so_far(project_dir))
         tuner = make_tuner(req.space, req.preset, req.data, req.root, req.project, display,
                            req.seed)
         tuner.deadline = time.time() + req.max_time if req.max_time else None
