@@ -61,8 +61,12 @@ def test_run_resume_and_extend(tmp_path, csv_data, capsys):
     mtimes = {p: p.stat().st_mtime for p in (root / "p").glob("trial_*/record.json")}
     assert main(_args(csv_data, tmp_path)) == 0
     assert "nothing to do" in capsys.readouterr().out
+    earlier_best = max(json.loads(p.read_text())["val_accuracy"] for p in mtimes)
     assert main(_args(csv_data, tmp_path, "p", 5)) == 0
-    assert "Ran 2 trial(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Ran 2 trial(s)" in out
+    first_best = float(out.split("best so far ")[1].split()[0])
+    assert first_best >= round(earlier_best, 4)  # the display remembers earlier runs' trials
     assert len(_trial_ids(root, "p")) == 5
     assert all(p.stat().st_mtime == t for p, t in mtimes.items())  # nothing repeated
 
