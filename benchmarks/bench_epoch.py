@@ -75,7 +75,8 @@ def run_plain(name, ds, epochs, seed):
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = plain_model(name, ds.num_classes)
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     timer = Timer()
     hist = model.fit(ds.x_train, ds.y_train, batch_size=128, epochs=epochs, verbose=0,
                      validation_data=(ds.x_val, ds.y_val),
@@ -92,7 +93,8 @@ def run_plain_tfdata(name, ds, epochs, seed):
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = plain_model(name, ds.num_classes)
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     train = (tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train)).cache()
              .shuffle(len(ds.y_train), seed=seed).batch(128).prefetch(tf.data.AUTOTUNE))
     val = tf.data.Dataset.from_tensor_slices((ds.x_val, ds.y_val)).batch(128).cache()
