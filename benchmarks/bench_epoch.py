@@ -69,11 +69,19 @@ class Timer:
         self.callback = _T()
 
 
-def run_plain(name, ds, epochs, seed):
+def fresh(seed: int, policy: str) -> None:
+    """clear_session() resets Keras' global dtype policy, so the policy is set after it."""
     import keras
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def run_plain(name, ds, epochs, seed, policy="float32"):
+    import keras
+
+    fresh(seed, policy)
     model = plain_model(name, ds.num_classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -85,13 +93,12 @@ def run_plain(name, ds, epochs, seed):
     return timer.times, hist.history["val_accuracy"][-1]
 
 
-def run_plain_tfdata(name, ds, epochs, seed):
+def run_plain_tfdata(name, ds, epochs, seed, policy="float32"):
     """The same plain script fed by a cached, shuffled, prefetched tf.data pipeline."""
     import keras
     import tensorflow as tf
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
+    fresh(seed, policy)
     model = plain_model(name, ds.num_classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -105,18 +112,17 @@ def run_plain_tfdata(name, ds, epochs, seed):
     return timer.times, hist.history["val_accuracy"][-1]
 
 
-def run_tool(name, ds, epochs, seed):
+def run_tool(name, ds, epochs, seed, policy="float32"):
     """The tool's own path: builder, protocol callbacks and the rich progress display."""
-    import keras
     from rich.console import Console
 
     from fmnist_search import baselines, builder, training
     from fmnist_search.progress import make_progress
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
+    fresh(seed, policy)
     values = builder.resolve(baselines.load(name).values)
     model = builder.build_model(values, ds.num_classes)
+    assert model.dtype_policy.name == policy, (model.dtype_policy.name, policy)
     timer = Timer()
     with make_progress(Console(file=io.StringIO())) as progress:
         result = training.fit(model, values, (ds.x_train, ds.y_train), (ds.x_val, ds.y_val),
@@ -125,7 +131,6 @@ def run_tool(name, ds, epochs, seed):
 
 
 def main() -> None:
-    import keras
 
     from fmnist_search import data, training
 
@@ -145,8 +150,7 @@ def main() -> None:
         for rep in range(args.reps):
             for policy in ("float32", best):
                 for who, fn in (("plain", run_plain), ("tool", run_tool)):
-                    keras.mixed_precision.set_global_policy(policy)
-                    times, acc = fn(name, ds, args.epochs, seed=rep)
+                    times, acc = fn(name, ds, args.epochs, seed=rep, policy=policy)
                     key = f"{who}/{policy}"
                     slot = runs.setdefault(key, {"epoch_times": [], "val_accuracy": []})
                     slot["epoch_times"] += times[1:]
@@ -167,7 +171,6 @@ def main() -> None:
         }
         print(name, {k: round(v, 3) for k, v in out["models"][name].items()
                      if isinstance(v, float)}, flush=True)
-    keras.mixed_precision.set_global_policy("float32")
     feeds = {}
     for rep in range(args.reps):
         for label, fn in (("arrays", run_plain), ("tf.data", run_plain_tfdata)):

@@ -101,8 +101,10 @@ def _interrupt_callback():
 class SearchHyperModel(kt.HyperModel):
     """Space file + builder as a Keras Tuner HyperModel; fit() applies our protocol."""
 
-    def __init__(self, space: Space, num_classes: int, patience: int, display: SearchDisplay):
+    def __init__(self, space: Space, num_classes: int, patience: int, display: SearchDisplay,
+                 policy: str = "float32"):
         super().__init__(name=space.name)
+        self.policy = policy
         self.space = space
         self.num_classes = num_classes
         self.patience = patience
@@ -110,6 +112,11 @@ class SearchHyperModel(kt.HyperModel):
         self.last: dict[str, Any] = {}
 
     def build(self, hp):
+        import keras
+
+        # Keras Tuner calls clear_session() before every build, and that resets Keras' global
+        # dtype policy to float32; without this line every trial would silently train in fp32.
+        keras.mixed_precision.set_global_policy(self.policy)
         values = self.space.register(hp)
         try:
             return builder.build_model(values, self.num_classes)
@@ -120,7 +127,8 @@ class SearchHyperModel(kt.HyperModel):
             initial_epoch=0, **kwargs):
         values = builder.resolve(self.space.register(hp))
         trainable, frozen = training.count_params(model)
-        self.last = {"params": trainable + frozen, "values": values}
+        self.last = {"params": trainable + frozen, "values": values,
+                     "precision": model.dtype_policy.name}
         try:
             result = training.fit(
                 model, values, (x, y), validation_data, epochs, self.patience,
@@ -219,6 +227,7 @@ class RecordingMixin:
             "params": last["params"],
             "seconds_per_epoch": fit.seconds_per_epoch,
             "epochs": fit.epochs_trained,
+            "precision": last["precision"],
             "fit_seconds": fit.fit_seconds,
             "wall_seconds": wall,
             "architecture": builder.short_name(last["values"], self.hypermodel.num_classes),
@@ -250,13 +259,13 @@ def _safe_name(values: dict[str, Any]) -> str:
 
 
 def make_tuner(space: Space, preset: Preset, data: Dataset, directory: Path, project: str,
-               display: SearchDisplay, seed: int):
+               display: SearchDisplay, seed: int, policy: str = "float32"):
     base = TUNERS[preset.tuner]
     cls = type(f"Recording{base.__name__}", (RecordingMixin, base), {})
     fixed = kt.HyperParameters()
     for name, value in preset.fixed.items():
         fixed.Fixed(name, value)
-    hypermodel = SearchHyperModel(space, data.num_classes, preset.patience, display)
+    hypermodel = SearchHyperModel(space, data.num_classes, preset.patience, display, policy)
     common = dict(
         hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, "max"), seed=seed,
         hyperparameters=fixed, tune_new_entries=True, allow_new_entries=True,
@@ -396,7 +405,7 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
             return SearchOutcome(project_dir, before, before, req.preset.trials, False, True)
         display = SearchDisplay(console, req.preset.trials, before, best_so_far(project_dir))
         tuner = make_tuner(req.space, req.preset, req.data, req.root, req.project, display,
-                           req.seed)
+                           req.seed, policy)
         tuner.deadline = time.time() + req.max_time if req.max_time else None
         kwargs = {} if req.preset.tuner == "hyperband" else {"epochs": req.preset.epochs}
         # Hyperband reloads a previous round's weights into a freshly compiled model, whose

@@ -167,3 +167,10 @@ def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path, csv_data)
     assert proc.returncode == 130
     assert "Rerun the same command to resume" in " ".join(out.split())
     assert len(_trial_ids(root, "c")) >= 1
+
+
+def test_trials_train_in_the_requested_precision(tmp_path, csv_data):
+    """Keras Tuner's clear_session() before each build must not reset the dtype policy."""
+    assert main(_args(csv_data, tmp_path, "bf", 2, "--precision", "bf16")) == 0
+    for record in (tmp_path / "res" / "bf").glob("trial_*/record.json"):
+        assert json.loads(record.read_text())["precision"] == "mixed_bfloat16"
