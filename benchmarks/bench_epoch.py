@@ -171,6 +171,7 @@ def main() -> None:
         }
         print(name, {k: round(v, 3) for k, v in out["models"][name].items()
                      if isinstance(v, float)}, flush=True)
+        common.write("epoch_time", out)  # after each model, so a stopped run keeps its results
     feeds = {}
     for rep in range(args.reps):
         for label, fn in (("arrays", run_plain), ("tf.data", run_plain_tfdata)):
