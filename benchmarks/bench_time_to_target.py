@@ -31,6 +31,7 @@ def main() -> None:
         project, base_dir = pair.split("=")
         rows = [r for r in results.trial_rows(Path(args.root), project)]
         rows.sort(key=lambda r: int(r["trial"]))
+        rows = [r for r in rows if r["status"] == "COMPLETED"]  # interrupted ones have no record
         records = [json.loads((Path(r["path"]) / "record.json").read_text()) for r in rows]
         bases = results.latest_runs(Path(base_dir), results.BASELINES)
         target = max(b["val_accuracy"] for b in bases)
