@@ -59,7 +59,7 @@ def data_settings(args: argparse.Namespace, subset: float | None = None):
     )
 
 
-def _positive(name: str, value: int | None) -> None:
+def check_positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise UserError(f"{name} {value} must be a positive whole number.")
 
@@ -109,7 +109,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
         sp = space.load_named(args.name)
         values, title = sp.default_values(), f"space {sp.name}: default point"
-    _positive("--num-classes", args.num_classes)
+    check_positive("--num-classes", args.num_classes)
     model = builder.build_model(values, args.num_classes, compile=False)
     console.print(report.layer_table(model, title))
     console.print(report.param_totals(*training.count_params(model)))
@@ -122,8 +122,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     names = catalog.list_baselines() if args.model == "all" else [args.model]
     models = [baselines.load(n) for n in names]
-    _positive("--epochs", args.epochs)
-    _positive("--batch-size", args.batch_size)
+    check_positive("--epochs", args.epochs)
+    check_positive("--batch-size", args.batch_size)
     if args.weights in (None, "imagenet") and any(
             b.values.get("weights") == "imagenet" for b in models):
         from fmnist_search.pretrained import resolve_weights

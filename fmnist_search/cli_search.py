@@ -22,11 +22,11 @@ def _console():
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fmnist_search import data, presets, report, results, runs, space, tuning
-    from fmnist_search.cli import _positive, data_settings
+    from fmnist_search.cli import check_positive, data_settings
 
     console = _console()
     for name in ("--trials", "--epochs", "--batch-size", "--factor"):
-        _positive(name, getattr(args, name.lstrip("-").replace("-", "_")))
+        check_positive(name, getattr(args, name.lstrip("-").replace("-", "_")))
     sp = space.load_named(args.space)
     preset = presets.load(args.search)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
@@ -120,10 +120,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from fmnist_search import data, report, results, runs
-    from fmnist_search.cli import _positive
+    from fmnist_search.cli import check_positive
 
     console = _console()
-    _positive("--epochs", args.epochs)
+    check_positive("--epochs", args.epochs)
     root = runs.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)

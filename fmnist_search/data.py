@@ -17,7 +17,7 @@ import tempfile
 import urllib.request
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -362,7 +362,6 @@ class Dataset:
     source: str
     settings: DataSettings
     test_ids: np.ndarray | None = None
-    sizes: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

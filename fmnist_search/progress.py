@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from fmnist_search.training import EpochLog, _keras_callback_base
+from fmnist_search.training import EpochLog, keras_callback_base
 
 BATCH_EVERY = 25
 
@@ -48,7 +48,7 @@ def epoch_line(row: dict, total: int) -> str:
     return "  ".join(parts)
 
 
-class EpochProgress(_keras_callback_base()):
+class EpochProgress(keras_callback_base()):
     """Drives an epochs bar and a batches bar on a shared rich Progress."""
 
     # A batch hook makes Keras read every step's logs synchronously unless the callback is

@@ -66,7 +66,7 @@ def set_precision(precision: str) -> str:
 # --------------------------------------------------------------------------- callbacks
 
 
-def _keras_callback_base():
+def keras_callback_base():
     import keras
 
     return keras.callbacks.Callback
@@ -94,7 +94,7 @@ def make_callbacks(values: Mapping[str, Any], patience: int | None = None,
     return callbacks + list(extra), log
 
 
-class NanGuard(_keras_callback_base()):
+class NanGuard(keras_callback_base()):
     """Checked once per epoch: reading the loss every batch would force a device sync per step."""
 
     def on_epoch_end(self, epoch, logs=None):
@@ -104,7 +104,7 @@ class NanGuard(_keras_callback_base()):
                                "(try a lower learning rate)")
 
 
-class EpochLog(_keras_callback_base()):
+class EpochLog(keras_callback_base()):
     """Per-epoch metrics, learning rate and wall time: the history we store and plot."""
 
     def __init__(self) -> None:
