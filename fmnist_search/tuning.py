@@ -10,6 +10,7 @@ budget, and a rich live display instead of Keras Tuner's prints.
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -390,6 +391,25 @@ class SearchOutcome:
     exhausted: bool = False  # the oracle had nothing more to propose (e.g. Hyperband's brackets)
 
 
+@contextmanager
+def _startup_objects_frozen():
+    """Keep the garbage collector off the objects that live for the whole process.
+
+    Keras Tuner calls ``clear_session()`` and ``gc.collect()`` before every trial. A full
+    collection walks every tracked object, and TensorFlow, Keras and the data leave about a
+    million of them: measured here, 0.2 s per collection, two per trial. ``gc.freeze()`` moves
+    the objects that exist now (imports, the dataset, the tuner) out of the collector's view;
+    a trial's own garbage is created later and is still collected. Undone when the search
+    returns, so that a caller running several searches in one process frees the old ones.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def search(req: SearchRequest, console: Console) -> SearchOutcome:
     import keras
 
@@ -413,7 +433,7 @@ def search(req: SearchRequest, console: Console) -> SearchOutcome:
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         # Every trial is a new model, so TensorFlow's "retracing" warning fires by design.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        with display.progress, interruptible():
+        with _startup_objects_frozen(), display.progress, interruptible():
             try:
                 tuner.search(req.data.x_train, req.data.y_train,
                              validation_data=(req.data.x_val, req.data.y_val), verbose=0,

@@ -174,3 +174,23 @@ def test_trials_train_in_the_requested_precision(tmp_path, csv_data):
     assert main(_args(csv_data, tmp_path, "bf", 2, "--precision", "bf16")) == 0
     for record in (tmp_path / "res" / "bf").glob("trial_*/record.json"):
         assert json.loads(record.read_text())["precision"] == "mixed_bfloat16"
+
+
+def test_startup_objects_are_frozen_during_trials_only(tmp_path, csv_data, monkeypatch):
+    """Trials run with the start-up objects out of the collector's view; the search undoes it."""
+    import gc
+
+    from fmnist_search import training
+
+    real_fit = training.fit
+    frozen_during_fit = []
+
+    def watching_fit(*args, **kwargs):
+        frozen_during_fit.append(gc.get_freeze_count())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", watching_fit)
+    assert main(_args(csv_data, tmp_path, "g", 2)) == 0
+    assert len(frozen_during_fit) == 2 and min(frozen_during_fit) > 100_000
+    assert gc.get_freeze_count() == 0
+
