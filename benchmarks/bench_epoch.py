@@ -1,10 +1,11 @@
 """Epoch time: fmnist-search's training path vs a plain Keras script of the same model.
 
-Same data (the real 48k/12k split), same batch size, same seed, run alternately in one process,
-several repetitions. Reports the tool/plain ratio in fp32 and in the tool's ``auto`` precision,
-the speed-up of the tool's ``auto`` over plain fp32, and validation accuracy after the same
-epochs. Usage: python benchmarks/bench_epoch.py [--models model1,model3,model6] [--reps 2]
-[--epochs 3]
+Same data (the real 48k/12k split), same batch size, same seed, in one process, the epochs of
+all contestants taken in turn (see ``bench_model``). Reports the tool/plain ratio in fp32 and in the tool's ``auto`` precision,
+the speed-up of the tool's ``auto`` over plain fp32, validation accuracy after the same
+epochs, and for model1 the plain script fed by a cached, prefetched tf.data pipeline instead of
+in-memory arrays. Usage: python benchmarks/bench_epoch.py [--models model1,model3,model6]
+[--rounds model1=6,model3=4,model6=3]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import io
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import common  # noqa: F401  (puts the repository on sys.path)
 
@@ -64,122 +66,153 @@ class Timer:
 
             def on_epoch_end(s, epoch, logs=None):
                 self.times.append(time.perf_counter() - s.t0)
+                self.val_accuracy = float(logs["val_accuracy"])
 
         self.times: list[float] = []
+        self.val_accuracy = float("nan")
         self.callback = _T()
 
 
-def fresh(seed: int, policy: str) -> None:
-    """clear_session() resets Keras' global dtype policy, so the policy is set after it."""
+@dataclass
+class Contestant:
+    """One way of training the model; trained one epoch at a time, in turn with the others."""
+
+    who: str  # plain, plain-tfdata or tool
+    policy: str
+    model: object = None
+    values: dict = field(default_factory=dict)
+    timer: Timer = field(default_factory=Timer)
+    feed: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.who}/{self.policy}"
+
+
+def build(c: Contestant, name: str, ds, seed: int) -> None:
+    """The policy is read when layers are created, so each model keeps its own."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(c.policy)
+    if c.who == "tool":
+        from fmnist_search import baselines, builder
+
+        c.values = builder.resolve(baselines.load(name).values)
+        c.model = builder.build_model(c.values, ds.num_classes)
+        assert c.model.dtype_policy.name == c.policy, (c.model.dtype_policy.name, c.policy)
+        return
+    c.model = plain_model(name, ds.num_classes)
+    c.model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if c.who == "plain-tfdata":
+        import tensorflow as tf
+
+        train = (tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train)).cache()
+                 .shuffle(len(ds.y_train), seed=seed).batch(128).prefetch(tf.data.AUTOTUNE))
+        val = tf.data.Dataset.from_tensor_slices((ds.x_val, ds.y_val)).batch(128).cache()
+        c.feed = (train, val)
+
+
+def one_epoch(c: Contestant, ds, epoch: int) -> None:
+    """Epoch ``epoch`` (0-based) of this contestant, with the report's per-epoch decay."""
+    import keras
+
+    if c.who == "tool":
+        from rich.console import Console
+
+        from fmnist_search import training
+        from fmnist_search.progress import make_progress
+
+        with make_progress(Console(file=io.StringIO())) as progress:
+            training.fit(c.model, c.values, (ds.x_train, ds.y_train), (ds.x_val, ds.y_val),
+                         epoch + 1, initial_epoch=epoch, extra_callbacks=[c.timer.callback],
+                         progress=progress)
+        return
+    schedule = keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.9**e)
+    common_kwargs = dict(epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                         callbacks=[schedule, c.timer.callback])
+    if c.who == "plain-tfdata":
+        c.model.fit(c.feed[0], validation_data=c.feed[1], **common_kwargs)
+    else:
+        c.model.fit(ds.x_train, ds.y_train, batch_size=128,
+                    validation_data=(ds.x_val, ds.y_val), **common_kwargs)
+
+
+def bench_model(name: str, ds, rounds: int, best: str, seed: int = 0) -> dict:
+    """All contestants built, then trained epoch by epoch in rotating order.
+
+    This machine's speed drifts by up to 2x over minutes, so whole runs one after the other
+    compare different machine states; epochs taken in turn, in a rotating order, compare
+    like with like, and the ratios are taken round by round (round 1 pays for tracing and is
+    left out).
+    """
     import keras
 
     keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy(policy)
+    contestants = [Contestant("plain", "float32"), Contestant("tool", "float32"),
+                   Contestant("plain", best), Contestant("tool", best)]
+    if name == "model1":
+        contestants.append(Contestant("plain-tfdata", "float32"))
+    for c in contestants:
+        build(c, name, ds, seed)
+    for epoch in range(rounds):
+        shift = epoch % len(contestants)
+        for c in contestants[shift:] + contestants[:shift]:
+            one_epoch(c, ds, epoch)
+        print(f"{name} round {epoch + 1}/{rounds}: "
+              + ", ".join(f"{c.key} {c.timer.times[-1]:.1f} s" for c in contestants), flush=True)
+    by = {c.key: c for c in contestants}
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(by[a].timer.times[1:],
+                                                      by[b].timer.times[1:], strict=True))
+
+    return {
+        "seconds_per_epoch": {c.key: statistics.median(c.timer.times[1:]) for c in contestants},
+        "val_accuracy": {c.key: c.timer.val_accuracy for c in contestants},
+        "ratio_tool_over_plain_fp32": ratio("tool/float32", "plain/float32"),
+        "ratio_tool_over_plain_best": ratio(f"tool/{best}", f"plain/{best}"),
+        "speedup_tool_auto_over_plain_fp32": 1 / ratio(f"tool/{best}", "plain/float32"),
+        "val_accuracy_points_auto_minus_fp32": 100 * (by[f"tool/{best}"].timer.val_accuracy
+                                                      - by["plain/float32"].timer.val_accuracy),
+        "epoch_times": {c.key: c.timer.times for c in contestants},
+    }
 
 
-def run_plain(name, ds, epochs, seed, policy="float32"):
-    import keras
-
-    fresh(seed, policy)
-    model = plain_model(name, ds.num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    timer = Timer()
-    hist = model.fit(ds.x_train, ds.y_train, batch_size=128, epochs=epochs, verbose=0,
-                     validation_data=(ds.x_val, ds.y_val),
-                     callbacks=[keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.9**e),
-                                timer.callback])
-    return timer.times, hist.history["val_accuracy"][-1]
-
-
-def run_plain_tfdata(name, ds, epochs, seed, policy="float32"):
-    """The same plain script fed by a cached, shuffled, prefetched tf.data pipeline."""
-    import keras
-    import tensorflow as tf
-
-    fresh(seed, policy)
-    model = plain_model(name, ds.num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    train = (tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train)).cache()
-             .shuffle(len(ds.y_train), seed=seed).batch(128).prefetch(tf.data.AUTOTUNE))
-    val = tf.data.Dataset.from_tensor_slices((ds.x_val, ds.y_val)).batch(128).cache()
-    timer = Timer()
-    hist = model.fit(train, epochs=epochs, verbose=0, validation_data=val,
-                     callbacks=[keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.9**e),
-                                timer.callback])
-    return timer.times, hist.history["val_accuracy"][-1]
-
-
-def run_tool(name, ds, epochs, seed, policy="float32"):
-    """The tool's own path: builder, protocol callbacks and the rich progress display."""
-    from rich.console import Console
-
-    from fmnist_search import baselines, builder, training
-    from fmnist_search.progress import make_progress
-
-    fresh(seed, policy)
-    values = builder.resolve(baselines.load(name).values)
-    model = builder.build_model(values, ds.num_classes)
-    assert model.dtype_policy.name == policy, (model.dtype_policy.name, policy)
-    timer = Timer()
-    with make_progress(Console(file=io.StringIO())) as progress:
-        result = training.fit(model, values, (ds.x_train, ds.y_train), (ds.x_val, ds.y_val),
-                              epochs, extra_callbacks=[timer.callback], progress=progress)
-    return timer.times, result.history[-1]["val_accuracy"]
+def parse_rounds(text: str, models: list[str]) -> dict[str, int]:
+    """``4`` for every model, or ``model1=5,model6=3`` (others: 4)."""
+    if "=" not in text:
+        return {m: int(text) for m in models}
+    given = dict(part.split("=") for part in text.split(","))
+    return {m: int(given.get(m, 4)) for m in models}
 
 
 def main() -> None:
-
     from fmnist_search import data, training
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="model1,model3,model6")
-    parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", default="model1=6,model3=4,model6=3",
+                        help="epochs per contestant (the first is warm-up): N or model=N,...")
+    parser.add_argument("--subset", type=float, default=1.0, help="for a smoke test only")
     args = parser.parse_args()
-    ds = data.prepare(data.DataSettings())
+    models = args.models.split(",")
+    rounds = parse_rounds(args.rounds, models)
+    ds = data.prepare(data.DataSettings(subset=args.subset))
     best = training.choose_policy("auto")
-    out = {"settings": {**vars(args), "batch_size": 128, "n_train": len(ds.y_train),
-                        "tool_best_policy": best,
-                        "epoch_time": "median of epochs after the first, over repetitions"},
+    out = {"settings": {**vars(args), "rounds": rounds, "batch_size": 128,
+                        "n_train": len(ds.y_train), "tool_best_policy": best,
+                        "design": "all contestants built, then one epoch each in rotating "
+                                  "order per round; medians over rounds 2..N; ratios are "
+                                  "medians of per-round ratios"},
            "models": {}}
-    for name in args.models.split(","):
-        runs: dict[str, dict[str, list]] = {}
-        for rep in range(args.reps):
-            for policy in ("float32", best):
-                for who, fn in (("plain", run_plain), ("tool", run_tool)):
-                    times, acc = fn(name, ds, args.epochs, seed=rep, policy=policy)
-                    key = f"{who}/{policy}"
-                    slot = runs.setdefault(key, {"epoch_times": [], "val_accuracy": []})
-                    slot["epoch_times"] += times[1:]
-                    slot["val_accuracy"].append(acc)
-                    print(f"{name} rep {rep} {key}: {statistics.median(times[1:]):.2f} s/epoch, "
-                          f"val_acc {acc:.4f}", flush=True)
-        med = {k: statistics.median(v["epoch_times"]) for k, v in runs.items()}
-        acc = {k: statistics.mean(v["val_accuracy"]) for k, v in runs.items()}
-        out["models"][name] = {
-            "seconds_per_epoch": med,
-            "mean_val_accuracy": acc,
-            "ratio_tool_over_plain_fp32": med["tool/float32"] / med["plain/float32"],
-            "ratio_tool_over_plain_best": med[f"tool/{best}"] / med[f"plain/{best}"],
-            "speedup_tool_auto_over_plain_fp32": med["plain/float32"] / med[f"tool/{best}"],
-            "val_accuracy_points_auto_minus_fp32": 100 * (acc[f"tool/{best}"]
-                                                          - acc["plain/float32"]),
-            "raw": runs,
-        }
-        print(name, {k: round(v, 3) for k, v in out["models"][name].items()
-                     if isinstance(v, float)}, flush=True)
+    for name in models:
+        result = bench_model(name, ds, rounds[name], best)
+        out["models"][name] = result
+        print(name, {k: round(v, 3) for k, v in result.items() if isinstance(v, float)},
+              flush=True)
         common.write("epoch_time", out)  # after each model, so a stopped run keeps its results
-    feeds = {}
-    for rep in range(args.reps):
-        for label, fn in (("arrays", run_plain), ("tf.data", run_plain_tfdata)):
-            times, _ = fn("model1", ds, args.epochs, seed=rep)
-            feeds.setdefault(label, []).extend(times[1:])
-    out["input_path_model1_fp32"] = {k: statistics.median(v) for k, v in feeds.items()}
-    print("input path", out["input_path_model1_fp32"], flush=True)
-    common.write("epoch_time", out)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,25 @@ def main() -> None:
     if epoch:
         m = epoch["machine"]
         best = epoch["settings"]["tool_best_policy"]
+        rounds = ", ".join(f"{k} {v}" for k, v in epoch["settings"]["rounds"].items())
         print(f"Epoch time ({m['cpu']}, {m['cores']} cores, {epoch['settings']['n_train']:,} "
-              f"training images, batch 128, {epoch['settings']['reps']} repetitions):\n")
+              f"training images, batch 128; epochs per contestant: {rounds}, the first left "
+              "out):\n")
         print(f"| model | plain fp32 s/epoch | tool fp32 | ratio | plain {best} | tool {best} | "
-              f"ratio | tool {best} vs plain fp32 | val acc points ({best} - fp32) |")
+              f"ratio | tool {best} vs plain fp32 | val acc plain fp32 / tool {best} |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, r in epoch["models"].items():
-            s = r["seconds_per_epoch"]
+            s, acc = r["seconds_per_epoch"], r["val_accuracy"]
             print(f"| {name} | {s['plain/float32']:.2f} | {s['tool/float32']:.2f} | "
                   f"{r['ratio_tool_over_plain_fp32']:.3f} | {s[f'plain/{best}']:.2f} | "
                   f"{s[f'tool/{best}']:.2f} | {r['ratio_tool_over_plain_best']:.3f} | "
-                  f"{r['speedup_tool_auto_over_plain_fp32']:.2f}x | "
-                  f"{r['val_accuracy_points_auto_minus_fp32']:+.2f} |")
+                  f"{r['speedup_tool_auto_over_plain_fp32']:.2f}x faster | "
+                  f"{acc['plain/float32']:.4f} / {acc[f'tool/{best}']:.4f} |")
+            if "plain-tfdata/float32" in s:
+                tfdata = s["plain-tfdata/float32"]
+                print(f"\n(input path, {name} plain fp32: in-memory arrays "
+                      f"{s['plain/float32']:.2f} s/epoch, cached prefetched tf.data "
+                      f"{tfdata:.2f} s/epoch)\n")
         print()
     over = load("trial_overhead")
     if over:

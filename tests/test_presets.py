@@ -23,7 +23,8 @@ def test_command_line_overrides_win():
     preset = presets.load("quick").with_overrides(tuner="random", epochs=None, trials=4,
                                                    fixed={"batch_size": 64})
     assert (preset.tuner, preset.epochs, preset.trials) == ("random", 3, 4)
-    assert preset.fixed == {"bn_momentum": 0.9, "batch_size": 64}  # merged, not replaced
+    assert preset.fixed == {"bn_momentum": 0.9, "batch_size": 64, "learning_rate": 0.001,
+                            "lr_decay": 0.9, "head": "flatten"}  # merged, not replaced
 
 
 @pytest.mark.parametrize(
