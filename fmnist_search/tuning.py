@@ -188,6 +188,7 @@ class RecordingMixin:
     display: SearchDisplay
     deadline: float | None = None
     stopped_for_time = False
+    _started = 0.0  # Unix time the current trial began: time to target counts wall clock
     total = 0
 
     def run_trial(self, trial, *args, **kwargs):
@@ -195,6 +196,7 @@ class RecordingMixin:
         number = len([t for t in self.oracle.trials.values() if t.status in FINISHED]) + 1
         values = {k: v for k, v in trial.hyperparameters.values.items()}
         self.display.trial_begin(trial.trial_id, number, self.total, _safe_name(values))
+        self._started = time.time()
         start = time.perf_counter()
         try:
             histories = super().run_trial(trial, *args, **kwargs)
@@ -237,7 +239,7 @@ class RecordingMixin:
 
     def _write_record(self, trial, record: dict[str, Any]) -> None:
         record = {"trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
-                  **record}
+                  "started": self._started, "finished": time.time(), **record}
         directory = Path(self.get_trial_dir(trial.trial_id))
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / "record.json.tmp"

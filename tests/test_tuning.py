@@ -53,6 +53,7 @@ def test_run_resume_and_extend(tmp_path, csv_data, capsys):
     record = json.loads((root / "p" / "trial_0" / "record.json").read_text())
     assert 0.0 <= record["val_accuracy"] <= 1.0 and record["params"] > 0
     assert record["epochs"] == 1 and record["seconds_per_epoch"] > 0
+    assert record["started"] + record["wall_seconds"] <= record["finished"] + 0.01
     assert record["architecture"].startswith("C")
     run = json.loads((root / "p" / "run.json").read_text())
     assert run["space_name"] == "tiny_space" and "[stage.filters]" in run["identity"]["space"]
