@@ -125,7 +125,11 @@ def test_parse_duration_rejects():
         tuning.parse_duration("soon")
 
 
-def test_max_time_stops_starting_trials(tmp_path, csv_data, capsys):
+def test_max_time_stops_starting_trials(tmp_path, csv_data, capsys, monkeypatch):
+    # A tiny trial can finish within a second, so the budget is made shorter than any trial.
+    real = tuning.parse_duration
+    monkeypatch.setattr(tuning, "parse_duration",
+                        lambda text: real(text) / 1000 if text else None)
     assert main(_args(csv_data, tmp_path, "t", 10, "--max-time", "1s")) == 0
     assert "stopped by --max-time" in capsys.readouterr().out
     assert len(_trial_ids(tmp_path / "res", "t")) == 1
