@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (about 30-40 minutes on a 2-core CPU); results in results/."""
+"""Run every benchmark in turn (about 45 minutes on a 2-core CPU); results in results/."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ def main() -> None:
         print(f"| model | plain fp32 s/epoch | tool fp32 | ratio | plain {best} | tool {best} | "
               f"ratio | tool {best} vs plain fp32 | val acc plain fp32 / tool {best} |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        notes = []
         for name, r in epoch["models"].items():
             s, acc = r["seconds_per_epoch"], r["val_accuracy"]
             print(f"| {name} | {s['plain/float32']:.2f} | {s['tool/float32']:.2f} | "
@@ -32,11 +33,10 @@ def main() -> None:
                   f"{r['speedup_tool_auto_over_plain_fp32']:.2f}x faster | "
                   f"{acc['plain/float32']:.4f} / {acc[f'tool/{best}']:.4f} |")
             if "plain-tfdata/float32" in s:
-                tfdata = s["plain-tfdata/float32"]
-                print(f"\n(input path, {name} plain fp32: in-memory arrays "
-                      f"{s['plain/float32']:.2f} s/epoch, cached prefetched tf.data "
-                      f"{tfdata:.2f} s/epoch)\n")
-        print()
+                notes.append(f"Input path, {name} plain fp32: in-memory arrays "
+                             f"{s['plain/float32']:.2f} s/epoch, cached prefetched tf.data "
+                             f"{s['plain-tfdata/float32']:.2f} s/epoch.")
+        print("\n" + "\n".join(notes) + "\n")
     over = load("trial_overhead")
     if over:
         print(f"Per-trial overhead ({over['settings']['trials']} trials of model1, "
