@@ -196,6 +196,8 @@ def main() -> None:
     parser.add_argument("--rounds", default="model1=6,model3=4,model6=3",
                         help="epochs per contestant (the first is warm-up): N or model=N,...")
     parser.add_argument("--subset", type=float, default=1.0, help="for a smoke test only")
+    parser.add_argument("--name", default="epoch_time",
+                        help="results file name (a rerun of one model can keep the full run's)")
     args = parser.parse_args()
     models = args.models.split(",")
     rounds = parse_rounds(args.rounds, models)
@@ -212,7 +214,7 @@ def main() -> None:
         out["models"][name] = result
         print(name, {k: round(v, 3) for k, v in result.items() if isinstance(v, float)},
               flush=True)
-        common.write("epoch_time", out)  # after each model, so a stopped run keeps its results
+        common.write(args.name, out)  # after each model, so a stopped run keeps its results
 
 
 if __name__ == "__main__":
