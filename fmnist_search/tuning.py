@@ -399,8 +399,8 @@ def _startup_objects_frozen():
     """Keep the garbage collector off the objects that live for the whole process.
 
     Keras Tuner calls ``clear_session()`` and ``gc.collect()`` before every trial. A full
-    collection walks every tracked object, and TensorFlow, Keras and the data leave about a
-    million of them: measured here, 0.2 s per collection, two per trial. ``gc.freeze()`` moves
+    collection walks every tracked object, and TensorFlow and Keras leave over 400,000 of
+    them: measured here, 0.2 s per collection, two per trial. ``gc.freeze()`` moves
     the objects that exist now (imports, the dataset, the tuner) out of the collector's view;
     a trial's own garbage is created later and is still collected. Undone when the search
     returns, so that a caller running several searches in one process frees the old ones.
