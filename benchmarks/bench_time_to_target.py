@@ -4,10 +4,10 @@ accuracy) as the best of the report's baselines trained under the same data sett
 Reads finished projects and baseline runs (it does not train): by default the projects
 cnn-hyperband and cnn-bayesian (the names `--search quick` and `--search standard` give), with
 the baselines under tuner_results/same-as-quick and tuner_results/same-as-standard (the
-README's commands make all four). Wall time is the clock
-time from the first trial's start to the end of the trial that reached the target (records
-carry Unix start and end times), so the oracle's work between trials counts; for records
-written before those times existed, it is the sum of the trials' wall times.
+README's commands make all four). Wall time is the clock time from the first trial's start to
+the end of the trial that reached the target (records carry Unix start and end times), so the
+oracle's work between trials counts; for records written before those times existed, it is
+the sum of the trials' wall times.
 Usage: python benchmarks/bench_time_to_target.py [--pair PROJECT=BASELINE_RESULTS_DIR ...]
 """
 

@@ -199,8 +199,7 @@ class RecordingMixin:
         self._started = time.time()
         start = time.perf_counter()
         try:
-            with training.custom_gradients_released():
-                histories = super().run_trial(trial, *args, **kwargs)
+            histories = super().run_trial(trial, *args, **kwargs)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             self._write_record(trial, {"status": "FAILED", "reason": reason,

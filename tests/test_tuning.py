@@ -200,14 +200,16 @@ def test_startup_objects_are_frozen_during_trials_only(tmp_path, csv_data, monke
     assert gc.get_freeze_count() == 0
 
 
-
 def test_trials_leave_no_graphs_in_tensorflows_gradient_registry(tmp_path, csv_data):
     """Each trained model registers custom gradients that pin its graph; a search drops them."""
     from fmnist_search import training
 
     registry = training._gradient_registry()
     assert registry is not None, "this TensorFlow has no gradient registry to clean"
-    custom = lambda: {k for k in registry if k.startswith("CustomGradient-")}  # noqa: E731
+
+    def custom() -> set[str]:
+        return {k for k in registry if k.startswith("CustomGradient-")}
+
     before = custom()
     assert main(_args(csv_data, tmp_path, "leak", 3)) == 0
     assert custom() == before
