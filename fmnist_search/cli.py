@@ -207,7 +207,9 @@ def _add_later_commands(sub, common, dopts, topts) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what a run records as its command
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:

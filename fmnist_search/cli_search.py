@@ -21,10 +21,12 @@ def _console():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fmnist_search import data, presets, report, results, runs, space, tuning
+    from fmnist_search import data, layout, presets, report, results, runs, space, tuning
     from fmnist_search.cli import check_positive, data_settings
 
     console = _console()
+    if args.project is not None:
+        layout.check_name(args.project)  # before anything is read, trained or deleted
     for name in ("--trials", "--epochs", "--batch-size", "--factor"):
         check_positive(name, getattr(args, name.lstrip("-").replace("-", "_")))
     sp = space.load_named(args.space)
@@ -37,20 +39,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     max_time = tuning.parse_duration(args.max_time)
     ds = data.prepare(data_settings(args, subset=preset.subset))
     root = runs.results_root(args.results_dir)
-    project = args.project or f"{sp.name}-{preset.tuner}"
+    project = layout.check_name(args.project or f"{sp.name}-{preset.tuner}")
     req = tuning.SearchRequest(sp, preset, ds, root, project,
                                seed=ds.settings.seed, overwrite=args.overwrite, max_time=max_time,
-                               command=" ".join(["fmnist-search", *map(shlex.quote, sys.argv[1:])]))
+                               command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]),
+                               debug=args.debug)
     console.print(f"Project [bold]{project}[/] in {root}: space {sp.name}, {preset.tuner} tuner, "
                   f"{preset.trials} trials, {preset.epochs} epochs max, "
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
+    signals = tuning.StopSignals()
     try:
-        outcome = tuning.search(req, console)
-    except KeyboardInterrupt:
+        outcome = tuning.search(req, console, signals)
+    except KeyboardInterrupt as exc:
         done = tuning.finished_count(root / project)
-        console.print(f"\nStopped. {done} finished trial(s) are saved in {root / project}. "
+        why = f"Stopped by {exc.args[0]}" if isinstance(exc, tuning.Stopped) else "Stopped"
+        console.print(f"\n{why}. {done} finished trial(s) are saved in {root / project}. "
                       "Rerun the same command to resume (the interrupted trial runs again).")
-        return 130
+        return exc.exit_status if isinstance(exc, tuning.Stopped) else 130
     if outcome.did_nothing:
         console.print(f"Project {project} already has {outcome.before}/{outcome.requested} "
                       "finished trials: nothing to do. Use a larger --trials to run more, or "

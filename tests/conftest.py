@@ -9,6 +9,8 @@ import pytest
 
 from fmnist_search import data
 
+TINY_SPACE = str(Path(__file__).with_name("tiny_space.toml"))
+
 REAL_DIR = data.DEBIAN_DIR
 HAS_REAL = data.has_all_files(REAL_DIR)
 realdata = pytest.mark.skipif(not HAS_REAL, reason="real Fashion-MNIST files not installed "
@@ -54,3 +56,27 @@ def isolated_data_env(tmp_path, monkeypatch):
     monkeypatch.delenv("FMNIST_DATA", raising=False)
     monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
     return tmp_path
+
+
+@pytest.fixture
+def csv_data(tmp_path, rng) -> list[str]:
+    """Kaggle-style CSVs (so search tests need no real data): 400 train and 50 test images."""
+    import pandas as pd
+
+    paths = []
+    for name, n in (("train.csv", 400), ("test.csv", 50)):
+        labels = np.repeat(np.arange(10), n // 10)
+        frame = pd.DataFrame(rng.integers(0, 256, (n, 784)),
+                             columns=[f"pixel{i}" for i in range(784)])
+        frame.insert(0, "label", labels)
+        frame.to_csv(tmp_path / name, index=False)
+        paths.append(str(tmp_path / name))
+    return paths
+
+
+def search_args(csv_data, tmp_path, project="p", trials=3, *extra) -> list[str]:
+    """A tiny random search on the CSVs: 1 epoch per trial, results under tmp_path/res."""
+    return ["run", "--space", TINY_SPACE, "--tuner", "random", "--trials", str(trials),
+            "--epochs", "1", "--train-csv", csv_data[0], "--test-csv", csv_data[1],
+            "--subset", "0.5", "--precision", "fp32", "--project", project,
+            "--results-dir", str(tmp_path / "res"), *extra]

@@ -8,36 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from conftest import search_args
 
 from fmnist_search import results, tuning
 from fmnist_search.cli import main
 from fmnist_search.errors import UserError
 
-TINY = str(Path(__file__).with_name("tiny_space.toml"))
-
-
-@pytest.fixture
-def csv_data(tmp_path, rng):
-    """Kaggle-style CSVs (so these tests need no real data): 400 train and 50 test images."""
-    paths = []
-    for name, n in (("train.csv", 400), ("test.csv", 50)):
-        labels = np.repeat(np.arange(10), n // 10)
-        frame = pd.DataFrame(rng.integers(0, 256, (n, 784)),
-                             columns=[f"pixel{i}" for i in range(784)])
-        frame.insert(0, "label", labels)
-        frame.to_csv(tmp_path / name, index=False)
-        paths.append(str(tmp_path / name))
-    return paths
-
 
 def _args(csv_data, tmp_path, project="p", trials=3, *extra):
-    return ["run", "--space", TINY, "--tuner", "random", "--trials", str(trials),
-            "--epochs", "1", "--train-csv", csv_data[0], "--test-csv", csv_data[1],
-            "--subset", "0.5", "--precision", "fp32", "--project", project, "--results-dir", str(tmp_path / "res"),
-            *extra]
+    return search_args(csv_data, tmp_path, project, trials, *extra)
 
 
 def _trial_ids(root: Path, project: str, status="COMPLETED") -> list[str]:

@@ -1,0 +1,90 @@
+"""A space file and the one builder as a Keras Tuner HyperModel whose fit() is our protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras_tuner as kt
+
+from fmnist_search import builder, layout, training
+from fmnist_search.errors import ArchitectureError
+from fmnist_search.space import Space
+
+
+@dataclass
+class TrialFit:
+    """What the tuner records of a trained trial, beside Keras Tuner's own metrics."""
+
+    values: dict[str, Any]
+    params: int
+    precision: str
+    fit: training.FitResult
+
+
+class DiskFull(kt.errors.FatalError):
+    """Not the configuration's fault: stop the search (the trial stays queued for the resume)."""
+
+
+class SearchHyperModel(kt.HyperModel):
+    """Builds each trial's model with the space's values; trains it with ``training.fit``.
+
+    ``fits`` hands each trial's timings and history to the tuner, keyed by trial id (found in
+    the ``TunerCallback`` Keras Tuner passes to every fit), so nothing travels through an
+    attribute that the next trial would overwrite.
+    """
+
+    def __init__(self, space: Space, num_classes: int, patience: int, progress,
+                 stop_callback, policy: str = "float32"):
+        super().__init__(name=space.name)
+        self.space = space
+        self.num_classes = num_classes
+        self.patience = patience
+        self.progress = progress
+        self.stop_callback = stop_callback
+        self.policy = policy
+        self.fits: dict[str, TrialFit] = {}
+
+    def build(self, hp):
+        import keras
+
+        # Keras Tuner calls clear_session() before every build, and that resets Keras' global
+        # dtype policy to float32; without this line every trial would silently train in fp32.
+        keras.mixed_precision.set_global_policy(self.policy)
+        values = self.space.register(hp)
+        try:
+            return builder.build_model(values, self.num_classes)
+        except ArchitectureError as exc:
+            raise kt.errors.FailedTrialError(f"rejected at build time: {exc}") from exc
+
+    def fit(self, hp, model, x, y, validation_data=None, callbacks=(), epochs=1,
+            initial_epoch=0, **kwargs):
+        values = builder.resolve(self.space.register(hp))
+        trainable, frozen = training.count_params(model)
+        try:
+            result = training.fit(
+                model, values, (x, y), validation_data, epochs, self.patience,
+                extra_callbacks=[*callbacks, self.stop_callback], initial_epoch=initial_epoch,
+                progress=self.progress, label="  epochs", keep_bars=False,
+            )
+        except training.NanLossError as exc:
+            raise kt.errors.FailedTrialError(str(exc)) from exc
+        except Exception as exc:
+            mapped = classify_failure(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
+        if trial_id is not None:
+            self.fits[trial_id] = TrialFit(values, trainable + frozen,
+                                           model.dtype_policy.name, result)
+        return model.history  # Keras Tuner reads the best epoch's objective from it
+
+
+def classify_failure(exc: Exception) -> Exception:
+    """Out of memory fails the trial; a full or read-only disk stops the search."""
+    if layout.is_disk_error(exc):
+        return DiskFull(str(exc))
+    if "ResourceExhausted" in type(exc).__name__ or isinstance(exc, MemoryError):
+        return kt.errors.FailedTrialError(f"out of memory: {exc}")
+    return exc

@@ -1,0 +1,76 @@
+"""A search project: its name, what it is (``run.json``), and who may search it (a lock).
+
+``run.json`` pins what must not change between resumes of one project (space, data, tuner,
+protocol, seed); a rerun with other settings is refused rather than mixed into the same trials.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fmnist_search import layout
+from fmnist_search.errors import UserError
+
+
+@contextmanager
+def project_lock(root: Path, project: str) -> Iterator[None]:
+    """One process per project; the kernel drops the lock when the process dies, even on -9."""
+    layout.check_name(project)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fh = open(root / f".{project}.lock", "w")  # noqa: SIM115 (held for the whole block)
+    except OSError as exc:
+        raise layout.disk_error(root, exc) if layout.is_disk_error(exc) else exc from exc
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UserError(
+                f"Project '{project}' in {root} is being searched by another fmnist-search "
+                "process right now. Wait for it to finish (or stop it), or use another --project."
+            ) from exc
+        yield
+
+
+def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],
+                            record: dict[str, Any]) -> Path:
+    """Refuse a resume with other settings; write ``run.json`` for a new project."""
+    path = project_dir / layout.RUN_JSON
+    if path.exists():
+        old = layout.read_json(path)
+        if old is None:
+            raise UserError(
+                f"{path} is damaged (empty or not JSON), so it cannot tell whether this rerun "
+                "matches the project's settings. Restore it, use another --project, or add "
+                "--overwrite to discard the project and start afresh.")
+        changed = [k for k, v in identity.items() if old.get("identity", {}).get(k) != v]
+        if changed:
+            raise UserError(
+                f"Project '{project_dir.name}' ({project_dir}) was started with other settings "
+                f"({', '.join(changed)} differ). Rerun with the original settings to resume, "
+                "choose another --project, or add --overwrite to discard it and start afresh."
+            )
+        return path
+    try:
+        project_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise layout.disk_error(project_dir, exc) if layout.is_disk_error(exc) else exc from exc
+    layout.write_json(path, {**record, "identity": identity})
+    return path
+
+
+def finished_count(project_dir: Path) -> int:
+    from fmnist_search.tuning.state import FINISHED
+
+    return sum(1 for p in project_dir.glob("trial_*/trial.json")
+               if (layout.read_json(p) or {}).get("status") in FINISHED)
+
+
+def best_so_far(project_dir: Path) -> float | None:
+    scores = [r["val_accuracy"] for p in project_dir.glob("trial_*/record.json")
+              if (r := layout.read_json(p)) and r.get("status") == "COMPLETED"]
+    return max(scores, default=None)

@@ -1,0 +1,78 @@
+"""Ctrl-C and SIGTERM during a search: stop cleanly, never in the middle of a state write.
+
+SIGTERM is what ``kill``, Docker, systemd and Slurm send; it is treated exactly like Ctrl-C.
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; when that is a weakref
+callback inside the garbage collection Keras runs between trials, Python prints "Exception
+ignored" and carries on, so the handler also sets a flag that the search checks at every epoch
+end and trial start. Inside a ``critical()`` section (writing a state file, ending a trial) the
+signal only sets the flag and the stop happens when the section is over, so the files on disk
+always agree with each other.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """The search was asked to stop by a signal; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class StopSignals:
+    """The stop request of one search (no class-level state: two searches never share it)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._depth = 0
+
+    def handler(self, signum, frame) -> None:
+        self.signum = signum
+        if self._depth == 0:
+            raise Stopped(signum)
+
+    def check(self) -> None:
+        if self.signum is not None and self._depth == 0:
+            raise Stopped(self.signum)
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        """Defer a stop until the block is done (nesting allowed)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        self.check()
+
+    @contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        previous = {s: signal.signal(s, self.handler) for s in HANDLED}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def keras_callback(self):
+        """Checks the flag at every epoch end, where stopping loses the least."""
+        import keras
+
+        signals = self
+
+        class StopCheck(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                signals.check()
+
+        return StopCheck()

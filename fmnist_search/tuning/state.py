@@ -1,0 +1,238 @@
+"""Keras Tuner's project state: written atomically, checked and repaired before a resume.
+
+Keras Tuner rewrites ``oracle.json``, ``tuner0.json`` and ``trial_*/trial.json`` in place; a
+kill during that write leaves an empty file and a project that no longer resumes. While a search
+runs, every one of its JSON saves goes through ``layout.write_text`` (temporary file, fsync,
+rename) inside a ``critical()`` section of the search's stop signals, and the previous
+``oracle.json`` is kept as ``oracle.json.bak``, a last good copy.
+
+Our ``record.json`` is written when a trial begins (status RUNNING, its values) and when it ends
+(COMPLETED or FAILED, with its numbers), so it is a second, independent account of each trial.
+Before a resume, ``repair`` compares the two accounts and Keras Tuner's oracle with them:
+a finished trial that Keras Tuner still calls running is finished from our record (its result
+is never replaced by a rerun), a damaged file is rebuilt from what is intact, and what cannot be
+rebuilt is refused with one message that names the file and the remedy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from fmnist_search import layout
+from fmnist_search.errors import UserError
+
+OBJECTIVE = "val_accuracy"
+FINISHED = ("COMPLETED", "FAILED", "INVALID")
+BACKUP_SUFFIX = ".bak"
+
+
+@contextmanager
+def atomic_saves(critical=nullcontext) -> Iterator[None]:
+    """Route Keras Tuner's JSON saves through the atomic writer while the block runs.
+
+    Keras Tuner looks ``utils.save_json`` up at every call, so replacing it for the duration of
+    a search covers the oracle, the tuner and every trial; it is restored afterwards.
+    """
+    from keras_tuner.src import utils as kt_utils
+
+    original = kt_utils.save_json
+
+    def save_json(path, obj):
+        import json
+
+        text = json.dumps(obj)
+        path = Path(path)
+        with critical():
+            if path.name == layout.ORACLE_JSON and layout.read_json(path) is not None:
+                _keep_last_good(path)
+            layout.write_text(path, text)
+        return text
+
+    kt_utils.save_json = save_json
+    try:
+        yield
+    finally:
+        kt_utils.save_json = original
+
+
+def _keep_last_good(path: Path) -> None:
+    backup = path.with_name(path.name + BACKUP_SUFFIX)
+    tmp = path.with_name(path.name + BACKUP_SUFFIX + ".tmp")
+    try:
+        shutil.copyfile(path, tmp)
+        tmp.replace(backup)
+    except OSError as exc:
+        if layout.is_disk_error(exc):
+            raise layout.disk_error(backup, exc) from exc
+        raise
+
+
+# --------------------------------------------------------------------------- repair
+
+
+def repair(project_dir: Path) -> list[str]:
+    """Make the project's state consistent before Keras Tuner reloads it; say what was done."""
+    trial_dirs = sorted(project_dir.glob("trial_*"), key=_trial_order)
+    oracle_path = project_dir / layout.ORACLE_JSON
+    if not trial_dirs and not oracle_path.exists():
+        return []  # a new project: nothing to repair
+    notes: list[str] = []
+    oracle = _load_oracle(oracle_path, trial_dirs, notes)
+    if oracle is None:
+        return notes  # no trial ever started: Keras Tuner starts the project afresh
+    trials = {}
+    for trial_dir in trial_dirs:
+        state = _repaired_trial(trial_dir, oracle, notes)
+        if state is not None:
+            trials[state["trial_id"]] = state
+    changed = _reconcile_oracle(oracle, trials, notes)
+    if changed or notes:
+        layout.write_json(oracle_path, oracle, indent=None)
+    tuner_path = project_dir / layout.TUNER_JSON
+    if layout.read_json(tuner_path) is None:
+        layout.write_json(tuner_path, {}, indent=None)
+        if trials:
+            notes.append(f"{tuner_path.name} was missing or damaged: rewritten (it holds no "
+                         "state of its own), so the search resumes instead of starting over")
+    return notes
+
+
+def _trial_order(path: Path) -> tuple[int, str]:
+    suffix = path.name.removeprefix("trial_")
+    return (int(suffix), suffix) if suffix.isdigit() else (1 << 30, suffix)
+
+
+def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict | None:
+    oracle = layout.read_json(path)
+    if oracle is not None and "ongoing_trials" in oracle:
+        return oracle
+    backup = path.with_name(path.name + BACKUP_SUFFIX)
+    saved = layout.read_json(backup)
+    if saved is not None and "ongoing_trials" in saved:
+        notes.append(f"{path} was damaged (an interrupted write): restored from its last good "
+                     f"copy {backup.name} and checked against the trial files")
+        return saved
+    started = [d for d in trial_dirs if (d / layout.RECORD_JSON).exists()]
+    if not started:
+        # Killed before the first trial trained: nothing was computed, so nothing is lost by
+        # starting afresh (Keras Tuner would otherwise reload half a state).
+        for leftover in (path, path.parent / layout.TUNER_JSON, *trial_dirs):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.exists():
+                leftover.unlink()
+        notes.append(f"{path} was missing or damaged before any trial trained: the search "
+                     "starts afresh")
+        return None
+    what = "is missing" if not path.exists() else "is damaged (empty or truncated)"
+    raise UserError(
+        f"{path} {what} and has no readable last good copy ({backup.name}), so the search "
+        f"state of project '{path.parent.name}' cannot be rebuilt. Its {len(started)} trial "
+        f"folder(s) are intact: `fmnist-search leaderboard {path.parent.name}` still shows "
+        "them. To search on, rerun with another --project, or with --overwrite to discard "
+        "this project and start afresh."
+    )
+
+
+def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | None:
+    """The trial's Keras Tuner state, made to agree with our record of it."""
+    trial_path = trial_dir / layout.TRIAL_JSON
+    record = layout.read_json(trial_dir / layout.RECORD_JSON)
+    state = layout.read_json(trial_path)
+    trial_id = trial_dir.name.removeprefix("trial_")
+    if state is None:
+        if not trial_path.exists() and record is None:
+            return None  # a folder with no trial in it (Keras Tuner makes them eagerly)
+        state = _rebuilt_trial(trial_id, oracle, record)
+        notes.append(f"{trial_path} was damaged: rebuilt from "
+                     f"{'its record.json' if record else 'the oracle (its values were lost)'}")
+    elif record is not None and state.get("status") not in FINISHED \
+            and record.get("status") in ("COMPLETED", "FAILED"):
+        _finish_from_record(state, record)
+        notes.append(f"trial {trial_id} had finished ({record['status'].lower()}) but Keras "
+                     "Tuner had not saved that: its recorded result is kept, not rerun")
+    else:
+        return state
+    layout.write_json(trial_path, state, indent=None)
+    return state
+
+
+def _rebuilt_trial(trial_id: str, oracle: dict, record: dict | None) -> dict:
+    space = oracle.get("hyperparameters", {"space": [], "values": {}})
+    values = dict(record.get("values", {})) if record else {}
+    state = {"trial_id": trial_id,
+             "hyperparameters": {"space": space.get("space", []), "values": values},
+             "metrics": {"metrics": {}}, "score": None, "best_step": 0,
+             "status": "RUNNING", "message": None}
+    if record is None:
+        state["status"] = "FAILED"
+        state["message"] = ("trial.json was damaged before the trial trained, and its "
+                            "configuration was lost; the search goes on with new trials")
+    elif record.get("status") in ("COMPLETED", "FAILED"):
+        _finish_from_record(state, record)
+    return state
+
+
+def _finish_from_record(state: dict, record: dict) -> None:
+    if record["status"] == "FAILED":
+        state["status"] = "FAILED"
+        state["message"] = record.get("reason") or "failed"
+        return
+    history = record.get("history") or []
+    metrics = {}
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        observations = [{"value": [float(row[name])], "step": i}
+                        for i, row in enumerate(history) if name in row]
+        if observations:
+            direction = "max" if "accuracy" in name else "min"
+            metrics[name] = {"direction": direction, "observations": observations}
+    if OBJECTIVE not in metrics:
+        metrics[OBJECTIVE] = {"direction": "max", "observations": [
+            {"value": [float(record[OBJECTIVE])], "step": 0}]}
+    state["metrics"] = {"metrics": metrics}
+    state["score"] = float(record[OBJECTIVE])
+    state["best_step"] = int(record.get("best_epoch", 1)) - 1
+    state["status"] = "COMPLETED"
+    state["message"] = None
+
+
+def _reconcile_oracle(oracle: dict, trials: dict[str, dict], notes: list[str]) -> bool:
+    """Drop references to trials that do not exist, finish what finished, queue what did not."""
+    before = repr(oracle)
+    finished = {tid for tid, s in trials.items() if s.get("status") in FINISHED}
+    ongoing = oracle.get("ongoing_trials", {})
+    oracle["ongoing_trials"] = {k: v for k, v in ongoing.items()
+                                if v in trials and v not in finished}
+    oracle["retry_queue"] = [t for t in oracle.get("retry_queue", [])
+                             if t in trials and t not in finished]
+    oracle["start_order"] = [t for t in oracle.get("start_order", []) if t in trials]
+    oracle["end_order"] = [t for t in oracle.get("end_order", []) if t in trials]
+    run_times = oracle.setdefault("run_times", {})
+    hashes = oracle.setdefault("id_to_hash", {})
+    tried = oracle.setdefault("tried_so_far", [])
+    for tid in sorted(trials, key=lambda t: _trial_order(Path(f"trial_{t}"))):
+        state = trials[tid]
+        if tid not in oracle["start_order"]:
+            oracle["start_order"].append(tid)
+            values_hash = _values_hash(state["hyperparameters"].get("values", {}))
+            hashes[tid] = values_hash
+            if values_hash not in tried:
+                tried.append(values_hash)
+            if tid not in finished:
+                oracle["retry_queue"].append(tid)
+                notes.append(f"trial {tid} had been created but not registered: queued to run")
+        if tid in finished and tid not in oracle["end_order"]:
+            oracle["end_order"].append(tid)
+            run_times[tid] = max(1, int(run_times.get(tid, 0)))
+    return repr(oracle) != before
+
+
+def _values_hash(values: dict[str, Any]) -> str:
+    """Keras Tuner's own hash of a trial's values (``Oracle._compute_values_hash``)."""
+    text = "".join(f"{k}={values[k]}" for k in sorted(values))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

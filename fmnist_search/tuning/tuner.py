@@ -1,0 +1,177 @@
+"""Keras Tuner's own tuners, with our hooks on the trial lifecycle it already has.
+
+``on_trial_begin`` writes a RUNNING ``record.json`` (the trial's values, before any training);
+``on_trial_end``, where Keras Tuner has set the trial's status and message, writes the finished
+record and only then lets Keras Tuner save its own state, so a kill in between is repaired from
+the record on resume (``state.repair``). ``pre_create_trial`` stops the search at the requested
+trial count or the time budget before a new trial is created.
+
+Keras Tuner's own consecutive-failure stop counts failures across the project's whole history
+and raises before it saves the failing trial, which left that trial RUNNING and every rerun
+retraining it; ours counts the failures of this run only, after everything is saved.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+
+from fmnist_search import builder, layout
+from fmnist_search.errors import UserError
+from fmnist_search.tuning.display import SearchDisplay
+from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
+from fmnist_search.tuning.signals import StopSignals
+from fmnist_search.tuning.state import FINISHED, OBJECTIVE
+
+TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
+          "hyperband": kt.Hyperband}
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+class SearchStopped(Exception):
+    """Raised before a trial is created, when the search has what it asked for."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "trials" or "time"
+
+
+class ConsecutiveFailures(UserError):
+    pass
+
+
+@dataclass
+class Limits:
+    trials: int
+    deadline: float | None = None  # Unix time after which no trial starts
+
+
+class RecordingMixin:
+    """Mixed in front of a Keras Tuner tuner class; see the module docstring."""
+
+    def __init__(self, *args, display: SearchDisplay, signals: StopSignals, limits: Limits,
+                 **kwargs):
+        self.display = display
+        self.signals = signals
+        self.limits = limits
+        self.failures_in_a_row = 0
+        self.ended = 0  # trials ended by this process: a budget always lets one run
+        self.started: dict[str, float] = {}
+        super().__init__(*args, **kwargs)
+
+    hypermodel: SearchHyperModel
+
+    def finished(self) -> int:
+        return sum(1 for t in self.oracle.trials.values() if t.status in FINISHED)
+
+    def pre_create_trial(self):
+        self.signals.check()
+        if self.finished() >= self.limits.trials:
+            raise SearchStopped("trials")
+        if self.ended and self.limits.deadline is not None and time.time() >= self.limits.deadline:
+            raise SearchStopped("time")
+        super().pre_create_trial()
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        values = dict(trial.hyperparameters.values)
+        self.started[trial.trial_id] = time.time()
+        self._write_record(trial, {"status": "RUNNING"})
+        self.display.trial_begin(trial.trial_id, self.finished() + 1, _safe_name(values))
+
+    def on_trial_end(self, trial):
+        with self.signals.critical():
+            record = self._finished_record(trial)
+            self._write_record(trial, record)
+            super().on_trial_end(trial)  # Keras Tuner saves trial.json and oracle.json
+            self.display.trial_end(record)
+        self.ended += 1
+        self.failures_in_a_row = 0 if record["status"] == "COMPLETED" else \
+            self.failures_in_a_row + 1
+        if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            raise ConsecutiveFailures(record["reason"])
+
+    def _finished_record(self, trial) -> dict[str, Any]:
+        fit = self.hypermodel.fits.pop(trial.trial_id, None)
+        if trial.status == "COMPLETED" and fit is not None:
+            return completed_record(fit, self.hypermodel.num_classes)
+        return {"status": "FAILED", "reason": failure_reason(trial.message)}
+
+    def _write_record(self, trial, record: dict[str, Any]) -> None:
+        started = self.started.get(trial.trial_id, time.time())
+        record = {"trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
+                  "started": started, **record}
+        if record["status"] != "RUNNING":
+            record["finished"] = time.time()
+            record.setdefault("wall_seconds", record["finished"] - started)
+        directory = Path(self.get_trial_dir(trial.trial_id))
+        layout.write_json(directory / layout.RECORD_JSON, record)
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        # Keras Tuner imports tensorboard here even when no TensorBoard callback is used, and
+        # TensorFlow no longer installs tensorboard; we pass none, so there is nothing to do.
+        if any(type(c).__name__ == "TensorBoard" for c in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+
+def completed_record(fit: TrialFit, num_classes: int) -> dict[str, Any]:
+    rows = fit.fit.history
+    best = max(range(len(rows)), key=lambda i: rows[i].get(OBJECTIVE, float("-inf")))
+    return {
+        "status": "COMPLETED",
+        "val_accuracy": rows[best][OBJECTIVE],
+        "val_loss": rows[best].get("val_loss"),
+        "best_epoch": rows[best]["epoch"],
+        "params": fit.params,
+        "seconds_per_epoch": fit.fit.seconds_per_epoch,
+        "epochs": fit.fit.epochs_trained,
+        "precision": fit.precision,
+        "fit_seconds": fit.fit.fit_seconds,
+        "architecture": builder.short_name(fit.values, num_classes),
+        "history": rows,
+    }
+
+
+def failure_reason(message: str | None) -> str:
+    """The last line of Keras Tuner's message (which holds the whole traceback)."""
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    last = lines[-1].strip()
+    # "FailedTrialError: the loss became nan ..." -> the sentence after the exception's name
+    name, sep, rest = last.partition(": ")
+    return rest if sep and name.replace(".", "").replace("_", "").isalnum() else last
+
+
+def _safe_name(values: dict[str, Any]) -> str:
+    try:
+        return builder.short_name(values)
+    except UserError as exc:
+        return f"(cannot be built: {exc})"
+
+
+def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: str,
+               display: SearchDisplay, signals: StopSignals, limits: Limits, seed: int):
+    base = TUNERS[preset.tuner]
+    cls = type(f"Recording{base.__name__}", (RecordingMixin, base), {})
+    fixed = kt.HyperParameters()
+    for name, value in preset.fixed.items():
+        fixed.Fixed(name, value)
+    common = dict(
+        hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, "max"), seed=seed,
+        hyperparameters=fixed, tune_new_entries=True, allow_new_entries=True,
+        max_retries_per_trial=0, max_consecutive_failed_trials=None,
+        directory=str(directory), project_name=project, overwrite=False,
+        display=display, signals=signals, limits=limits,
+    )
+    if preset.tuner == "hyperband":
+        return cls(max_epochs=preset.epochs, factor=preset.factor,
+                   hyperband_iterations=preset.iterations, **common)
+    if preset.tuner == "bayesian":
+        initial = max(3, min(10, preset.trials // 4))  # KT's default (3 x dims) is ~100 here
+        return cls(max_trials=preset.trials, num_initial_points=initial, **common)
+    return cls(max_trials=preset.trials, **common)

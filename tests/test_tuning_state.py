@@ -1,0 +1,216 @@
+"""Nothing finished is lost or rerun: kills during state writes, signals, failures, full disks,
+and project names that would reach outside the results directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import search_args
+
+from fmnist_search import layout, results
+from fmnist_search.cli import main
+
+DRIVER = str(Path(__file__).with_name("fault_injection.py"))
+
+
+def _completed(root: Path, project: str) -> dict[str, str]:
+    """trial id -> its record.json text, for the trials Keras Tuner calls COMPLETED."""
+    return {r["trial"]: (Path(r["path"]) / "record.json").read_text()
+            for r in results.trial_rows(root, project) if r["status"] == "COMPLETED"}
+
+
+def _recorded(root: Path, project: str) -> dict[str, str]:
+    """trial id -> record.json text, for the trials our record calls COMPLETED (the tool had
+    printed "done" for them), whatever Keras Tuner's own files say."""
+    found = {}
+    for path in (root / project).glob("trial_*/record.json"):
+        if json.loads(path.read_text())["status"] == "COMPLETED":
+            found[path.parent.name.removeprefix("trial_")] = path.read_text()
+    return found
+
+
+def _cli(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fmnist_search", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "../x", "/tmp/x", "a b", "x\ny"])
+def test_project_names_that_escape_are_refused_before_anything(tmp_path, csv_data, capsys,
+                                                                  name):
+    canary = tmp_path / "canary.txt"
+    canary.write_text("keep me")
+    root = tmp_path / "res"
+    (root / "other").mkdir(parents=True)
+    (root / "other" / "run.json").write_text("{}")
+    assert main(search_args(csv_data, tmp_path, name, 1, "--overwrite")) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--project" in err and "not a valid name" in err and "Traceback" not in err
+    assert canary.read_text() == "keep me"
+    assert (root / "other" / "run.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["canary.txt", "res", "test.csv",
+                                                          "train.csv"]
+
+
+def test_overwrite_removes_only_a_project_of_this_tool(tmp_path, csv_data, capsys):
+    root = tmp_path / "res"
+    (root / "notmine").mkdir(parents=True)
+    (root / "notmine" / "thesis.tex").write_text("years of work")
+    assert main(search_args(csv_data, tmp_path, "notmine", 1, "--overwrite")) == 2
+    assert "not an fmnist-search project" in " ".join(capsys.readouterr().err.split())
+    assert (root / "notmine" / "thesis.tex").read_text() == "years of work"
+
+    assert main(search_args(csv_data, tmp_path, "mine", 1)) == 0
+    first = _completed(root, "mine")
+    assert main(search_args(csv_data, tmp_path, "mine", 1, "--overwrite")) == 0
+    assert _completed(root, "mine") != first  # really discarded and searched again
+
+
+# --------------------------------------------------------------------------- kills mid-write
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [
+    "oracle.json:1",   # the first state write of a new project (no tuner0.json yet)
+    "trial.json:3",    # trial 0's COMPLETED status: our record says done, Keras Tuner not
+    "oracle.json:2",   # trial 0 is COMPLETED in trial.json, the oracle still has it running
+    "record.json:4",   # trial 1's finished record, before Keras Tuner knows it finished
+])
+def test_kill_during_a_state_write_then_resume(tmp_path, csv_data, fault):
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "k", 4)
+    killed = subprocess.run([sys.executable, DRIVER, fault, "kill", "--", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    kept = _recorded(root, "k")
+    resumed = _cli(args)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+    done = _completed(root, "k")
+    assert sorted(done) == ["0", "1", "2", "3"]
+    for trial, text in kept.items():  # no finished trial was rerun or changed
+        assert done[trial] == text
+    if fault == "trial.json:3":
+        assert "0" in kept and "is kept, not rerun" in " ".join(resumed.stdout.split())
+
+
+@pytest.mark.slow
+def test_injected_enospc_is_one_clear_error_and_the_project_resumes(tmp_path, csv_data):
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "full", 3)
+    full = subprocess.run([sys.executable, DRIVER, "trial.json:4", "enospc", "--", *args],
+                          capture_output=True, text=True, timeout=300)
+    out = full.stdout + full.stderr
+    assert full.returncode == 2 and "Traceback" not in out
+    assert "No space left on device" in out and "trial.json" in out and "resume" in out
+    kept = _recorded(root, "full")
+    resumed = _cli(args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    done = _completed(root, "full")
+    assert sorted(done) == ["0", "1", "2"]
+    assert all(done[t] == text for t, text in kept.items())
+
+
+def test_damaged_trial_json_is_rebuilt_from_its_record(tmp_path, csv_data, capsys):
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "d", 2)) == 0
+    kept = _completed(root, "d")
+    (root / "d" / "trial_0" / "trial.json").write_text("")  # what an old in-place write left
+    capsys.readouterr()
+    assert main(search_args(csv_data, tmp_path, "d", 3)) == 0
+    assert "trial_0/trial.json was damaged: rebuilt" in " ".join(capsys.readouterr().out.split())
+    done = _completed(root, "d")
+    assert sorted(done) == ["0", "1", "2"] and all(done[t] == kept[t] for t in kept)
+
+
+def test_damaged_oracle_uses_its_last_good_copy_or_refuses_clearly(tmp_path, csv_data, capsys):
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "o", 2)) == 0
+    kept = _completed(root, "o")
+    oracle = root / "o" / "oracle.json"
+    oracle.write_text('{"ongoing_tri')
+    capsys.readouterr()
+    assert main(search_args(csv_data, tmp_path, "o", 3)) == 0
+    assert "restored from its last good copy" in " ".join(capsys.readouterr().out.split())
+    assert sorted(_completed(root, "o")) == ["0", "1", "2"]
+
+    oracle.write_text("")
+    (root / "o" / "oracle.json.bak").unlink()
+    assert main(search_args(csv_data, tmp_path, "o", 4)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "oracle.json is damaged" in err and "--overwrite" in err and "Traceback" not in err
+    assert {t: v for t, v in _completed(root, "o").items() if t in kept} == kept
+
+
+# --------------------------------------------------------------------------- signals, failures
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, csv_data):
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "term", 20)
+    args[args.index("--epochs") + 1] = "3"
+    proc = subprocess.Popen([sys.executable, "-m", "fmnist_search", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not _completed(root, "term"):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    text = " ".join(out.split())
+    assert "Stopped by SIGTERM" in text and "Rerun the same command to resume" in text
+    assert "Traceback" not in out + err
+    kept = _completed(root, "term")
+    state = json.loads((root / "term" / "oracle.json").read_text())
+    assert not set(state["ongoing_trials"].values()) & set(kept)
+
+
+def test_three_failures_stop_the_search_and_a_rerun_goes_on(tmp_path, csv_data, capsys,
+                                                            monkeypatch):
+    from fmnist_search import training
+
+    real_fit = training.fit
+
+    def diverging(*args, **kwargs):
+        raise training.NanLossError("the loss became nan in epoch 1: training diverged")
+
+    monkeypatch.setattr(training, "fit", diverging)
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "f3", 5)) == 2
+    captured = capsys.readouterr()
+    assert "3 trials in a row failed" in " ".join(captured.err.split())
+    assert "Traceback" not in captured.out + captured.err
+    statuses = [json.loads(p.read_text())["status"]
+                for p in sorted((root / "f3").glob("trial_*/trial.json"))]
+    assert statuses == ["FAILED"] * 3  # failed in Keras Tuner's state too, not left RUNNING
+
+    monkeypatch.setattr(training, "fit", real_fit)
+    assert main(search_args(csv_data, tmp_path, "f3", 5)) == 0
+    rows = results.trial_rows(root, "f3")
+    assert [r["status"] for r in rows] == ["FAILED"] * 3 + ["COMPLETED"] * 2
+
+
+def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "state.json"
+    layout.write_json(path, {"trials": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(layout.StateWriteError, match="state.json: No space left on device"):
+        layout.write_json(path, {"trials": 2})
+    assert json.loads(path.read_text()) == {"trials": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp file left
