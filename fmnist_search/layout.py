@@ -88,8 +88,9 @@ def is_disk_error(exc: BaseException) -> bool:
 def disk_error(path: Path | str, exc: BaseException) -> StateWriteError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return StateWriteError(
-        f"Cannot write {path}: {reason}. Nothing finished was lost and the old file is intact; "
-        "free some space (or make the directory writable) and rerun the same command to resume."
+        f"Cannot write {path}: {reason}. Nothing finished was lost (state files are replaced "
+        "whole or not at all); free some space (or make the directory writable) and rerun the "
+        "same command to resume."
     )
 
 

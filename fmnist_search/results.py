@@ -190,7 +190,9 @@ def varying(rows: list[dict[str, Any]]) -> list[str]:
 
 def load_project(root: Path, project: str) -> dict[str, Any]:
     from fmnist_search.errors import UserError
+    from fmnist_search.layout import check_name
 
+    check_name(project, "project")
     run = _read_json(root / project / "run.json")
     if run is None:
         raise UserError(f"No project '{project}' in {root}. Projects there: "
@@ -223,10 +225,12 @@ def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
 def find_run(root: Path, name: str) -> Path:
     """A run directory from a path, a baseline name, or a retrained PROJECT-TRIAL name."""
     from fmnist_search.errors import UserError
+    from fmnist_search.layout import check_name
 
     path = Path(name)
     if (path / "model.keras").is_file():
         return path
+    check_name(name, "model")  # not a run directory: a name, which must not reach elsewhere
     for kind in (BASELINES, RETRAINED):
         base = root / kind / name
         runs = sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith(".")

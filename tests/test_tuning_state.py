@@ -214,3 +214,30 @@ def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path, monkey
         layout.write_json(path, {"trials": 2})
     assert json.loads(path.read_text()) == {"trials": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp file left
+
+
+def test_a_nearly_full_disk_stops_before_the_checkpoint_write(tmp_path, csv_data, capsys,
+                                                              monkeypatch):
+    """h5py writing a checkpoint to a full disk segfaulted the process; the guard stops first."""
+    import shutil
+    from collections import namedtuple
+
+    Usage = namedtuple("Usage", "total used free")
+    real = shutil.disk_usage
+    calls = {"n": 0}
+
+    def nearly_full(path):
+        calls["n"] += 1
+        return Usage(1 << 30, (1 << 30) - 4096, 4096) if calls["n"] > 2 else real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", nearly_full)
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "nf", 4)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "No space left on device" in err and "4,096 bytes free" in err and "resume" in err
+    kept = _recorded(root, "nf")
+    assert len(kept) == 2
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    assert main(search_args(csv_data, tmp_path, "nf", 4)) == 0
+    done = _completed(root, "nf")
+    assert sorted(done) == ["0", "1", "2", "3"] and all(done[t] == kept[t] for t in kept)
