@@ -122,12 +122,15 @@ def one_epoch(c: Contestant, ds, epoch: int) -> None:
         from rich.console import Console
 
         from fmnist_search import training
+        from fmnist_search.callbacks import EpochLog, EpochProgress
         from fmnist_search.progress import make_progress
 
+        log = EpochLog()
         with make_progress(Console(file=io.StringIO())) as progress:
+            shown = EpochProgress(progress, log, epoch + 1)
             training.fit(c.model, c.values, (ds.x_train, ds.y_train), (ds.x_val, ds.y_val),
-                         epoch + 1, initial_epoch=epoch, extra_callbacks=[c.timer.callback],
-                         progress=progress)
+                         epoch + 1, initial_epoch=epoch, log=log,
+                         extra_callbacks=[c.timer.callback, shown])
         return
     schedule = keras.callbacks.LearningRateScheduler(lambda e: 1e-3 * 0.9**e)
     common_kwargs = dict(epochs=epoch + 1, initial_epoch=epoch, verbose=0,

@@ -75,11 +75,14 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
     console.print(f"[bold]{spec.name}[/]: {builder.short_name(values, data.num_classes)}  "
                   f"({trainable + frozen:,} params, {len(data.y_train):,} train / "
                   f"{len(data.y_val):,} val images, policy {policy})")
+    from fmnist_search.callbacks import EpochLog, EpochProgress
     from fmnist_search.progress import make_progress
 
+    log = EpochLog()
     with make_progress(console) as progress:
         result = training.fit(model, values, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                              spec.epochs, spec.patience, progress=progress, label=spec.name)
+                              spec.epochs, spec.patience, log=log,
+                              extra_callbacks=[EpochProgress(progress, log, spec.epochs, spec.name)])
     val = training.evaluate(model, data.x_val, data.y_val, data.class_names)
     test = (training.evaluate(model, data.x_test, data.y_test, data.class_names)
             if data.y_test is not None else None)

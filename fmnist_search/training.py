@@ -6,7 +6,6 @@ and a report model are always trained and timed the same way.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fmnist_search.callbacks import EpochLog, protocol_callbacks
 from fmnist_search.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -64,74 +64,6 @@ def set_precision(precision: str) -> str:
     return policy
 
 
-# --------------------------------------------------------------------------- callbacks
-
-
-def keras_callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class NanLossError(RuntimeError):
-    """Training diverged; raised so that a search records the trial as failed, with why."""
-
-
-def make_callbacks(values: Mapping[str, Any], patience: int | None = None,
-                   extra: Sequence = ()) -> tuple[list, EpochLog]:
-    """The protocol's callbacks: per-epoch schedule, NaN guard, timing, optional early stop."""
-    import keras
-
-    lr0, decay = float(values["learning_rate"]), float(values["lr_decay"])
-    log = EpochLog()
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay**epoch),
-        NanGuard(),
-        log,
-    ]
-    if patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True))
-    return callbacks + list(extra), log
-
-
-class NanGuard(keras_callback_base()):
-    """Checked once per epoch: reading the loss every batch would force a device sync per step."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NanLossError(f"the loss became {loss} in epoch {epoch + 1}: training diverged "
-                               "(try a lower learning rate)")
-
-
-class EpochLog(keras_callback_base()):
-    """Per-epoch metrics, learning rate and wall time: the history we store and plot."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict[str, float]] = []
-        self._epoch_start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        lr = logs.pop("learning_rate", None)
-        if lr is None:
-            lr = float(np.asarray(self.model.optimizer.learning_rate))
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}, "lr": float(lr),
-               "seconds": time.perf_counter() - self._epoch_start}
-        self.rows.append(row)
-
-    def seconds_per_epoch(self) -> float:
-        """Median over epochs after the first (which pays for tracing and warm-up)."""
-        times = [r["seconds"] for r in self.rows]
-        steady = times[1:] or times
-        return float(np.median(steady)) if steady else float("nan")
-
-
 # --------------------------------------------------------------------------- fit / evaluate
 
 
@@ -146,14 +78,14 @@ class FitResult:
 
 def fit(model, values: Mapping[str, Any], train: tuple, validation: tuple, epochs: int,
         patience: int | None = None, extra_callbacks: Sequence = (), initial_epoch: int = 0,
-        progress=None, label: str = "epochs", keep_bars: bool = True) -> FitResult:
-    """Train with the protocol in ``values``, validating each epoch."""
-    callbacks, log = make_callbacks(values, patience, extra_callbacks)
-    if progress is not None:
-        from fmnist_search.progress import EpochProgress
+        log: EpochLog | None = None) -> FitResult:
+    """Train with the protocol in ``values``, validating each epoch.
 
-        callbacks.append(EpochProgress(progress, log, epochs, label, print_epochs=keep_bars,
-                                       keep=keep_bars))
+    The caller adds what it wants to see or check (progress bars, a stop flag) as
+    ``extra_callbacks``; a progress bar that shows the logged rows shares ``log`` with it.
+    """
+    log = log or EpochLog()
+    callbacks = [*protocol_callbacks(values, log, patience), *extra_callbacks]
     start = time.perf_counter()
     with custom_gradients_released():
         model.fit(

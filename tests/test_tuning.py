@@ -12,6 +12,7 @@ import pytest
 from conftest import search_args
 
 from fmnist_search import results, tuning
+from fmnist_search.callbacks import NanLossError
 from fmnist_search.cli import main
 from fmnist_search.errors import UserError
 
@@ -69,7 +70,7 @@ def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, csv_data, capsys,
     def flaky_fit(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise training.NanLossError("the loss became nan in epoch 1: training diverged")
+            raise NanLossError("the loss became nan in epoch 1: training diverged")
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(training, "fit", flaky_fit)

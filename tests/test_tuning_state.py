@@ -15,6 +15,7 @@ import pytest
 from conftest import search_args
 
 from fmnist_search import layout, results
+from fmnist_search.callbacks import NanLossError
 from fmnist_search.cli import main
 
 DRIVER = str(Path(__file__).with_name("fault_injection.py"))
@@ -182,7 +183,7 @@ def test_three_failures_stop_the_search_and_a_rerun_goes_on(tmp_path, csv_data, 
     real_fit = training.fit
 
     def diverging(*args, **kwargs):
-        raise training.NanLossError("the loss became nan in epoch 1: training diverged")
+        raise NanLossError("the loss became nan in epoch 1: training diverged")
 
     monkeypatch.setattr(training, "fit", diverging)
     root = tmp_path / "res"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import keras_tuner as kt
-import numpy as np
 
 from fmnist_search import builder, layout, training
+from fmnist_search.callbacks import (
+    EpochLog,
+    EpochProgress,
+    LowDiskSpace,
+    NanLossError,
+    with_disk_guard,
+)
 from fmnist_search.errors import ArchitectureError
 from fmnist_search.space import Space
-
-MIN_FREE_BYTES = 1 << 20  # room for the state files written after a checkpoint
 
 
 @dataclass
@@ -29,6 +31,12 @@ class TrialFit:
 
 class DiskFull(kt.errors.FatalError):
     """Not the configuration's fault: stop the search (the trial stays queued for the resume)."""
+
+
+def _progress_callbacks(progress, epochs: int) -> tuple[EpochLog, list]:
+    log = EpochLog()
+    return log, [EpochProgress(progress, log, epochs, "  epochs", print_epochs=False,
+                               keep=False)]
 
 
 class SearchHyperModel(kt.HyperModel):
@@ -67,13 +75,14 @@ class SearchHyperModel(kt.HyperModel):
         values = builder.resolve(self.space.register(hp))
         trainable, frozen = training.count_params(model)
         callbacks = with_disk_guard(callbacks, model)
+        log, shown = _progress_callbacks(self.progress, epochs)
         try:
             result = training.fit(
                 model, values, (x, y), validation_data, epochs, self.patience,
-                extra_callbacks=[*callbacks, self.stop_callback], initial_epoch=initial_epoch,
-                progress=self.progress, label="  epochs", keep_bars=False,
+                extra_callbacks=[*callbacks, self.stop_callback, *shown],
+                initial_epoch=initial_epoch, log=log,
             )
-        except training.NanLossError as exc:
+        except NanLossError as exc:
             raise kt.errors.FailedTrialError(str(exc)) from exc
         except Exception as exc:
             mapped = classify_failure(exc)
@@ -87,42 +96,9 @@ class SearchHyperModel(kt.HyperModel):
         return model.history  # Keras Tuner reads the best epoch's objective from it
 
 
-def with_disk_guard(callbacks, model) -> list:
-    """Check the free space before each of Keras Tuner's checkpoint saves.
-
-    Keras Tuner saves the best epoch's weights with h5py, and h5py writing to a full disk
-    crashed the whole process with a segmentation fault (seen here on a 2 MiB tmpfs), so the
-    search never got to say why. A guard placed before the checkpoint callback stops the search
-    cleanly while there is still room for the state files.
-    """
-    import keras
-
-    need = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
-    need = int(need * 1.2) + MIN_FREE_BYTES
-
-    class DiskGuard(keras.callbacks.Callback):
-        def __init__(self, directory: str) -> None:
-            super().__init__()
-            self.directory = directory
-
-        def on_epoch_end(self, epoch, logs=None):
-            free = shutil.disk_usage(self.directory).free
-            if free < need:
-                raise DiskFull(f"No space left on device: {self.directory} has {free:,} bytes "
-                               f"free, and this trial's checkpoint needs about {need:,}")
-
-    guarded = []
-    for callback in callbacks:
-        path = getattr(callback, "filepath", None)
-        if type(callback).__name__ == "SaveBestEpoch" and path:
-            guarded.append(DiskGuard(os.path.dirname(str(path)) or "."))
-        guarded.append(callback)
-    return guarded
-
-
 def classify_failure(exc: Exception) -> Exception:
     """Out of memory fails the trial; a full or read-only disk stops the search."""
-    if layout.is_disk_error(exc):
+    if isinstance(exc, LowDiskSpace) or layout.is_disk_error(exc):
         return DiskFull(str(exc))
     if "ResourceExhausted" in type(exc).__name__ or isinstance(exc, MemoryError):
         return kt.errors.FailedTrialError(f"out of memory: {exc}")

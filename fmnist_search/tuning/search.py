@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from fmnist_search import layout, training
+from fmnist_search.callbacks import StopCheck
 from fmnist_search.data import Dataset
 from fmnist_search.errors import UserError
 from fmnist_search.presets import Preset
@@ -157,7 +158,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         for note in repairs:
             display.note(note)
         hypermodel = SearchHyperModel(req.space, req.data.num_classes, req.preset.patience,
-                                      display.progress, signals.keras_callback(), policy)
+                                      display.progress, StopCheck(signals.check), policy)
         deadline = time.time() + req.max_time if req.max_time else None
         with state.atomic_saves(signals.critical), _quiet_keras(req.debug):
             tuner = make_tuner(hypermodel, req.preset, req.root, req.project, display, signals,

@@ -64,15 +64,3 @@ class StopSignals:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-    def keras_callback(self):
-        """Checks the flag at every epoch end, where stopping loses the least."""
-        import keras
-
-        signals = self
-
-        class StopCheck(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                signals.check()
-
-        return StopCheck()

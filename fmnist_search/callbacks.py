@@ -1,0 +1,171 @@
+"""Keras callbacks: the protocol's schedule and guards, what we log, and what we show.
+
+Kept apart from ``training`` (which decides what to train) and from ``progress`` (rich
+widgets): a caller composes them, so ``training.fit`` is told how to show progress, and
+nothing here reaches up into the search.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+from rich.progress import Progress
+
+from fmnist_search.progress import BATCH_EVERY, epoch_line
+
+MIN_FREE_BYTES = 1 << 20  # room for the state files written after a checkpoint
+
+
+class NanLossError(RuntimeError):
+    """Training diverged; raised so that a search records the trial as failed, with why."""
+
+
+class LowDiskSpace(RuntimeError):
+    """Not enough room left for the next checkpoint (see ``with_disk_guard``)."""
+
+
+def protocol_callbacks(values: Mapping[str, Any], log: EpochLog,
+                       patience: int | None = None) -> list:
+    """The protocol's callbacks: per-epoch schedule, NaN guard, timing, optional early stop."""
+    lr0, decay = float(values["learning_rate"]), float(values["lr_decay"])
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay**epoch),
+        NanGuard(),
+        log,
+    ]
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True))
+    return callbacks
+
+
+class StopCheck(keras.callbacks.Callback):
+    """Calls ``check`` at every epoch end (where stopping loses the least), e.g. a stop flag's."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        super().__init__()
+        self.check = check
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check()
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Checked once per epoch: reading the loss every batch would force a device sync per step."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NanLossError(f"the loss became {loss} in epoch {epoch + 1}: training diverged "
+                               "(try a lower learning rate)")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per-epoch metrics, learning rate and wall time: the history we store and plot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, float]] = []
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        lr = logs.pop("learning_rate", None)
+        if lr is None:
+            lr = float(np.asarray(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}, "lr": float(lr),
+               "seconds": time.perf_counter() - self._epoch_start}
+        self.rows.append(row)
+
+    def seconds_per_epoch(self) -> float:
+        """Median over epochs after the first (which pays for tracing and warm-up)."""
+        times = [r["seconds"] for r in self.rows]
+        steady = times[1:] or times
+        return float(np.median(steady)) if steady else float("nan")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Drives an epochs bar and a batches bar on a shared rich Progress."""
+
+    # A batch hook makes Keras read every step's logs synchronously unless the callback is
+    # declared safe to run on its dispatch thread; rich's Progress is thread-safe.
+    async_safe = True
+
+    def __init__(self, progress: Progress, log: EpochLog, epochs: int, label: str = "epochs",
+                 print_epochs: bool = True, keep: bool = True) -> None:
+        super().__init__()
+        self.keep = keep
+        self.log = log
+        self.progress = progress
+        self.epochs = epochs
+        self.print_epochs = print_epochs
+        self.epoch_task = progress.add_task(label, total=epochs, status="")
+        self.batch_task = progress.add_task("  batches", total=None, status="", visible=False)
+
+    def on_train_begin(self, logs=None):
+        steps = self.params.get("steps")
+        self.progress.update(self.batch_task, total=steps, completed=0, visible=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.progress.update(self.batch_task, completed=0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Reading the loss forces a sync with the training step, so only now and then.
+        if batch % BATCH_EVERY == 0:
+            loss = (logs or {}).get("loss")
+            status = f"loss {float(loss):.4f}" if loss is not None else ""
+            self.progress.update(self.batch_task, completed=batch + 1, status=status)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.log.rows[-1]
+        status = f"val_acc {row.get('val_accuracy', float('nan')):.4f}"
+        self.progress.update(self.epoch_task, completed=epoch + 1, status=status)
+        if self.print_epochs:
+            self.progress.console.print(epoch_line(row, self.epochs))
+
+    def on_train_end(self, logs=None):
+        self.progress.update(self.batch_task, visible=False)
+        if not self.keep:  # a search shows one trial's bars at a time
+            self.progress.remove_task(self.batch_task)
+            self.progress.remove_task(self.epoch_task)
+
+
+def with_disk_guard(callbacks, model) -> list:
+    """Check the free space before each of Keras Tuner's checkpoint saves.
+
+    Keras Tuner saves the best epoch's weights with h5py, and h5py writing to a full disk
+    crashed the whole process with a segmentation fault (seen here on a 2 MiB tmpfs), so the
+    search never got to say why. A guard placed before the checkpoint callback stops the search
+    cleanly while there is still room for the state files.
+    """
+    need = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    need = int(need * 1.2) + MIN_FREE_BYTES
+
+    class DiskGuard(keras.callbacks.Callback):
+        def __init__(self, directory: str) -> None:
+            super().__init__()
+            self.directory = directory
+
+        def on_epoch_end(self, epoch, logs=None):
+            free = shutil.disk_usage(self.directory).free
+            if free < need:
+                raise LowDiskSpace(f"No space left on device: {self.directory} has {free:,} bytes "
+                               f"free, and this trial's checkpoint needs about {need:,}")
+
+    guarded = []
+    for callback in callbacks:
+        path = getattr(callback, "filepath", None)
+        if type(callback).__name__ == "SaveBestEpoch" and path:
+            guarded.append(DiskGuard(os.path.dirname(str(path)) or "."))
+        guarded.append(callback)
+    return guarded
