@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -205,6 +207,18 @@ def _add_later_commands(sub, common, dopts, topts) -> None:
     cli_search.register(sub, common, dopts, topts, COMMANDS)
 
 
+def format_error(message: str) -> str:
+    """``error: message`` as one paragraph of at most 100 columns (fewer on a narrower
+    terminal), broken only at spaces outside backquotes: paths, options and `commands` stay
+    whole, so they can be copied from the terminal."""
+    width = 100
+    if sys.stderr.isatty():
+        width = min(width, shutil.get_terminal_size().columns)
+    glued = re.sub(r"`[^`]*`", lambda m: m.group().replace(" ", "\u00a0"), f"error: {message}")
+    return textwrap.fill(glued, width=width, break_on_hyphens=False,
+                         break_long_words=False).replace("\u00a0", " ")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -213,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        sys.stderr.write(textwrap.fill(f"error: {exc}", width=100) + "\n")
+        sys.stderr.write(format_error(str(exc)) + "\n")
         return 2
     except KeyboardInterrupt:
         err_console.print("Interrupted. Everything already finished is saved.")
