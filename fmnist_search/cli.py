@@ -8,10 +8,14 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from fmnist_search.errors import UserError
+
+if TYPE_CHECKING:
+    from fmnist_search.data import Dataset, DataSettings
 
 # Piped output (CI logs, files) gets a wide page: the leaderboard would not fit 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -66,6 +70,15 @@ def check_positive(name: str, value: int | None) -> None:
         raise UserError(f"{name} {value} must be a positive whole number.")
 
 
+def prepare_data(settings: DataSettings) -> Dataset:
+    """The training commands' data: when no copy is found anywhere, the official files are
+    downloaded into the project cache first (offline, the one message saying what to do)."""
+    from fmnist_search import data
+
+    data.ensure_local_copy(settings, console)
+    return data.prepare(settings)
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -75,9 +88,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     from fmnist_search import data, report
 
     if args.fetch:
-        cache = data.fetch(data_dir=args.data_dir)
+        cache = data.fetch(data_dir=args.data_dir, console=console)
         console.print(f"Fashion-MNIST is in the project cache {cache} (checksums verified).")
     settings = data_settings(args)
+    data.ensure_local_copy(settings, console)
     raw = data.load_raw(settings)
     ds = data.prepare(settings, raw)
     console.print(f"Source: {ds.source}")
@@ -120,7 +134,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, catalog, data, report, runs
+    from fmnist_search import baselines, catalog, report, runs
 
     names = catalog.list_baselines() if args.model == "all" else [args.model]
     models = [baselines.load(n) for n in names]
@@ -132,7 +146,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
         resolve_weights("imagenet")  # fail before training anything, not after model4
     settings = data_settings(args)
-    ds = data.prepare(settings)
+    ds = prepare_data(settings)
     root = runs.results_root(args.results_dir) / "baselines"
     finished = []
     for base in models:
@@ -181,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", parents=[common, dopts],
                        help="where the data is, checksums, images per class")
-    p.add_argument("--fetch", action="store_true", help="put the files in the data/ cache")
+    p.add_argument("--fetch", action="store_true",
+                   help="put the files in the data/ cache (found ones copied, else downloaded)")
 
     p = sub.add_parser("describe", parents=[common],
                        help="layer table of a baseline or of a space's default point")

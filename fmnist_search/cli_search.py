@@ -21,8 +21,8 @@ def _console():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fmnist_search import data, presets, report, results, runs, space, tuning
-    from fmnist_search.cli import check_positive, data_settings
+    from fmnist_search import presets, report, results, runs, space, tuning
+    from fmnist_search.cli import check_positive, data_settings, prepare_data
 
     console = _console()
     for name in ("--trials", "--epochs", "--batch-size", "--factor"):
@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                    patience=args.patience, precision=args.precision, fixed=fixed)
     presets.validate(preset, "command line")
     max_time = tuning.parse_duration(args.max_time)
-    ds = data.prepare(data_settings(args, subset=preset.subset))
+    ds = prepare_data(data_settings(args, subset=preset.subset))
     root = runs.results_root(args.results_dir)
     project = args.project or f"{sp.name}-{preset.tuner}"
     req = tuning.SearchRequest(sp, preset, ds, root, project,
@@ -120,7 +120,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from fmnist_search import data, report, results, runs
-    from fmnist_search.cli import check_positive
+    from fmnist_search.cli import check_positive, prepare_data
 
     console = _console()
     check_positive("--epochs", args.epochs)
@@ -131,7 +131,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     settings = data.DataSettings(
         classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
         data_dir=args.data_dir, train_csv=d.get("train_csv"), test_csv=d.get("test_csv"))
-    ds = data.prepare(settings)
+    ds = prepare_data(settings)
     preset = run["preset"]
     name = f"{args.project}-{row['trial']}"
     spec = runs.RunSpec(
