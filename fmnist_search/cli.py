@@ -8,10 +8,11 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
+from fmnist_search import options
 from fmnist_search.errors import UserError
 
 if TYPE_CHECKING:
@@ -28,14 +29,15 @@ err_console = Console(stderr=True)
 def _data_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("data")
-    g.add_argument("--data-dir", help="folder with the four IDX .gz files (else FMNIST_DATA, "
-                   "data/, Debian's package, the Keras cache)")
-    g.add_argument("--classes", help="class subset such as 0,2,4,6,8 (renumbered 0..k-1)")
-    g.add_argument("--val-fraction", type=float, default=0.2,
+    options.add_data_dir(g)
+    g.add_argument("--classes", type=options.class_list,
+                   help="class subset such as 0,2,4,6,8 (renumbered 0..k-1)")
+    g.add_argument("--val-fraction", type=options.split_fraction, default=0.2,
                    help="stratified validation split of the training set (default 0.2)")
-    g.add_argument("--subset", type=float, default=None,
+    g.add_argument("--subset", type=options.fraction, default=None,
                    help="stratified fraction of the training set to use, for quick runs")
-    g.add_argument("--seed", type=int, default=None, help="seed for splits and weights (42)")
+    g.add_argument("--seed", type=options.seed, default=None,
+                   help="seed for splits and weights (42)")
     g.add_argument("--train-csv", help="Kaggle-style training CSV instead of the IDX train set")
     g.add_argument("--test-csv", help="Kaggle-style test CSV instead of the IDX test set")
     return p
@@ -44,10 +46,10 @@ def _data_options() -> argparse.ArgumentParser:
 def _train_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help="override the protocol's epochs")
-    g.add_argument("--batch-size", type=int, help="override the protocol's batch size")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 on CPUs with AMX/AVX512-BF16, fp16 on CUDA, else fp32")
+    options.add_epochs(g)
+    g.add_argument("--batch-size", type=options.positive_int,
+                   help="override the protocol's batch size")
+    options.add_precision(g)
     return p
 
 
@@ -63,11 +65,6 @@ def data_settings(args: argparse.Namespace, subset: float | None = None):
         train_csv=args.train_csv,
         test_csv=args.test_csv,
     )
-
-
-def check_positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UserError(f"{name} {value} must be a positive whole number.")
 
 
 def prepare_data(settings: DataSettings) -> Dataset:
@@ -125,7 +122,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
         sp = space.load_named(args.name)
         values, title = sp.default_values(), f"space {sp.name}: default point"
-    check_positive("--num-classes", args.num_classes)
     model = builder.build_model(values, args.num_classes, compile=False)
     console.print(report.layer_table(model, title))
     console.print(report.param_totals(*training.count_params(model)))
@@ -134,21 +130,23 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, catalog, report, runs
+    from fmnist_search import baselines, catalog, report
+    from fmnist_search.pretrained import resolve_weights
+    from fmnist_search.results import results_root
 
     names = catalog.list_baselines() if args.model == "all" else [args.model]
     models = [baselines.load(n) for n in names]
-    check_positive("--epochs", args.epochs)
-    check_positive("--batch-size", args.batch_size)
-    if args.weights in (None, "imagenet") and any(
+    if args.weights not in (None, "none", "imagenet"):
+        resolve_weights("imagenet", args.weights)  # the file must exist
+    elif args.weights in (None, "imagenet") and any(
             b.values.get("weights") == "imagenet" for b in models):
-        from fmnist_search.pretrained import resolve_weights
-
         resolve_weights("imagenet")  # fail before training anything, not after model4
+    root = results_root(args.results_dir) / "baselines"
     settings = data_settings(args)
     ds = prepare_data(settings)
-    root = runs.results_root(args.results_dir) / "baselines"
-    finished = []
+    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
+
+    finished: list[dict] = []
     for base in models:
         values = dict(base.values)
         if args.batch_size:
@@ -182,12 +180,33 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors printed like every other error: one paragraph, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if match:
+            option, rest = match.groups()
+            if rest.startswith(option):
+                message = rest
+            elif rest.startswith(("invalid", "expected", "ambiguous", "not allowed")):
+                message = f"{option}: {rest}"
+            else:  # the option types' messages continue the option's name
+                message = f"{option} {rest}"
+        sys.stderr.write(format_error(f"{message.rstrip('.')}. See `{self.prog} --help`.")
+                         + "\n")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # SUPPRESS, with the defaults in main's namespace: a subcommand must not reset
+    # `fmnist-search --debug run` to False (parents share their option objects).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common.add_argument("--results-dir", help="where runs live (default tuner_results/, or "
-                        "FMNIST_RESULTS)")
-    parser = argparse.ArgumentParser(
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    common.add_argument("--results-dir", default=argparse.SUPPRESS,
+                        help="where runs live (default tuner_results/, or FMNIST_RESULTS)")
+    parser = Parser(
         prog="fmnist-search", parents=[common],
         description="Search small CNNs and ResNets for Fashion-MNIST with Keras Tuner.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -201,15 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("describe", parents=[common],
                        help="layer table of a baseline or of a space's default point")
     p.add_argument("name", help="a baseline (model1..model6) or a space name or .toml path")
-    p.add_argument("--num-classes", type=int, default=10, help="output width (default 10)")
+    p.add_argument("--num-classes", type=options.positive_int, default=10,
+                   help="output width (default 10)")
 
     p = sub.add_parser("baseline", parents=[common, dopts, topts],
                        help="train one of the report's models (or all) with its protocol")
     p.add_argument("model", help="model1 .. model6, or all")
     p.add_argument("--weights", help="model5: imagenet (default), none (train from scratch), "
                    "or a path to the ResNet50 no-top weights file")
-    p.add_argument("--patience", type=int, default=0,
-                   help="early stopping on val_loss (0, the report's protocol: off)")
+    options.add_patience(p, 0, "early stopping on val_loss (0, the report's protocol: off)")
 
     _add_later_commands(sub, common, dopts, topts)
     return parser
@@ -236,7 +255,10 @@ def format_error(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv, argparse.Namespace(debug=False, results_dir=None))
+    except SystemExit as exc:  # --help (0) or a bad option, already printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
