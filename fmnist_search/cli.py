@@ -130,7 +130,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, catalog, report
+    from fmnist_search import baselines, catalog, preflight, report
     from fmnist_search.pretrained import resolve_weights
     from fmnist_search.results import results_root
 
@@ -142,6 +142,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             b.values.get("weights") == "imagenet" for b in models):
         resolve_weights("imagenet")  # fail before training anything, not after model4
     root = results_root(args.results_dir) / "baselines"
+    for base in models:  # before the data and the training, not after them
+        preflight.ensure_writable_results(root / base.name)
     settings = data_settings(args)
     ds = prepare_data(settings)
     from fmnist_search import runs  # loads TensorFlow: only once the options are known good

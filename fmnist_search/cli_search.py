@@ -22,11 +22,12 @@ def _console():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fmnist_search import presets, report, results, space
+    from fmnist_search import preflight, presets, report, results, space
     from fmnist_search.cli import data_settings, prepare_data
 
     console = _console()
     root = results.results_root(args.results_dir)
+    preflight.ensure_writable_results(root)
     sp = space.load_named(args.space)
     preset = presets.load(args.search)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
@@ -74,8 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmnist_search import report, results
+    from fmnist_search import preflight, report, results
 
+    if args.csv:
+        preflight.ensure_writable_file(args.csv, "--csv")
     root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=args.baselines,
                            include_failed=args.all)
@@ -120,7 +123,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from fmnist_search import data, report, results
+    from fmnist_search import data, preflight, report, results
     from fmnist_search.cli import prepare_data
 
     console = _console()
@@ -132,6 +135,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
         data_dir=args.data_dir, train_csv=d.get("train_csv"), test_csv=d.get("test_csv"))
     name = f"{args.project}-{row['trial']}"
+    preflight.ensure_writable_results(root / results.RETRAINED / name)
     ds = prepare_data(settings)
     from fmnist_search import runs  # loads TensorFlow: only once the options are known good
 
@@ -152,8 +156,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from fmnist_search import predict, results
+    from fmnist_search import predict, preflight, results
 
+    preflight.ensure_writable_file(args.out, "--out")
     root = results.results_root(args.results_dir)
     run_dir = results.find_run(root, args.model)
     pred = predict.predict_run(run_dir, args.input, args.id_column, args.label_column,
@@ -168,8 +173,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from fmnist_search import plots, results
+    from fmnist_search import plots, preflight, results
 
+    preflight.ensure_writable_file(args.out, "--out")
     root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=True)
     if not rows:
