@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     # `fmnist-search --debug run` to False (parents share their option objects).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks on errors")
+                        help="show tracebacks on errors, and TensorFlow's own log lines")
     common.add_argument("--results-dir", default=argparse.SUPPRESS,
                         help="where runs live (default tuner_results/, or FMNIST_RESULTS)")
     parser = Parser(
@@ -256,11 +256,17 @@ def format_error(message: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``fmnist-search`` command. ``argv`` None means this process is that command and
+    owns its stderr, so TensorFlow's native log lines are filtered out (unless ``--debug``)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv, argparse.Namespace(debug=False, results_dir=None))
     except SystemExit as exc:  # --help (0) or a bad option, already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
+    if argv is None and not args.debug:
+        from fmnist_search import native_logs
+
+        native_logs.hide()
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
