@@ -28,8 +28,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     root = results.results_root(args.results_dir)
     preflight.ensure_writable_results(root)
+    preset = presets.load(args.search)  # first: checking a space loads Keras Tuner (seconds)
     sp = space.load_named(args.space)
-    preset = presets.load(args.search)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
     preset = preset.with_overrides(tuner=args.tuner, trials=args.trials, epochs=args.epochs,
                                    factor=args.factor, subset=args.subset,
