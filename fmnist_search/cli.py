@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
+from fmnist_search import options
 from fmnist_search.errors import UserError
+
+if TYPE_CHECKING:
+    from fmnist_search.data import Dataset, DataSettings
 
 # Piped output (CI logs, files) gets a wide page: the leaderboard would not fit 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -22,14 +29,15 @@ err_console = Console(stderr=True)
 def _data_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("data")
-    g.add_argument("--data-dir", help="folder with the four IDX .gz files (else FMNIST_DATA, "
-                   "data/, Debian's package, the Keras cache)")
-    g.add_argument("--classes", help="class subset such as 0,2,4,6,8 (renumbered 0..k-1)")
-    g.add_argument("--val-fraction", type=float, default=0.2,
+    options.add_data_dir(g)
+    g.add_argument("--classes", type=options.class_list,
+                   help="class subset such as 0,2,4,6,8 (renumbered 0..k-1)")
+    g.add_argument("--val-fraction", type=options.split_fraction, default=0.2,
                    help="stratified validation split of the training set (default 0.2)")
-    g.add_argument("--subset", type=float, default=None,
+    g.add_argument("--subset", type=options.fraction, default=None,
                    help="stratified fraction of the training set to use, for quick runs")
-    g.add_argument("--seed", type=int, default=None, help="seed for splits and weights (42)")
+    g.add_argument("--seed", type=options.seed, default=None,
+                   help="seed for splits and weights (42)")
     g.add_argument("--train-csv", help="Kaggle-style training CSV instead of the IDX train set")
     g.add_argument("--test-csv", help="Kaggle-style test CSV instead of the IDX test set")
     return p
@@ -38,10 +46,10 @@ def _data_options() -> argparse.ArgumentParser:
 def _train_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help="override the protocol's epochs")
-    g.add_argument("--batch-size", type=int, help="override the protocol's batch size")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 on CPUs with AMX/AVX512-BF16, fp16 on CUDA, else fp32")
+    options.add_epochs(g)
+    g.add_argument("--batch-size", type=options.positive_int,
+                   help="override the protocol's batch size")
+    options.add_precision(g)
     return p
 
 
@@ -59,9 +67,13 @@ def data_settings(args: argparse.Namespace, subset: float | None = None):
     )
 
 
-def check_positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UserError(f"{name} {value} must be a positive whole number.")
+def prepare_data(settings: DataSettings) -> Dataset:
+    """The training commands' data: when no copy is found anywhere, the official files are
+    downloaded into the project cache first (offline, the one message saying what to do)."""
+    from fmnist_search import data
+
+    data.ensure_local_copy(settings, console)
+    return data.prepare(settings)
 
 
 # --------------------------------------------------------------------------- commands
@@ -73,9 +85,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     from fmnist_search import data, report
 
     if args.fetch:
-        cache = data.fetch(data_dir=args.data_dir)
+        cache = data.fetch(data_dir=args.data_dir, console=console)
         console.print(f"Fashion-MNIST is in the project cache {cache} (checksums verified).")
     settings = data_settings(args)
+    data.ensure_local_copy(settings, console)
     raw = data.load_raw(settings)
     ds = data.prepare(settings, raw)
     console.print(f"Source: {ds.source}")
@@ -109,7 +122,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
         sp = space.load_named(args.name)
         values, title = sp.default_values(), f"space {sp.name}: default point"
-    check_positive("--num-classes", args.num_classes)
     model = builder.build_model(values, args.num_classes, compile=False)
     console.print(report.layer_table(model, title))
     console.print(report.param_totals(*training.count_params(model)))
@@ -118,21 +130,25 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, catalog, data, report, runs
+    from fmnist_search import baselines, catalog, preflight, report
+    from fmnist_search.pretrained import resolve_weights
+    from fmnist_search.results import results_root
 
     names = catalog.list_baselines() if args.model == "all" else [args.model]
     models = [baselines.load(n) for n in names]
-    check_positive("--epochs", args.epochs)
-    check_positive("--batch-size", args.batch_size)
-    if args.weights in (None, "imagenet") and any(
+    if args.weights not in (None, "none", "imagenet"):
+        resolve_weights("imagenet", args.weights)  # the file must exist
+    elif args.weights in (None, "imagenet") and any(
             b.values.get("weights") == "imagenet" for b in models):
-        from fmnist_search.pretrained import resolve_weights
-
         resolve_weights("imagenet")  # fail before training anything, not after model4
+    root = results_root(args.results_dir) / "baselines"
+    for base in models:  # before the data and the training, not after them
+        preflight.ensure_writable_results(root / base.name)
     settings = data_settings(args)
-    ds = data.prepare(settings)
-    root = runs.results_root(args.results_dir) / "baselines"
-    finished = []
+    ds = prepare_data(settings)
+    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
+
+    finished: list[dict] = []
     for base in models:
         values = dict(base.values)
         if args.batch_size:
@@ -166,12 +182,33 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors printed like every other error: one paragraph, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if match:
+            option, rest = match.groups()
+            if rest.startswith(option):
+                message = rest
+            elif rest.startswith(("invalid", "expected", "ambiguous", "not allowed")):
+                message = f"{option}: {rest}"
+            else:  # the option types' messages continue the option's name
+                message = f"{option} {rest}"
+        sys.stderr.write(format_error(f"{message.rstrip('.')}. See `{self.prog} --help`.")
+                         + "\n")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # SUPPRESS, with the defaults in main's namespace: a subcommand must not reset
+    # `fmnist-search --debug run` to False (parents share their option objects).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common.add_argument("--results-dir", help="where runs live (default tuner_results/, or "
-                        "FMNIST_RESULTS)")
-    parser = argparse.ArgumentParser(
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors, and TensorFlow's own log lines")
+    common.add_argument("--results-dir", default=argparse.SUPPRESS,
+                        help="where runs live (default tuner_results/, or FMNIST_RESULTS)")
+    parser = Parser(
         prog="fmnist-search", parents=[common],
         description="Search small CNNs and ResNets for Fashion-MNIST with Keras Tuner.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -179,20 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", parents=[common, dopts],
                        help="where the data is, checksums, images per class")
-    p.add_argument("--fetch", action="store_true", help="put the files in the data/ cache")
+    p.add_argument("--fetch", action="store_true",
+                   help="put the files in the data/ cache (found ones copied, else downloaded)")
 
     p = sub.add_parser("describe", parents=[common],
                        help="layer table of a baseline or of a space's default point")
     p.add_argument("name", help="a baseline (model1..model6) or a space name or .toml path")
-    p.add_argument("--num-classes", type=int, default=10, help="output width (default 10)")
+    p.add_argument("--num-classes", type=options.positive_int, default=10,
+                   help="output width (default 10)")
 
     p = sub.add_parser("baseline", parents=[common, dopts, topts],
                        help="train one of the report's models (or all) with its protocol")
     p.add_argument("model", help="model1 .. model6, or all")
     p.add_argument("--weights", help="model5: imagenet (default), none (train from scratch), "
                    "or a path to the ResNet50 no-top weights file")
-    p.add_argument("--patience", type=int, default=0,
-                   help="early stopping on val_loss (0, the report's protocol: off)")
+    options.add_patience(p, 0, "early stopping on val_loss (0, the report's protocol: off)")
 
     _add_later_commands(sub, common, dopts, topts)
     return parser
@@ -205,17 +243,39 @@ def _add_later_commands(sub, common, dopts, topts) -> None:
     cli_search.register(sub, common, dopts, topts, COMMANDS)
 
 
+def format_error(message: str) -> str:
+    """``error: message`` as one paragraph of at most 100 columns (fewer on a narrower
+    terminal), broken only at spaces outside backquotes: paths, options and `commands` stay
+    whole, so they can be copied from the terminal."""
+    width = 100
+    if sys.stderr.isatty():
+        width = min(width, shutil.get_terminal_size().columns)
+    glued = re.sub(r"`[^`]*`", lambda m: m.group().replace(" ", "\u00a0"), f"error: {message}")
+    return textwrap.fill(glued, width=width, break_on_hyphens=False,
+                         break_long_words=False).replace("\u00a0", " ")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``fmnist-search`` command. ``argv`` None means this process is that command and
+    owns its stderr, so TensorFlow's native log lines are filtered out (unless ``--debug``)."""
     parser = build_parser()
+    own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv, argparse.Namespace(debug=False, results_dir=None))
+    except SystemExit as exc:  # --help (0) or a bad option, already printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv  # what a run records as its command
+    if own_process and not args.debug:
+        from fmnist_search import native_logs
+
+        native_logs.hide()
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
         if args.debug:
             raise
-        sys.stderr.write(textwrap.fill(f"error: {exc}", width=100) + "\n")
+        sys.stderr.write(format_error(str(exc)) + "\n")
         return 2
     except KeyboardInterrupt:
         err_console.print("Interrupted. Everything already finished is saved.")

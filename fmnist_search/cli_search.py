@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fmnist_search import options
 from fmnist_search.errors import UserError
 
 
@@ -21,24 +22,25 @@ def _console():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fmnist_search import data, layout, presets, report, results, runs, space, tuning
-    from fmnist_search.cli import check_positive, data_settings
+    from fmnist_search import layout, preflight, presets, report, results, space
+    from fmnist_search.cli import data_settings, prepare_data
 
     console = _console()
     if args.project is not None:
         layout.check_name(args.project)  # before anything is read, trained or deleted
-    for name in ("--trials", "--epochs", "--batch-size", "--factor"):
-        check_positive(name, getattr(args, name.lstrip("-").replace("-", "_")))
+    root = results.results_root(args.results_dir)
+    preflight.ensure_writable_results(root)
+    preset = presets.load(args.search)  # first: checking a space loads Keras Tuner (seconds)
     sp = space.load_named(args.space)
-    preset = presets.load(args.search)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
     preset = preset.with_overrides(tuner=args.tuner, trials=args.trials, epochs=args.epochs,
                                    factor=args.factor, subset=args.subset,
                                    patience=args.patience, precision=args.precision, fixed=fixed)
     presets.validate(preset, "command line")
-    max_time = tuning.parse_duration(args.max_time)
-    ds = data.prepare(data_settings(args, subset=preset.subset))
-    root = runs.results_root(args.results_dir)
+    ds = prepare_data(data_settings(args, subset=preset.subset))
+    from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
+
+    max_time = options.parse_duration(args.max_time) if args.max_time else None
     project = layout.check_name(args.project or f"{sp.name}-{preset.tuner}")
     req = tuning.SearchRequest(sp, preset, ds, root, project,
                                seed=ds.settings.seed, overwrite=args.overwrite, max_time=max_time,
@@ -78,9 +80,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmnist_search import report, results, runs
+    from fmnist_search import preflight, report, results
 
-    root = runs.results_root(args.results_dir)
+    if args.csv:
+        preflight.ensure_writable_file(args.csv, "--csv")
+    root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=args.baselines,
                            include_failed=args.all)
     if not rows:
@@ -103,10 +107,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmnist_search import builder, report, results, runs, training
+    from fmnist_search import builder, report, results, training
 
     console = _console()
-    root = runs.results_root(args.results_dir)
+    root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
     num_classes = len(run["data"]["classes"])
@@ -124,21 +128,23 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from fmnist_search import data, report, results, runs
-    from fmnist_search.cli import check_positive
+    from fmnist_search import data, preflight, report, results
+    from fmnist_search.cli import prepare_data
 
     console = _console()
-    check_positive("--epochs", args.epochs)
-    root = runs.results_root(args.results_dir)
+    root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
     d = run["data"]
     settings = data.DataSettings(
         classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
         data_dir=args.data_dir, train_csv=d.get("train_csv"), test_csv=d.get("test_csv"))
-    ds = data.prepare(settings)
-    preset = run["preset"]
     name = f"{args.project}-{row['trial']}"
+    preflight.ensure_writable_results(root / results.RETRAINED / name)
+    ds = prepare_data(settings)
+    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
+
+    preset = run["preset"]
     spec = runs.RunSpec(
         kind="retrained", name=name, values=row["values"],
         epochs=args.epochs or int(preset["epochs"]), seed=d["seed"],
@@ -155,9 +161,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from fmnist_search import predict, results, runs
+    from fmnist_search import predict, preflight, results
 
-    root = runs.results_root(args.results_dir)
+    preflight.ensure_writable_file(args.out, "--out")
+    root = results.results_root(args.results_dir)
     run_dir = results.find_run(root, args.model)
     pred = predict.predict_run(run_dir, args.input, args.id_column, args.label_column,
                                args.data_dir)
@@ -171,9 +178,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from fmnist_search import plots, results, runs
+    from fmnist_search import plots, preflight, results
 
-    root = runs.results_root(args.results_dir)
+    preflight.ensure_writable_file(args.out, "--out")
+    root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=True)
     if not rows:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
@@ -200,21 +208,25 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
     p.add_argument("--search", default="standard",
                    help="search preset: quick, standard, report, or a .toml path")
-    p.add_argument("--trials", type=int, help="total trials in the project (resume adds more)")
+    p.add_argument("--trials", type=options.positive_int,
+                   help="total trials in the project (resume adds more)")
     p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"))
-    p.add_argument("--factor", type=int, help="Hyperband's reduction factor")
-    p.add_argument("--patience", type=int,
-                   help="early stopping on val_loss after N epochs without progress (0: off)")
-    p.add_argument("--max-time", help="stop starting trials after this long: 90s, 45m, 2h")
+    p.add_argument("--factor", type=options.positive_int, help="Hyperband's reduction factor")
+    options.add_patience(p, None, "early stopping on val_loss after N epochs without progress "
+                         "(0: off)")
+    p.add_argument("--max-time", type=options.duration,
+                   help="stop starting trials after this long: 90s, 45m, 2h")
     p.add_argument("--project", help="project name (default SPACE-TUNER)")
     p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
-    p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard")
+    p.add_argument("--top", type=options.non_negative_int, default=10,
+                   help="rows of the final leaderboard")
     commands["run"] = cmd_run
 
     p = sub.add_parser("leaderboard", parents=[common],
                        help="trials of all (or the named) projects, with the baselines beside")
     p.add_argument("projects", nargs="*", help="project names (default: all)")
-    p.add_argument("--top", type=int, default=20, help="rows to show (0: all)")
+    p.add_argument("--top", type=options.non_negative_int, default=20,
+                   help="rows to show (0: all)")
     p.add_argument("--sort", default="val_accuracy", help="column to sort by")
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="show the baseline runs too (default on)")
@@ -232,10 +244,9 @@ def register(sub, common, dopts, topts, commands) -> None:
                        help="train a trial's configuration on the whole training split")
     p.add_argument("project")
     p.add_argument("--trial", default="best", help="trial id or best (default)")
-    p.add_argument("--epochs", type=int, help="default: the search's epochs per trial")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="default: the search's")
-    p.add_argument("--data-dir", help="folder with the IDX files")
+    options.add_epochs(p, "default: the search's epochs per trial")
+    options.add_precision(p, None, "default: the search's")
+    options.add_data_dir(p, "folder with the IDX files")
     commands["retrain"] = cmd_retrain
 
     p = sub.add_parser("predict", parents=[common],
@@ -245,7 +256,7 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--out", type=Path, default=Path("submission.csv"))
     p.add_argument("--id-column", default="id")
     p.add_argument("--label-column", default="label")
-    p.add_argument("--data-dir", help="folder with the IDX files (when no --input)")
+    options.add_data_dir(p, "folder with the IDX files (when no --input)")
     commands["predict"] = cmd_predict
 
     p = sub.add_parser("compare", parents=[common],

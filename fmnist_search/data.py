@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import struct
 import tempfile
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fmnist_search.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
@@ -117,6 +124,47 @@ class Source:
     directory: Path
 
 
+class DataNotFound(UserError):
+    """No copy of the four files in any place searched (and none was named): the case in
+    which training commands download them."""
+
+    def __init__(self, places: list[tuple[str, Path]]) -> None:
+        self.places = places
+        super().__init__(not_found_message(places))
+
+
+class DownloadError(UserError):
+    """Every mirror failed for one file; ``reason`` says why in a few words."""
+
+    def __init__(self, name: str, failures: list[tuple[str, str]]) -> None:
+        hosts: dict[str, list[str]] = {}  # offline, every mirror fails for the same reason
+        for url, why in failures:
+            hosts.setdefault(why, []).append(urllib.parse.urlsplit(url).netloc or url)
+        self.reason = "; ".join(f"{why} ({', '.join(where)})" for why, where in hosts.items())
+        super().__init__(
+            f"Could not download {name}: {self.reason}. Without internet, install Debian's "
+            "package (`apt-get install dataset-fashion-mnist`) or copy the four files into "
+            f"{project_cache()}/ or a folder given with --data-dir.")
+
+
+def not_found_message(places: list[tuple[str, Path]], download_failure: str | None = None) -> str:
+    looked = "; ".join(f"{label}: {d}" for label, d in places)
+    if download_failure is None:
+        return (
+            f"Fashion-MNIST was not found. Looked in {looked}. Remedies: run `fmnist-search "
+            f"data --fetch` (downloads the official files into {project_cache()}/), install "
+            "Debian's package (`apt-get install dataset-fashion-mnist`), or pass --data-dir "
+            "DIR (or set FMNIST_DATA) to a folder holding the four IDX .gz files."
+        )
+    return (
+        f"Fashion-MNIST was not found, and downloading it failed ({download_failure}). Looked "
+        f"in {looked}. Remedies: rerun when online (the files are downloaded into "
+        f"{project_cache()}/ by themselves), install Debian's package (`apt-get install "
+        "dataset-fashion-mnist`), or pass --data-dir DIR (or set FMNIST_DATA) to a folder "
+        f"holding the four IDX .gz files ({', '.join(f.name for f in FILES.values())})."
+    )
+
+
 def locate(data_dir: str | Path | None = None) -> Source:
     """The first place holding all four files; an explicit directory must hold them."""
     places = search_path(data_dir)
@@ -131,13 +179,7 @@ def locate(data_dir: str | Path | None = None) -> Source:
     for label, directory in places:
         if has_all_files(directory):
             return Source(label, directory)
-    looked = "; ".join(f"{label}: {d}" for label, d in places)
-    raise UserError(
-        f"Fashion-MNIST was not found. Looked in {looked}. Remedies: run "
-        "`fmnist-search data --fetch` (downloads the official files into data/), install "
-        "Debian's package (`apt-get install dataset-fashion-mnist`), or pass --data-dir "
-        "DIR (or set FMNIST_DATA) to a folder holding the four IDX .gz files."
-    )
+    raise DataNotFound(places)
 
 
 # --------------------------------------------------------------------------- reading
@@ -213,47 +255,113 @@ def load_idx_dir(source: Source, verify: bool = True) -> RawData:
 # --------------------------------------------------------------------------- fetching
 
 
+def ensure_local_copy(settings: DataSettings, console: Console | None = None) -> None:
+    """What training commands do first: when no copy is found anywhere and none was named,
+    download the official files into the project cache (as ``keras.datasets`` does), so that
+    a first run needs no set-up. Offline, the one message saying what else to do."""
+    if settings.train_csv and settings.test_csv:
+        return
+    try:
+        locate(settings.data_dir)
+    except DataNotFound as missing:
+        if console is not None:
+            console.print(f"Fashion-MNIST was not found on this machine: downloading the "
+                          f"official files (30 MB) into {project_cache()}/")
+        try:
+            fetch(console=console)
+        except DownloadError as exc:
+            raise UserError(not_found_message(missing.places, exc.reason)) from exc
+
+
 def fetch(cache: Path | None = None, data_dir: str | Path | None = None,
-          mirrors: Sequence[str] = MIRRORS) -> Path:
-    """Fill the project cache: copy a verified local copy, else download and verify."""
+          mirrors: Sequence[str] | None = None, console: Console | None = None) -> Path:
+    """Fill the project cache: keep the files already there that verify, copy a verified
+    local copy, else download and verify (with a progress bar on ``console``)."""
+    from fmnist_search.preflight import ensure_writable_dir
+
     cache = cache or project_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    if has_all_files(cache):
-        load_idx_dir(Source("project cache", cache))
+    ensure_writable_dir(cache, "The data cache", "Set FMNIST_CACHE to a writable folder, or "
+                        "pass --data-dir DIR to a folder holding the four IDX .gz files.")
+    missing = [spec for spec in FILES.values() if not _verifies(cache / spec.name, spec)]
+    if not missing:
         return cache
     local = [d for label, d in search_path(data_dir) if d != cache and has_all_files(d)]
-    for spec in FILES.values():
-        target = cache / spec.name
-        if local:
+    if local:
+        for spec in missing:
             read_idx(local[0] / spec.name, spec)
-            shutil.copyfile(local[0] / spec.name, target)
-        else:
-            download(spec, target, mirrors)
+            shutil.copyfile(local[0] / spec.name, cache / spec.name)
+        return cache
+    progress = _download_progress(console)
+    try:
+        for spec in missing:
+            download(spec, cache / spec.name, MIRRORS if mirrors is None else mirrors, progress)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     return cache
 
 
-def download(spec: IdxFile, target: Path, mirrors: Sequence[str]) -> None:
+def _verifies(path: Path, spec: IdxFile) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        read_idx(path, spec)
+    except UserError:
+        return False  # a damaged cached file is replaced, not reported
+    return True
+
+
+def _download_progress(console: Console | None) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(),
+                    console=console, disable=console is None)
+
+
+def download(spec: IdxFile, target: Path, mirrors: Sequence[str],
+             progress: Progress | None = None) -> None:
     """Download into a temporary file, verify, then rename: no half file is ever cached."""
-    errors = []
+    failures: list[tuple[str, str]] = []
     for base in mirrors:
         url = base + spec.name
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
-            tmp_path = Path(tmp.name)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.name}.", suffix=".part")
+        os.close(fd)
+        tmp_path = Path(name)
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp_path, "wb") as out:
-                shutil.copyfileobj(response, out)
+            _copy_url(url, tmp_path, progress, spec.name)
             read_idx(tmp_path, spec)
+        except (OSError, http.client.HTTPException) as exc:
+            failures.append((url, str(getattr(exc, "reason", None) or exc)))
+        except UserError:
+            failures.append((url, "the download failed verification (damaged, or not the "
+                                  "official file: its SHA-256 checksum differs)"))
+        else:
             tmp_path.replace(target)
             return
-        except (OSError, UserError) as exc:
-            errors.append(f"{url}: {exc}")
         finally:
             tmp_path.unlink(missing_ok=True)
-    raise UserError(
-        f"Could not download {spec.name}: " + "; ".join(errors) + ". Without internet, install "
-        "Debian's package (`apt-get install dataset-fashion-mnist`) or copy the four files "
-        "into data/ or a folder given with --data-dir."
-    )
+    raise DownloadError(spec.name, failures)
+
+
+def _copy_url(url: str, path: Path, progress: Progress | None, label: str) -> None:
+    with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+        size = response.headers.get("Content-Length")
+        task = None
+        if progress is not None:
+            progress.start()  # only now: offline, no empty display before the error
+            task = progress.add_task(label, total=int(size) if size else None)
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            if task is not None:
+                progress.advance(task, len(chunk))
 
 
 # --------------------------------------------------------------------------- Kaggle CSV

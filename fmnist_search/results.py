@@ -7,11 +7,17 @@ RUNNING there); our ``record.json`` adds timings, params and the architecture st
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 BASELINES = "baselines"
 RETRAINED = "retrained"
+
+
+def results_root(option: str | None = None) -> Path:
+    """Where runs live: --results-dir, else FMNIST_RESULTS, else tuner_results/."""
+    return Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ crash or kill never leaves a directory that looks finished but is not.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 from collections.abc import Mapping
@@ -21,12 +20,9 @@ from rich.console import Console
 
 from fmnist_search import builder, plots, training
 from fmnist_search.data import Dataset
+from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
 
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", "model.keras")
-
-
-def results_root(option: str | None = None) -> Path:
-    return Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
 
 
 def versions() -> dict[str, str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 
 import numpy as np
@@ -226,3 +227,119 @@ def test_cli_corrupted_copy_exits_2_naming_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "t10k-labels-idx1-ubyte.gz" in err and "checksum" in err
     assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- first contact
+
+
+@pytest.fixture
+def fake_mirror(isolated_data_env, tiny_raw, monkeypatch):
+    """A local mirror of small stand-ins for the four files, which FILES is patched to accept
+    (hashes and shapes), so that downloading is tested end to end without the real data."""
+    mirror = isolated_data_env / "mirror"
+    mirror.mkdir()
+    arrays = {"train_images": tiny_raw.x_train, "train_labels": tiny_raw.y_train,
+              "test_images": tiny_raw.x_test, "test_labels": tiny_raw.y_test}
+    files = {}
+    for key, spec in data.FILES.items():
+        raw = idx_bytes(arrays[key])
+        (mirror / spec.name).write_bytes(gzip.compress(raw))
+        files[key] = data.IdxFile(spec.name, hashlib.sha256(raw).hexdigest(), arrays[key].shape)
+    monkeypatch.setattr(data, "FILES", files)
+    monkeypatch.setattr(data, "MIRRORS", (mirror.as_uri() + "/",))
+    return mirror
+
+
+def _cache_listing(env) -> list[str]:
+    cache = env / "cache"
+    return sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
+
+
+def test_training_commands_fetch_when_nothing_is_found(fake_mirror, isolated_data_env, capsys):
+    from fmnist_search.cli import main
+
+    assert main(["data", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "was not found on this machine: downloading" in out
+    assert f"Source: project cache: {isolated_data_env / 'cache'}" in out
+    assert _cache_listing(isolated_data_env) == sorted(f.name for f in data.FILES.values())
+    capsys.readouterr()
+    assert main(["data", "--seed", "1"]) == 0  # found now: no second download
+    assert "downloading" not in capsys.readouterr().out
+
+
+def test_prepare_data_of_training_commands_fetches(fake_mirror, isolated_data_env):
+    from fmnist_search.cli import prepare_data
+
+    ds = prepare_data(data.DataSettings(seed=1))
+    assert len(ds.y_train) + len(ds.y_val) == 200 and len(ds.y_test) == 50
+    assert ds.source.startswith("project cache")
+
+
+def test_offline_is_one_clear_message_and_caches_nothing(fake_mirror, isolated_data_env,
+                                                          monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+
+    from fmnist_search.cli import main
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["data"]) == 2
+    err = capsys.readouterr().err
+    text = " ".join(err.split())
+    assert err.startswith("error: Fashion-MNIST was not found, and downloading it failed")
+    assert "Name or service not known" in text and "rerun when online" in text
+    assert "apt-get install dataset-fashion-mnist" in text and "--data-dir DIR" in text
+    assert "Traceback" not in err and "\n\n" not in err  # one paragraph
+    assert _cache_listing(isolated_data_env) == []
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate"])
+def test_bad_download_is_refused_and_not_cached(fake_mirror, isolated_data_env, damage):
+    target = fake_mirror / data.FILES["test_images"].name
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    if damage == "corrupt":
+        raw[-1] ^= 0xFF  # same shape, wrong content: only the checksum can tell
+        target.write_bytes(gzip.compress(bytes(raw)))
+    else:
+        target.write_bytes(target.read_bytes()[:-30])
+    with pytest.raises(UserError, match="t10k-images-idx3-ubyte.gz.*failed verification"):
+        data.fetch()
+    assert data.FILES["test_images"].name not in _cache_listing(isolated_data_env)
+    assert not [n for n in _cache_listing(isolated_data_env) if n.endswith(".part")]
+
+
+def test_fetch_keeps_good_cached_files_and_replaces_bad_ones(fake_mirror, isolated_data_env,
+                                                             monkeypatch):
+    import urllib.request
+
+    cache = isolated_data_env / "cache"
+    cache.mkdir()
+    labels, images = data.FILES["train_labels"].name, data.FILES["train_images"].name
+    shutil.copyfile(fake_mirror / labels, cache / labels)
+    (cache / images).write_bytes(b"not gzip")
+    fetched = []
+    real = urllib.request.urlopen
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout=None: fetched.append(url) or real(url, timeout=timeout))
+    data.fetch()
+    assert sorted(url.rsplit("/", 1)[1] for url in fetched) == sorted(
+        f.name for f in data.FILES.values() if f.name != labels)
+    data.load_idx_dir(data.Source("project cache", cache))
+
+
+def test_named_data_dir_is_never_replaced_by_a_download(fake_mirror, tmp_path, monkeypatch):
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("downloaded although --data-dir was given")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    with pytest.raises(UserError, match="does not hold the Fashion-MNIST files"):
+        data.ensure_local_copy(data.DataSettings(data_dir=str(tmp_path / "empty")))
+    monkeypatch.setenv("FMNIST_DATA", str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="FMNIST_DATA"):
+        data.ensure_local_copy(data.DataSettings())

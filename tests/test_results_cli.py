@@ -133,3 +133,23 @@ def test_leaderboard_prefers_baselines_on_the_projects_data(project, capsys):
 
     chosen = [r for r in results.collect(root, ["p"]) if r["kind"] == "baseline"]
     assert chosen[0]["path"] == str(first)  # same seed as the project, though older
+
+
+def test_retrain_refuses_unwritable_results_before_training(project, tmp_path, monkeypatch,
+                                                            capsys):
+    import shutil
+
+    from fmnist_search import cli
+
+    root = tmp_path / "res"
+    shutil.copytree(project["root"], root)
+    shutil.rmtree(root / "retrained", ignore_errors=True)
+    (root / "retrained").write_text("a file where the retrained runs would go")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("data loaded before the results directory was checked")
+
+    monkeypatch.setattr(cli, "prepare_data", refuse)
+    assert main(["retrain", "p", "--epochs", "1", "--results-dir", str(root)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"results directory {root / 'retrained'}/p-" in err and "not writable" in err

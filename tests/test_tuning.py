@@ -8,13 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from conftest import search_args
 
-from fmnist_search import results, tuning
+from fmnist_search import options, results, tuning
 from fmnist_search.callbacks import NanLossError
 from fmnist_search.cli import main
-from fmnist_search.errors import UserError
 
 
 def _args(csv_data, tmp_path, project="p", trials=3, *extra):
@@ -95,21 +93,10 @@ def test_second_process_on_same_project_is_refused(tmp_path, csv_data):
     assert "being searched by another" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("45m", 2700), ("2h", 7200),
-                                           ("1h30m", 5400), ("15", 15)])
-def test_parse_duration(text, seconds):
-    assert tuning.parse_duration(text) == seconds
-
-
-def test_parse_duration_rejects():
-    with pytest.raises(UserError, match="--max-time"):
-        tuning.parse_duration("soon")
-
-
 def test_max_time_stops_starting_trials(tmp_path, csv_data, capsys, monkeypatch):
     # A tiny trial can finish within a second, so the budget is made shorter than any trial.
-    real = tuning.parse_duration
-    monkeypatch.setattr(tuning, "parse_duration",
+    real = options.parse_duration
+    monkeypatch.setattr(options, "parse_duration",
                         lambda text: real(text) / 1000 if text else None)
     assert main(_args(csv_data, tmp_path, "t", 10, "--max-time", "1s")) == 0
     assert "stopped by --max-time" in capsys.readouterr().out

@@ -4,10 +4,9 @@ from fmnist_search.tuning.project import best_so_far, finished_count, project_lo
 from fmnist_search.tuning.search import (
     SearchOutcome,
     SearchRequest,
-    parse_duration,
     search,
 )
 from fmnist_search.tuning.signals import Stopped, StopSignals
 
 __all__ = ["SearchOutcome", "SearchRequest", "StopSignals", "Stopped", "best_so_far",
-           "finished_count", "parse_duration", "project_lock", "search"]
+           "finished_count", "project_lock", "search"]

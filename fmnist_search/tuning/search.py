@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -33,18 +32,6 @@ from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import DiskFull, SearchHyperModel
 from fmnist_search.tuning.signals import StopSignals
 from fmnist_search.tuning.tuner import ConsecutiveFailures, Limits, SearchStopped, make_tuner
-
-
-def parse_duration(text: str | None) -> float | None:
-    """'90s', '45m', '2h', '1h30m' -> seconds."""
-    if text is None:
-        return None
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*",
-                         text)
-    if not parts or not any(parts.groups()):
-        raise UserError(f"--max-time {text!r} is not a duration; use e.g. 90s, 45m, 2h or 1h30m.")
-    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-    return h * 3600 + m * 60 + s
 
 
 @dataclass

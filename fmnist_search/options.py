@@ -1,0 +1,125 @@
+"""Option types and the options several commands share, each defined once.
+
+Every value a user types is checked here, by argparse, before a command imports anything
+heavy: TensorFlow takes 5-10 s to load, and ``--trials 0`` should not cost that to refuse.
+A type's message continues the option's name ("--trials" + " 0 must be ..."), which is how
+:class:`fmnist_search.cli.Parser` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are unsigned 32-bit
+
+_DURATION = re.compile(
+    r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value:  # NaN compares false with every bound below
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Counts such as trials, epochs and batch sizes: 1 or more."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive whole number")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """Counts where 0 means 'off' or 'all' (patience, rows to show)."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a whole number, 0 or more")
+    return value
+
+
+def seed(text: str) -> int:
+    """A seed numpy, scikit-learn and Keras all accept."""
+    value = _whole(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} must be a whole number from 0 to {MAX_SEED}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share of the training set to use: (0, 1]."""
+    value = _number(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be a fraction in (0, 1], e.g. 0.1")
+    return value
+
+
+def split_fraction(text: str) -> float:
+    """A share to split off: (0, 1), since both sides of the split must hold images."""
+    value = _number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be a fraction in (0, 1), e.g. 0.2")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '2h', '1h30m', '15' (seconds) -> seconds."""
+    parts = _DURATION.fullmatch(text)
+    if not parts or not any(parts.groups()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use e.g. 90s, 45m, 2h or 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def duration(text: str) -> str:
+    """Checked here, kept as text: the search records and converts what the user typed."""
+    parse_duration(text)
+    return text
+
+
+def class_list(text: str) -> str:
+    """Checked here with the data module's own rules, kept as text (parsed where used)."""
+    from fmnist_search.data import parse_classes
+    from fmnist_search.errors import UserError
+
+    try:
+        parse_classes(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+def add_epochs(group, help: str = "override the protocol's epochs") -> None:
+    group.add_argument("--epochs", type=positive_int, help=help)
+
+
+def add_precision(group, default: str | None = "auto",
+                  help: str = "auto: bf16 on CPUs with AMX/AVX512-BF16, fp16 on CUDA, "
+                  "else fp32") -> None:
+    group.add_argument("--precision", default=default, choices=PRECISIONS, help=help)
+
+
+def add_patience(group, default: int | None, help: str) -> None:
+    group.add_argument("--patience", type=non_negative_int, default=default, help=help)
+
+
+def add_data_dir(group, help: str = "folder with the four IDX .gz files (else FMNIST_DATA, "
+                 "data/, Debian's package, the Keras cache)") -> None:
+    group.add_argument("--data-dir", help=help)
