@@ -110,7 +110,7 @@ def test_injected_enospc_is_one_clear_error_and_the_project_resumes(tmp_path, cs
     args = search_args(csv_data, tmp_path, "full", 3)
     full = subprocess.run([sys.executable, DRIVER, "trial.json:4", "enospc", "--", *args],
                           capture_output=True, text=True, timeout=300)
-    out = full.stdout + full.stderr
+    out = " ".join((full.stdout + full.stderr).split())
     assert full.returncode == 2 and "Traceback" not in out
     assert "No space left on device" in out and "trial.json" in out and "resume" in out
     kept = _recorded(root, "full")
