@@ -32,6 +32,9 @@ def _data_options() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help="seed for splits and weights (42)")
     g.add_argument("--train-csv", help="Kaggle-style training CSV instead of the IDX train set")
     g.add_argument("--test-csv", help="Kaggle-style test CSV instead of the IDX test set")
+    g.add_argument("--fashion-labels", action="store_true",
+                   help="the training CSV's labels are Fashion-MNIST class ids: use its class "
+                   "names (automatic when the CSV holds all ten labels)")
     return p
 
 
@@ -46,8 +49,10 @@ def _train_options() -> argparse.ArgumentParser:
 
 
 def data_settings(args: argparse.Namespace, subset: float | None = None):
+    from fmnist_search.checks import check_seed
     from fmnist_search.data import DataSettings, parse_classes
 
+    check_seed(args.seed)
     return DataSettings(
         classes=parse_classes(args.classes),
         val_fraction=args.val_fraction,
@@ -56,6 +61,7 @@ def data_settings(args: argparse.Namespace, subset: float | None = None):
         data_dir=args.data_dir,
         train_csv=args.train_csv,
         test_csv=args.test_csv,
+        fashion_labels=args.fashion_labels,
     )
 
 
@@ -83,14 +89,17 @@ def cmd_data(args: argparse.Namespace) -> int:
                   if not settings.train_csv else "Training images read from CSV.")
     k = ds.num_classes
     counts = {
-        "train (before split)": np.bincount(data.select_classes(raw.x_train, raw.y_train, settings.classes
-                                            or range(10))[1], minlength=k).tolist(),
+        "train (before split)": np.bincount(data.select_classes(raw.x_train, raw.y_train,
+                                                                ds.classes)[1], minlength=k).tolist(),
         "train": np.bincount(ds.y_train, minlength=k).tolist(),
         "validation": np.bincount(ds.y_val, minlength=k).tolist(),
     }
     if ds.y_test is not None:
         counts["test"] = np.bincount(ds.y_test, minlength=k).tolist()
-    console.print(report.data_table(counts, ds.class_names))
+    console.print(report.data_table(counts, ds.class_names, ds.classes))
+    if ds.test_note:
+        console.print(f"Test set: {ds.test_note}" + (f" ({len(ds.x_test):,} images)"
+                                                     if len(ds.x_test) else "") + ".")
     console.print(f"Split: {settings.val_fraction:.0%} stratified validation, seed "
                   f"{settings.seed}, subset {settings.subset:g}.")
     return 0

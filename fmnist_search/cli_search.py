@@ -104,6 +104,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     root = runs.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
+    results.require_record(row, args.project)
     num_classes = len(run["data"]["classes"])
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
     console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
@@ -130,7 +131,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     d = run["data"]
     settings = data.DataSettings(
         classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
-        data_dir=args.data_dir, train_csv=d.get("train_csv"), test_csv=d.get("test_csv"))
+        data_dir=args.data_dir, train_csv=d.get("train_csv"),
+        test_csv=args.test_csv or d.get("test_csv"),
+        fashion_labels=bool(d.get("fashion_labels")))
     ds = data.prepare(settings)
     preset = run["preset"]
     name = f"{args.project}-{row['trial']}"
@@ -142,21 +145,31 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     )
     path, metrics = runs.train_run(spec, ds, root / results.RETRAINED / name, console)
     console.print(*report.run_tables(metrics))
-    console.print(f"Search said val accuracy {row['val_accuracy']:.4f} (on its data subset); "
-                  f"retrained: val {metrics['val_accuracy']:.4f}, test "
-                  f"{metrics['test_accuracy'] if metrics['test_accuracy'] is not None else '-'}")
+    searched = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
+    test = metrics["test_accuracy"]
+    console.print(f"Search said val accuracy {searched} (on its data subset); retrained: val "
+                  f"{metrics['val_accuracy']:.4f}, test "
+                  f"{f'{test:.4f}' if test is not None else metrics.get('test_note') or '-'}")
     console.print(f"Run directory: {path}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from fmnist_search.checks import check_output_file
+
+    check_output_file(args.out, "--out", "submission.csv")
     from fmnist_search import predict, results, runs
+    from fmnist_search.cli import err_console
 
     root = runs.results_root(args.results_dir)
     run_dir = results.find_run(root, args.model)
-    pred = predict.predict_run(run_dir, args.input, args.id_column, args.label_column,
-                               args.data_dir)
-    predict.write_csv(pred, args.out, args.id_column, args.label_column)
+    columns = predict.Columns(args.id_column or "id", args.label_column or "label",
+                              id_named=args.id_column is not None,
+                              label_named=args.label_column is not None)
+    pred = predict.predict_run(run_dir, args.input, columns, args.data_dir)
+    for warning in pred.warnings:
+        err_console.print(f"warning: {warning}", highlight=False)
+    predict.write_csv(pred, args.out, columns.id, columns.label)
     acc = pred.accuracy()
     note = f"; accuracy against the file's labels {acc:.4f}" if acc is not None else ""
     _console().print(f"Wrote {len(pred.labels):,} predictions from {run_dir} to {args.out}{note}")
@@ -231,6 +244,8 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                    help="default: the search's")
     p.add_argument("--data-dir", help="folder with the IDX files")
+    p.add_argument("--test-csv", help="evaluate on this Kaggle-style CSV (default: the "
+                   "project's test CSV; a CSV project without one has no test set)")
     commands["retrain"] = cmd_retrain
 
     p = sub.add_parser("predict", parents=[common],
@@ -238,8 +253,10 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("model", help="a run directory, a baseline name, or PROJECT-TRIAL (retrained)")
     p.add_argument("--input", help="Kaggle-style CSV (default: the official test set)")
     p.add_argument("--out", type=Path, default=Path("submission.csv"))
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--id-column", help="column of ids in --input and in the output (default "
+                   "id; named, it must exist)")
+    p.add_argument("--label-column", help="column of labels (default label; named, it must "
+                   "exist in --input)")
     p.add_argument("--data-dir", help="folder with the IDX files (when no --input)")
     commands["predict"] = cmd_predict
 
