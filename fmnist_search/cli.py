@@ -106,19 +106,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, builder, catalog, report, training
+    from fmnist_search import builder
 
-    if args.name in catalog.list_baselines():
-        base = baselines.load(args.name)
-        values, title = base.values, f"{base.name}: {base.title}"
-        if base.values.get("weights") == "imagenet":
-            values = {**values, "weights": "none"}  # same shapes and counts, no download
-    else:
-        from fmnist_search import space
+    _check_num_classes(args.num_classes)
+    values, title = _describe_values(args.name)
+    from fmnist_search import report, training  # Keras loads only for a valid request
 
-        sp = space.load_named(args.name)
-        values, title = sp.default_values(), f"space {sp.name}: default point"
-    check_positive("--num-classes", args.num_classes)
     model = builder.build_model(values, args.num_classes, compile=False)
     console.print(report.layer_table(model, title))
     console.print(report.param_totals(*training.count_params(model)))
@@ -126,13 +119,39 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_num_classes(num_classes: int) -> None:
+    from fmnist_search.checks import check_range
+    from fmnist_search.data import CLASS_NAMES
+
+    check_range("--num-classes", num_classes, 2, len(CLASS_NAMES),
+                " (a classifier of Fashion-MNIST's images has 2 to 10 classes)")
+
+
+def _describe_values(name: str) -> tuple[dict, str]:
+    """A baseline's values, or a space's default point; an unknown name lists both kinds."""
+    from fmnist_search import baselines, catalog, space
+
+    if name in catalog.list_baselines():
+        base = baselines.load(name)
+        values = dict(base.values)
+        if values.get("weights") == "imagenet":
+            values["weights"] = "none"  # same shapes and counts, no download
+        return values, f"{base.name}: {base.title}"
+    if not catalog.is_path(name) and name not in catalog.list_spaces():
+        raise UserError(
+            f"describe {name!r}: not a baseline ({', '.join(catalog.list_baselines())}), not a "
+            f"space ({', '.join(catalog.list_spaces())}) and not a path to a .toml file."
+        )
+    sp = space.load_named(name, option="describe")
+    return sp.default_values(), f"space {sp.name}: default point"
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from fmnist_search import baselines, catalog, data, report, runs
 
     names = catalog.list_baselines() if args.model == "all" else [args.model]
     models = [baselines.load(n) for n in names]
-    check_positive("--epochs", args.epochs)
-    check_positive("--batch-size", args.batch_size)
+    _check_baseline_options(args)
     if args.weights in (None, "imagenet") and any(
             b.values.get("weights") == "imagenet" for b in models):
         from fmnist_search.pretrained import resolve_weights
@@ -163,6 +182,19 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if len(finished) > 1:
         console.print(report.baselines_table(finished))
     return 0
+
+
+def _check_baseline_options(args: argparse.Namespace) -> None:
+    from fmnist_search.checks import check_at_least, check_domain
+    from fmnist_search.pretrained import check_weights_file
+
+    check_positive("--epochs", args.epochs)
+    check_domain("--epochs", args.epochs, "epochs")
+    check_positive("--batch-size", args.batch_size)
+    check_domain("--batch-size", args.batch_size, "batch_size")
+    check_at_least("--patience", args.patience, 0, " (0 turns early stopping off)")
+    if args.weights not in (None, "none", "imagenet"):
+        check_weights_file(args.weights)
 
 
 # --------------------------------------------------------------------------- parser
@@ -222,7 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        sys.stderr.write(textwrap.fill(f"error: {exc}", width=100) + "\n")
+        # Paths and options stay whole (no breaks at hyphens): they are copied from here.
+        sys.stderr.write(textwrap.fill(f"error: {exc}", width=100, break_on_hyphens=False,
+                                       break_long_words=False) + "\n")
         return 2
     except KeyboardInterrupt:
         err_console.print("Interrupted. Everything already finished is saved.")

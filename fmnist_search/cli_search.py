@@ -27,6 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     for name in ("--trials", "--epochs", "--batch-size", "--factor"):
         check_positive(name, getattr(args, name.lstrip("-").replace("-", "_")))
+    _check_run_options(args)
     sp = space.load_named(args.space)
     preset = presets.load(args.search)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
@@ -67,12 +68,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = results.sort_rows(results.collect(root, [project], baselines=False,
                                              include_failed=True))
     varying = results.varying(rows)
-    records = report.leaderboard_records(rows[: args.top], varying)
+    records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
     console.print(report.leaderboard_table(records, varying, f"Top trials of {project}"))
     return 0
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    from fmnist_search.checks import check_at_least, check_domain
+
+    check_domain("--epochs", args.epochs, "epochs")
+    check_domain("--batch-size", args.batch_size, "batch_size")
+    check_at_least("--patience", args.patience, 0, " (0 turns early stopping off)")
+    check_at_least("--top", args.top, 0, " (0 shows all)")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from fmnist_search.checks import check_at_least, check_output_file, writing
+
+    check_at_least("--top", args.top, 0, " (0 shows all)")
+    if args.csv:
+        check_output_file(args.csv, "--csv", "board.csv")
     from fmnist_search import report, results, runs
 
     root = runs.results_root(args.results_dir)
@@ -87,7 +102,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.csv:
         import pandas as pd
 
-        pd.DataFrame(records).to_csv(args.csv, index=False)
+        with writing(args.csv, "--csv"):
+            pd.DataFrame(records).to_csv(args.csv, index=False)
         _console().print(f"Wrote {len(records)} rows to {args.csv}")
     if args.json:
         for record in records:
@@ -180,12 +196,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from fmnist_search import plots, results, runs
+    from fmnist_search.checks import check_output_file, writing
 
+    csv = args.out.with_suffix(".csv")
+    for path in (args.out, csv):
+        check_output_file(path, "--out", "compare.png")
+    plots.check_format(args.out, "--out")
     root = runs.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=True)
     if not rows:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
-    plots.compare(rows, args.out)
+    with writing(args.out, "--out"):
+        plots.compare(rows, args.out)
     table = pd.DataFrame([{k: r.get(k) for k in ("kind", "project", "trial", "val_accuracy",
                                                  "test_accuracy", "params", "seconds_per_epoch",
                                                  "architecture")} for r in rows])
@@ -195,8 +217,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                    table.loc[ok, "val_accuracy"].tolist())
         table[f"pareto_{key}"] = False
         table.loc[table.index[ok][front], f"pareto_{key}"] = True
-    csv = args.out.with_suffix(".csv")
-    table.to_csv(csv, index=False)
+    with writing(csv, "--out"):
+        table.to_csv(csv, index=False)
     _console().print(f"Wrote {args.out} and {csv} ({len(table)} points: "
                      f"{int((table['kind'] == 'baseline').sum())} baselines)")
     return 0
@@ -216,7 +238,7 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--max-time", help="stop starting trials after this long: 90s, 45m, 2h")
     p.add_argument("--project", help="project name (default SPACE-TUNER)")
     p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
-    p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard")
+    p.add_argument("--top", type=int, default=10, help="rows of the final leaderboard (0: all)")
     commands["run"] = cmd_run
 
     p = sub.add_parser("leaderboard", parents=[common],
