@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fmnist_search.errors import ArchitectureError
+from fmnist_search.errors import ArchitectureError, UserError
 
 INPUT_SHAPE = (28, 28, 1)
 MAX_STAGES = 4
@@ -287,13 +287,19 @@ def _backbone(x, weights: str, weights_path: str | None):
     import keras
     from keras import layers
 
-    from fmnist_search.pretrained import resolve_weights
+    from fmnist_search.pretrained import WEIGHTS_FILE, resolve_weights
 
     rgb = layers.Concatenate()([x, x, x])
-    net = keras.applications.ResNet50(
-        include_top=False, pooling="avg", input_shape=(None, None, 3),
-        weights=resolve_weights(weights, weights_path),
-    )
+    resolved = resolve_weights(weights, weights_path)
+    try:
+        net = keras.applications.ResNet50(
+            include_top=False, pooling="avg", input_shape=(None, None, 3), weights=resolved,
+        )
+    except (ValueError, OSError) as exc:
+        if not weights_path:
+            raise
+        raise UserError(f"--weights {weights_path} could not be loaded into ResNet50 without "
+                        f"its top ({exc}); it must be {WEIGHTS_FILE}.") from exc
     return net(rgb)
 
 

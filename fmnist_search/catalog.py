@@ -46,9 +46,16 @@ def list_presets() -> list[str]:
     return _names(presets_dir())
 
 
+def is_path(name: str) -> bool:
+    """A name that means a file (``my.toml``, ``dir/x``) rather than a shipped name."""
+    return name.endswith(".toml") or "/" in name
+
+
 def _find(name: str, folder: Path, what: str, option: str, allow_path: bool) -> Path:
-    if allow_path and (name.endswith(".toml") or "/" in name):
+    if allow_path and is_path(name):
         path = Path(name)
+        if path.is_dir():
+            raise UserError(f"{option} {name} is a directory; a .toml file is expected.")
         if not path.is_file():
             raise UserError(f"{option} {name}: no such file.")
         return path
@@ -62,8 +69,8 @@ def _find(name: str, folder: Path, what: str, option: str, allow_path: bool) -> 
     return path
 
 
-def space_path(name: str) -> Path:
-    return _find(name, spaces_dir(), "space", "--space", allow_path=True)
+def space_path(name: str, option: str = "--space") -> Path:
+    return _find(name, spaces_dir(), "space", option, allow_path=True)
 
 
 def baseline_path(name: str) -> Path:

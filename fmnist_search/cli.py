@@ -40,6 +40,9 @@ def _data_options() -> argparse.ArgumentParser:
                    help="seed for splits and weights (42)")
     g.add_argument("--train-csv", help="Kaggle-style training CSV instead of the IDX train set")
     g.add_argument("--test-csv", help="Kaggle-style test CSV instead of the IDX test set")
+    g.add_argument("--fashion-labels", action="store_true",
+                   help="the training CSV's labels are Fashion-MNIST class ids: use its class "
+                   "names (automatic when the CSV holds all ten labels)")
     return p
 
 
@@ -54,8 +57,10 @@ def _train_options() -> argparse.ArgumentParser:
 
 
 def data_settings(args: argparse.Namespace, subset: float | None = None):
+    from fmnist_search.checks import check_seed
     from fmnist_search.data import DataSettings, parse_classes
 
+    check_seed(args.seed)
     return DataSettings(
         classes=parse_classes(args.classes),
         val_fraction=args.val_fraction,
@@ -64,6 +69,7 @@ def data_settings(args: argparse.Namespace, subset: float | None = None):
         data_dir=args.data_dir,
         train_csv=args.train_csv,
         test_csv=args.test_csv,
+        fashion_labels=args.fashion_labels,
     )
 
 
@@ -96,37 +102,61 @@ def cmd_data(args: argparse.Namespace) -> int:
                   if not settings.train_csv else "Training images read from CSV.")
     k = ds.num_classes
     counts = {
-        "train (before split)": np.bincount(data.select_classes(raw.x_train, raw.y_train, settings.classes
-                                            or range(10))[1], minlength=k).tolist(),
+        "train (before split)": np.bincount(data.select_classes(raw.x_train, raw.y_train,
+                                                                ds.classes)[1], minlength=k).tolist(),
         "train": np.bincount(ds.y_train, minlength=k).tolist(),
         "validation": np.bincount(ds.y_val, minlength=k).tolist(),
     }
     if ds.y_test is not None:
         counts["test"] = np.bincount(ds.y_test, minlength=k).tolist()
-    console.print(report.data_table(counts, ds.class_names))
+    console.print(report.data_table(counts, ds.class_names, ds.classes))
+    if ds.test_note:
+        console.print(f"Test set: {ds.test_note}" + (f" ({len(ds.x_test):,} images)"
+                                                     if len(ds.x_test) else "") + ".")
     console.print(f"Split: {settings.val_fraction:.0%} stratified validation, seed "
                   f"{settings.seed}, subset {settings.subset:g}.")
     return 0
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, builder, catalog, report, training
+    from fmnist_search import builder
 
-    if args.name in catalog.list_baselines():
-        base = baselines.load(args.name)
-        values, title = base.values, f"{base.name}: {base.title}"
-        if base.values.get("weights") == "imagenet":
-            values = {**values, "weights": "none"}  # same shapes and counts, no download
-    else:
-        from fmnist_search import space
+    _check_num_classes(args.num_classes)
+    values, title = _describe_values(args.name)
+    from fmnist_search import report, training  # Keras loads only for a valid request
 
-        sp = space.load_named(args.name)
-        values, title = sp.default_values(), f"space {sp.name}: default point"
     model = builder.build_model(values, args.num_classes, compile=False)
     console.print(report.layer_table(model, title))
     console.print(report.param_totals(*training.count_params(model)))
     console.print(f"Architecture: {builder.short_name(values, args.num_classes)}")
     return 0
+
+
+def _check_num_classes(num_classes: int) -> None:
+    from fmnist_search.checks import check_range
+    from fmnist_search.data import CLASS_NAMES
+
+    check_range("--num-classes", num_classes, 2, len(CLASS_NAMES),
+                " (a classifier of Fashion-MNIST's images has 2 to 10 classes)")
+
+
+def _describe_values(name: str) -> tuple[dict, str]:
+    """A baseline's values, or a space's default point; an unknown name lists both kinds."""
+    from fmnist_search import baselines, catalog, space
+
+    if name in catalog.list_baselines():
+        base = baselines.load(name)
+        values = dict(base.values)
+        if values.get("weights") == "imagenet":
+            values["weights"] = "none"  # same shapes and counts, no download
+        return values, f"{base.name}: {base.title}"
+    if not catalog.is_path(name) and name not in catalog.list_spaces():
+        raise UserError(
+            f"describe {name!r}: not a baseline ({', '.join(catalog.list_baselines())}), not a "
+            f"space ({', '.join(catalog.list_spaces())}) and not a path to a .toml file."
+        )
+    sp = space.load_named(name, option="describe")
+    return sp.default_values(), f"space {sp.name}: default point"
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -136,6 +166,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     names = catalog.list_baselines() if args.model == "all" else [args.model]
     models = [baselines.load(n) for n in names]
+    _check_baseline_options(args)
     if args.weights not in (None, "none", "imagenet"):
         resolve_weights("imagenet", args.weights)  # the file must exist
     elif args.weights in (None, "imagenet") and any(
@@ -170,6 +201,17 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if len(finished) > 1:
         console.print(report.baselines_table(finished))
     return 0
+
+
+def _check_baseline_options(args: argparse.Namespace) -> None:
+    from fmnist_search.checks import check_at_least, check_domain
+    from fmnist_search.pretrained import check_weights_file
+
+    check_domain("--epochs", args.epochs, "epochs")
+    check_domain("--batch-size", args.batch_size, "batch_size")
+    check_at_least("--patience", args.patience, 0, " (0 turns early stopping off)")
+    if args.weights not in (None, "none", "imagenet"):
+        check_weights_file(args.weights)
 
 
 # --------------------------------------------------------------------------- parser

@@ -28,6 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     if args.project is not None:
         layout.check_name(args.project)  # before anything is read, trained or deleted
+    _check_run_options(args)
     root = results.results_root(args.results_dir)
     preflight.ensure_writable_results(root)
     preset = presets.load(args.search)  # first: checking a space loads Keras Tuner (seconds)
@@ -74,13 +75,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = results.sort_rows(results.collect(root, [project], baselines=False,
                                              include_failed=True))
     varying = results.varying(rows)
-    records = report.leaderboard_records(rows[: args.top], varying)
+    records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
     console.print(report.leaderboard_table(records, varying, f"Top trials of {project}"))
     return 0
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    from fmnist_search.checks import check_at_least, check_domain
+
+    check_domain("--epochs", args.epochs, "epochs")
+    check_domain("--batch-size", args.batch_size, "batch_size")
+    check_at_least("--patience", args.patience, 0, " (0 turns early stopping off)")
+    check_at_least("--top", args.top, 0, " (0 shows all)")
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from fmnist_search import preflight, report, results
+    from fmnist_search.checks import writing
 
     if args.csv:
         preflight.ensure_writable_file(args.csv, "--csv")
@@ -96,7 +107,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.csv:
         import pandas as pd
 
-        pd.DataFrame(records).to_csv(args.csv, index=False)
+        with writing(args.csv, "--csv"):
+            pd.DataFrame(records).to_csv(args.csv, index=False)
         _console().print(f"Wrote {len(records)} rows to {args.csv}")
     if args.json:
         for record in records:
@@ -113,6 +125,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
+    results.require_record(row, args.project)
     num_classes = len(run["data"]["classes"])
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
     console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
@@ -138,7 +151,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     d = run["data"]
     settings = data.DataSettings(
         classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
-        data_dir=args.data_dir, train_csv=d.get("train_csv"), test_csv=d.get("test_csv"))
+        data_dir=args.data_dir, train_csv=d.get("train_csv"),
+        test_csv=args.test_csv or d.get("test_csv"),
+        fashion_labels=bool(d.get("fashion_labels")))
+    ds = data.prepare(settings)
+    preset = run["preset"]
     name = f"{args.project}-{row['trial']}"
     preflight.ensure_writable_results(root / results.RETRAINED / name)
     ds = prepare_data(settings)
@@ -153,22 +170,29 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     )
     path, metrics = runs.train_run(spec, ds, root / results.RETRAINED / name, console)
     console.print(*report.run_tables(metrics))
-    console.print(f"Search said val accuracy {row['val_accuracy']:.4f} (on its data subset); "
-                  f"retrained: val {metrics['val_accuracy']:.4f}, test "
-                  f"{metrics['test_accuracy'] if metrics['test_accuracy'] is not None else '-'}")
+    searched = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
+    test = metrics["test_accuracy"]
+    console.print(f"Search said val accuracy {searched} (on its data subset); retrained: val "
+                  f"{metrics['val_accuracy']:.4f}, test "
+                  f"{f'{test:.4f}' if test is not None else metrics.get('test_note') or '-'}")
     console.print(f"Run directory: {path}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from fmnist_search import predict, preflight, results
+    from fmnist_search.cli import err_console
 
     preflight.ensure_writable_file(args.out, "--out")
     root = results.results_root(args.results_dir)
     run_dir = results.find_run(root, args.model)
-    pred = predict.predict_run(run_dir, args.input, args.id_column, args.label_column,
-                               args.data_dir)
-    predict.write_csv(pred, args.out, args.id_column, args.label_column)
+    columns = predict.Columns(args.id_column or "id", args.label_column or "label",
+                              id_named=args.id_column is not None,
+                              label_named=args.label_column is not None)
+    pred = predict.predict_run(run_dir, args.input, columns, args.data_dir)
+    for warning in pred.warnings:
+        err_console.print(f"warning: {warning}", highlight=False)
+    predict.write_csv(pred, args.out, columns.id, columns.label)
     acc = pred.accuracy()
     note = f"; accuracy against the file's labels {acc:.4f}" if acc is not None else ""
     _console().print(f"Wrote {len(pred.labels):,} predictions from {run_dir} to {args.out}{note}")
@@ -179,13 +203,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from fmnist_search import plots, preflight, results
+    from fmnist_search.checks import writing
 
-    preflight.ensure_writable_file(args.out, "--out")
+    csv = args.out.with_suffix(".csv")
+    for path in (args.out, csv):
+        preflight.ensure_writable_file(path, "--out")
+    plots.check_format(args.out, "--out")
     root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=True)
     if not rows:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
-    plots.compare(rows, args.out)
+    with writing(args.out, "--out"):
+        plots.compare(rows, args.out)
     table = pd.DataFrame([{k: r.get(k) for k in ("kind", "project", "trial", "val_accuracy",
                                                  "test_accuracy", "params", "seconds_per_epoch",
                                                  "architecture")} for r in rows])
@@ -195,8 +224,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                    table.loc[ok, "val_accuracy"].tolist())
         table[f"pareto_{key}"] = False
         table.loc[table.index[ok][front], f"pareto_{key}"] = True
-    csv = args.out.with_suffix(".csv")
-    table.to_csv(csv, index=False)
+    with writing(csv, "--out"):
+        table.to_csv(csv, index=False)
     _console().print(f"Wrote {args.out} and {csv} ({len(table)} points: "
                      f"{int((table['kind'] == 'baseline').sum())} baselines)")
     return 0
@@ -247,6 +276,8 @@ def register(sub, common, dopts, topts, commands) -> None:
     options.add_epochs(p, "default: the search's epochs per trial")
     options.add_precision(p, None, "default: the search's")
     options.add_data_dir(p, "folder with the IDX files")
+    p.add_argument("--test-csv", help="evaluate on this Kaggle-style CSV (default: the "
+                   "project's test CSV; a CSV project without one has no test set)")
     commands["retrain"] = cmd_retrain
 
     p = sub.add_parser("predict", parents=[common],
@@ -254,8 +285,10 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("model", help="a run directory, a baseline name, or PROJECT-TRIAL (retrained)")
     p.add_argument("--input", help="Kaggle-style CSV (default: the official test set)")
     p.add_argument("--out", type=Path, default=Path("submission.csv"))
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--id-column", help="column of ids in --input and in the output (default "
+                   "id; named, it must exist)")
+    p.add_argument("--label-column", help="column of labels (default label; named, it must "
+                   "exist in --input)")
     options.add_data_dir(p, "folder with the IDX files (when no --input)")
     commands["predict"] = cmd_predict
 

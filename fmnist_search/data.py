@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import shutil
 import struct
@@ -236,6 +237,8 @@ class RawData:
     y_test: np.ndarray | None
     source: str
     test_ids: np.ndarray | None = None
+    fashion_labels: bool = True  # the labels are Fashion-MNIST's ids (always so for IDX)
+    test_note: str | None = None  # why y_test is None
 
 
 def load_idx_dir(source: Source, verify: bool = True) -> RawData:
@@ -364,74 +367,6 @@ def _copy_url(url: str, path: Path, progress: Progress | None, label: str) -> No
                 progress.advance(task, len(chunk))
 
 
-# --------------------------------------------------------------------------- Kaggle CSV
-
-
-@dataclass
-class CsvData:
-    x: np.ndarray
-    y: np.ndarray | None
-    ids: np.ndarray | None
-
-
-def read_csv(path: str | Path, label_column: str = "label", id_column: str = "id",
-             require_labels: bool = True) -> CsvData:
-    """Kaggle-style CSV: an optional id column, a label column, 784 pixel columns (0-255)."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"CSV file {path} does not exist.")
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{path} is not a readable CSV file: {exc}") from exc
-    columns = list(frame.columns)
-    ids = frame.pop(id_column).to_numpy() if id_column in columns else None
-    labels = frame.pop(label_column) if label_column in columns else None
-    if labels is None and require_labels:
-        raise UserError(
-            f"{path} has no '{label_column}' column; a training CSV needs one (columns found: "
-            f"{', '.join(map(str, columns[:5]))}, ...)."
-        )
-    if frame.shape[1] != N_PIXELS:
-        raise UserError(
-            f"{path} has {frame.shape[1]} pixel columns besides '{label_column}'/'{id_column}'; "
-            f"expected {N_PIXELS} (28x28)."
-        )
-    pixels = _checked_pixels(frame, path)
-    y = _checked_labels(labels, path) if labels is not None else None
-    return CsvData(pixels.reshape(-1, *IMAGE_SHAPE), y, ids)
-
-
-def _checked_pixels(frame, path: Path) -> np.ndarray:
-    import pandas as pd
-
-    numeric = frame.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna().to_numpy() | (numeric.to_numpy() < 0) | (numeric.to_numpy() > 255)
-    if bad.any():
-        row, col = (int(v[0]) for v in np.nonzero(bad))
-        raise UserError(
-            f"{path} line {row + 2}, column '{frame.columns[col]}': value "
-            f"{_show(frame.iat[row, col])} is not a pixel value (a number from 0 to 255)."
-        )
-    return numeric.to_numpy().round().astype(np.uint8)
-
-
-def _checked_labels(labels, path: Path) -> np.ndarray:
-    import pandas as pd
-
-    numeric = pd.to_numeric(labels, errors="coerce")
-    valid = numeric.notna() & numeric.isin(range(len(CLASS_NAMES)))
-    if not valid.all():
-        row = int(np.nonzero(~valid.to_numpy())[0][0])
-        raise UserError(
-            f"{path} line {row + 2}: label {_show(labels.iat[row])} is not a Fashion-MNIST class "
-            f"(0-{len(CLASS_NAMES) - 1})."
-        )
-    return numeric.to_numpy().astype(np.uint8)
-
-
 # --------------------------------------------------------------------------- preparing
 
 
@@ -446,9 +381,10 @@ class DataSettings:
     data_dir: str | None = None
     train_csv: str | None = None
     test_csv: str | None = None
+    fashion_labels: bool = False  # a training CSV's labels are Fashion-MNIST's class ids
 
     def fingerprint(self) -> dict:
-        return {
+        out = {
             "classes": list(self.classes) if self.classes else list(range(len(CLASS_NAMES))),
             "val_fraction": self.val_fraction,
             "subset": self.subset,
@@ -456,6 +392,9 @@ class DataSettings:
             "train_csv": self.train_csv,
             "test_csv": self.test_csv,
         }
+        if self.train_csv:  # only here: IDX projects keep the fingerprint they resume with
+            out["fashion_labels"] = self.fashion_labels
+        return out
 
 
 @dataclass
@@ -470,6 +409,8 @@ class Dataset:
     source: str
     settings: DataSettings
     test_ids: np.ndarray | None = None
+    classes: tuple[int, ...] = tuple(range(len(CLASS_NAMES)))  # label of each model output
+    test_note: str | None = None  # why there is no test accuracy, when there is none
 
     @property
     def num_classes(self) -> int:
@@ -478,6 +419,7 @@ class Dataset:
     def fingerprint(self) -> dict:
         return {
             **self.settings.fingerprint(),
+            "classes": list(self.classes),
             "n_train": len(self.y_train),
             "n_val": len(self.y_val),
             "n_test": len(self.x_test),
@@ -485,7 +427,7 @@ class Dataset:
 
 
 def parse_classes(text: str | None) -> tuple[int, ...] | None:
-    if not text:
+    if text is None:
         return None
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -503,61 +445,147 @@ def parse_classes(text: str | None) -> tuple[int, ...] | None:
     return values
 
 
+NO_TEST_SET = "no test set"
+NO_TEST_LABELS = "no labels"
+
+
 def load_raw(settings: DataSettings) -> RawData:
-    raw = None
-    if not settings.train_csv or not settings.test_csv:
-        raw = load_idx_dir(locate(settings.data_dir))
+    """A training CSV brings its own classes and test set: the official test set is used only
+    with the official training images, since a CSV's labels need not be Fashion-MNIST's."""
+    from fmnist_search import csvdata
+
     if settings.train_csv:
-        train = read_csv(settings.train_csv)
-        source = f"CSV {settings.train_csv}"
-        raw = RawData(train.x, train.y, raw.x_test if raw else None, raw.y_test if raw else None,
-                      source)
+        raw = _load_train_csv(settings)
+    else:
+        raw = load_idx_dir(locate(settings.data_dir))
     if settings.test_csv:
-        test = read_csv(settings.test_csv, require_labels=False)
+        test = csvdata.read_csv(settings.test_csv, require_labels=False, option="--test-csv")
         raw.x_test, raw.y_test, raw.test_ids = test.x, test.y, test.ids
+        raw.test_note = None if test.y is not None else NO_TEST_LABELS
         raw.source += f"; test CSV {settings.test_csv}"
     return raw
 
 
+def _load_train_csv(settings: DataSettings) -> RawData:
+    from fmnist_search import csvdata
+
+    train = csvdata.read_csv(settings.train_csv, option="--train-csv")
+    held = np.unique(train.y)
+    fashion = settings.fashion_labels or len(held) == len(CLASS_NAMES)
+    empty = np.zeros((0, *IMAGE_SHAPE), dtype=np.uint8)
+    return RawData(train.x, train.y, empty, None, f"CSV {settings.train_csv}",
+                   fashion_labels=fashion, test_note=NO_TEST_SET)
+
+
+def class_names(classes: Sequence[int], fashion: bool) -> list[str]:
+    """Fashion-MNIST's names only where the labels are its ids; else the labels as written."""
+    return [CLASS_NAMES[c] if fashion else f"class {c}" for c in classes]
+
+
 def prepare(settings: DataSettings, raw: RawData | None = None) -> Dataset:
     """Select classes, take the stratified subset, split off validation, scale to [0, 1]."""
-    from sklearn.model_selection import train_test_split
-
     _check_fractions(settings)
     raw = raw or load_raw(settings)
-    classes = settings.classes or tuple(range(len(CLASS_NAMES)))
+    classes = resolve_classes(settings, raw)
     x, y = select_classes(raw.x_train, raw.y_train, classes)
-    if settings.subset < 1.0:
-        x, _, y, _ = train_test_split(
-            x, y, train_size=settings.subset, stratify=y, random_state=settings.seed
-        )
-    try:
-        x_train, x_val, y_train, y_val = train_test_split(
-            x, y, test_size=settings.val_fraction, stratify=y, random_state=settings.seed
-        )
-    except ValueError as exc:
-        raise UserError(
-            f"Cannot split {len(y)} training images into train and validation with "
-            f"--subset {settings.subset} and a {settings.val_fraction} validation fraction: "
-            f"{exc}. Use a larger --subset."
-        ) from exc
-    x_test, y_test = raw.x_test, raw.y_test
-    if y_test is not None and settings.classes:
-        x_test, y_test = select_classes(x_test, y_test, classes)
+    _check_class_sizes(y, classes, raw)
+    x_train, x_val, y_train, y_val = _split(x, y, settings, raw)
+    x_test, y_test, test_ids = _test_part(raw, classes, settings)
     return Dataset(
         scale(x_train), y_train, scale(x_val), y_val, scale(x_test), y_test,
-        class_names=[CLASS_NAMES[c] for c in classes],
+        class_names=class_names(classes, raw.fashion_labels),
         source=raw.source,
         settings=settings,
-        test_ids=raw.test_ids,
+        test_ids=test_ids,
+        classes=classes,
+        test_note=raw.test_note,
     )
+
+
+def resolve_classes(settings: DataSettings, raw: RawData) -> tuple[int, ...]:
+    """The model's classes: --classes, else every label the training data holds."""
+    held = tuple(int(c) for c in np.unique(raw.y_train))
+    if settings.classes:
+        missing = [c for c in settings.classes if c not in held]
+        if missing:
+            raise UserError(
+                f"The classes asked for ({','.join(map(str, settings.classes))}, from --classes "
+                f"or the project's record) include {', '.join(map(str, missing))}, but "
+                f"{raw.source} holds no image so labelled; its labels are "
+                f"{', '.join(map(str, held))}."
+            )
+        return tuple(settings.classes)
+    if len(held) < 2:
+        raise UserError(f"{raw.source}: every image is labelled {held[0] if held else '-'}; a "
+                        "classifier needs at least two classes.")
+    return held
+
+
+def _check_class_sizes(y: np.ndarray, classes: Sequence[int], raw: RawData) -> None:
+    counts = np.bincount(y, minlength=len(classes))
+    if counts.min() < 2:
+        label = classes[int(counts.argmin())]
+        raise UserError(f"{raw.source}: class {label} has {int(counts.min())} image(s); a "
+                        "stratified validation split needs at least 2 of every class.")
+
+
+def min_split_images(k: int, val_fraction: float) -> int:
+    """The fewest images a stratified train/validation split of k classes can take."""
+    return max(2 * k, math.ceil(k / val_fraction), math.ceil((k + 1) / (1 - val_fraction)))
+
+
+def _split(x: np.ndarray, y: np.ndarray, settings: DataSettings, raw: RawData) -> tuple:
+    """The stratified subset, then the stratified validation split; too few images is a
+    message naming the option to change, not scikit-learn's ValueError."""
+    from sklearn.model_selection import train_test_split
+
+    k, n = int(y.max()) + 1, len(y)
+    need = min_split_images(k, settings.val_fraction)
+    if math.floor(settings.subset * n) < need:
+        raise UserError(_split_problem(settings, raw, n, need, k))
+    try:
+        if settings.subset < 1.0:
+            x, _, y, _ = train_test_split(x, y, train_size=settings.subset, stratify=y,
+                                          random_state=settings.seed)
+        return train_test_split(x, y, test_size=settings.val_fraction, stratify=y,
+                                random_state=settings.seed)
+    except ValueError as exc:
+        raise UserError(_split_problem(settings, raw, n, need, k) + f" ({exc})") from exc
+
+
+def _split_problem(settings: DataSettings, raw: RawData, n: int, need: int, k: int) -> str:
+    split = (f"a stratified split of {k} classes into training and validation "
+             f"(--val-fraction {settings.val_fraction:g}) needs at least {need:,} images")
+    if need > n:
+        return f"{raw.source} has {n:,} training images of the chosen classes; {split}."
+    kept = math.floor(settings.subset * n)
+    return (f"--subset {settings.subset:g} keeps {kept:,} of the {n:,} training images of "
+            f"{raw.source}; {split}: use --subset {math.ceil(need / n * 1000) / 1000:g} or "
+            "more.")
+
+
+def _test_part(raw: RawData, classes: tuple[int, ...], settings: DataSettings) -> tuple:
+    """The test images of the model's classes (all of them when the test set has no labels)."""
+    if raw.y_test is None:
+        return raw.x_test, None, raw.test_ids
+    stray = ~np.isin(raw.y_test, classes)
+    if stray.any() and settings.test_csv and not settings.classes:
+        raise UserError(
+            f"--test-csv {settings.test_csv}: row {int(np.argmax(stray)) + 1} is labelled "
+            f"{int(raw.y_test[np.argmax(stray)])}, a class the training data does not hold "
+            f"(its classes: {', '.join(map(str, classes))})."
+        )
+    keep = ~stray
+    ids = raw.test_ids[keep] if raw.test_ids is not None else None
+    x, y = select_classes(raw.x_test, raw.y_test, classes)
+    return x, y, ids
 
 
 def _check_fractions(settings: DataSettings) -> None:
     if not 0.0 < settings.subset <= 1.0:
-        raise UserError(f"--subset {settings.subset} must be a fraction in (0, 1], e.g. 0.1.")
+        raise UserError(f"--subset {settings.subset:g} must be a fraction in (0, 1], e.g. 0.1.")
     if not 0.0 < settings.val_fraction < 1.0:
-        raise UserError(f"--val-fraction {settings.val_fraction} must be in (0, 1), e.g. 0.2.")
+        raise UserError(f"--val-fraction {settings.val_fraction:g} must be in (0, 1), e.g. 0.2.")
 
 
 def select_classes(x: np.ndarray, y: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -570,8 +598,3 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: Sequence[int]) -> tupl
 
 def scale(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]
-
-
-def _show(value) -> str:
-    """A cell as the user wrote it (numpy scalars print as np.int64(...) with repr)."""
-    return repr(value.item()) if isinstance(value, np.generic) else repr(value)

@@ -55,6 +55,17 @@ def confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path:
     plt.close(fig)
 
 
+def check_format(path: Path, option: str) -> None:
+    """The file name's suffix picks the image format; refuse one Matplotlib cannot write."""
+    from fmnist_search.errors import UserError
+
+    formats = sorted(plt.figure().canvas.get_supported_filetypes())
+    plt.close("all")
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise UserError(f"{option} {path}: the suffix must name an image format Matplotlib "
+                        f"writes ({', '.join(formats)}), e.g. compare.png.")
+
+
 def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> list[int]:
     """Indices of points no other point beats on both (lower cost, higher accuracy)."""
     order = sorted(range(len(cost)), key=lambda i: (cost[i], -accuracy[i]))

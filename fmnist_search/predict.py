@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fmnist_search import data
+from fmnist_search.errors import UserError
 from fmnist_search.results import load_run
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The id and label column names; a column the user named must exist in the input."""
+
+    id: str = "id"
+    label: str = "label"
+    id_named: bool = False
+    label_named: bool = False
 
 
 @dataclass
 class Predictions:
     ids: np.ndarray
-    labels: np.ndarray  # original Fashion-MNIST class ids (0-9), also for class-subset models
+    labels: np.ndarray  # the training data's labels (Fashion-MNIST ids for IDX-trained models)
     truth: np.ndarray | None
+    warnings: list[str] = field(default_factory=list)
 
     def accuracy(self) -> float | None:
         """Over the labelled rows of classes the model knows (truth -1 marks the others)."""
@@ -25,19 +37,14 @@ class Predictions:
         return float(np.mean(self.labels[scored] == self.truth[scored]))
 
 
-def predict_run(run_dir: Path, input_csv: str | None, id_column: str = "id",
-                label_column: str = "label", data_dir: str | None = None) -> Predictions:
+def predict_run(run_dir: Path, input_csv: str | None, columns: Columns = Columns(),
+                data_dir: str | None = None) -> Predictions:
     import keras
 
     metrics = load_run(run_dir)
-    classes = np.asarray(metrics.get("data", {}).get("classes", list(range(10))))
-    if input_csv:
-        table = data.read_csv(input_csv, label_column=label_column, id_column=id_column,
-                              require_labels=False)
-        x, truth, ids = table.x, table.y, table.ids
-    else:
-        raw = data.load_idx_dir(data.locate(data_dir))
-        x, truth, ids = raw.x_test, raw.y_test, None
+    trained_on = metrics.get("data", {})
+    classes = np.asarray(trained_on.get("classes", list(range(10))))
+    x, truth, ids, warnings = _inputs(input_csv, trained_on, columns, data_dir, run_dir)
     model = keras.models.load_model(run_dir / "model.keras")
     probs = model.predict(data.scale(x), batch_size=512, verbose=0)
     labels = classes[probs.argmax(axis=1)]
@@ -45,13 +52,41 @@ def predict_run(run_dir: Path, input_csv: str | None, id_column: str = "id",
         ids = np.arange(len(labels))
     if truth is not None and len(classes) < 10:
         keep = np.isin(truth, classes)  # images of classes the model never saw are not scored
-        return Predictions(ids, labels, np.where(keep, truth.astype(int), -1))
-    return Predictions(ids, labels, truth)
+        truth = np.where(keep, truth.astype(int), -1)
+    return Predictions(ids, labels, truth, warnings)
+
+
+def _inputs(input_csv: str | None, trained_on: dict, columns: Columns, data_dir: str | None,
+            run_dir: Path) -> tuple:
+    """Images, labels, ids and warnings: from --input, else the data the model was tested on.
+
+    A CSV-trained model's labels need not be Fashion-MNIST's, so it never defaults to the
+    official test set: its own test CSV, or --input.
+    """
+    from fmnist_search import csvdata
+
+    option = "--input"
+    if not input_csv and trained_on.get("train_csv"):
+        input_csv, option = trained_on.get("test_csv"), "the run's test CSV"
+        if not input_csv:
+            raise UserError(f"{run_dir} was trained on {trained_on['train_csv']} without a test "
+                            "CSV: give the images to predict with --input FILE.")
+    if not input_csv:
+        raw = data.load_idx_dir(data.locate(data_dir))
+        return raw.x_test, raw.y_test, None, []
+    table = csvdata.read_csv(input_csv, label_column=columns.label, id_column=columns.id,
+                             require_labels=columns.label_named, require_id=columns.id_named,
+                             option=option)
+    warning = csvdata.duplicate_ids(table, input_csv)
+    return table.x, table.y, table.ids, [warning] if warning else []
 
 
 def write_csv(pred: Predictions, out: Path, id_column: str = "id",
               label_column: str = "label") -> None:
     import pandas as pd
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({id_column: pred.ids, label_column: pred.labels}).to_csv(out, index=False)
+    from fmnist_search.checks import writing
+
+    with writing(out, "--out"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({id_column: pred.ids, label_column: pred.labels}).to_csv(out, index=False)

@@ -14,6 +14,7 @@ from fmnist_search.errors import UserError
 from fmnist_search.space import domain_problem, read_toml
 
 TUNERS = ("random", "bayesian", "hyperband")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # training.PRECISIONS, without importing Keras
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,13 @@ def parse(path: Path, data: dict) -> Preset:
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
     if data.get("tuner", "bayesian") not in TUNERS:
         raise UserError(f"{path}: tuner = {data['tuner']!r}; valid: {', '.join(TUNERS)}.")
+    if data.get("precision", "auto") not in PRECISIONS:
+        raise UserError(f"{path}: precision = {data['precision']!r}; valid: "
+                        f"{', '.join(PRECISIONS)}.")
     fixed = data.get("fixed", {})
+    if not isinstance(fixed, dict):
+        raise UserError(f"{path}: fixed = {fixed!r} must be a [fixed] table of hyperparameter "
+                        "values, e.g. batch_size = 128.")
     for key, value in fixed.items():
         domain = builder.domain_of(key)
         problem = (f"'{key}' is not a hyperparameter" if domain is None
@@ -77,6 +84,10 @@ def validate(preset: Preset, where: str) -> None:
     if preset.trials < 1 or preset.epochs < 1:
         raise UserError(f"{where}: trials ({preset.trials}) and epochs ({preset.epochs}) must be "
                         "at least 1.")
+    top = int(builder.DOMAINS["epochs"].high)
+    if preset.epochs > top:
+        raise UserError(f"{where}: epochs {preset.epochs} is more than the builder supports "
+                        f"({top}).")
     if preset.tuner == "hyperband" and (preset.factor < 2 or preset.iterations < 1):
         raise UserError(f"{where}: Hyperband's factor must be at least 2 and its iterations at least 1 "
                         f"(got {preset.factor}, {preset.iterations}).")

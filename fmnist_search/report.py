@@ -22,6 +22,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _test_accuracy(row: Mapping[str, Any]) -> str:
+    """The test accuracy, or why there is none ("no labels", "no test set")."""
+    if row.get("test_accuracy") is None and row.get("test_note"):
+        return str(row["test_note"])
+    return _fmt(row.get("test_accuracy"))
+
+
 def layer_table(model, title: str = "") -> Table:
     """Layer, type, output shape and parameters, like the report's model summaries."""
     table = Table(title=title or None)
@@ -46,13 +53,17 @@ def param_totals(trainable: int, frozen: int) -> Table:
     return table
 
 
-def data_table(counts: Mapping[str, Sequence[int]], class_names: Sequence[str]) -> Table:
+def data_table(counts: Mapping[str, Sequence[int]], class_names: Sequence[str],
+               labels: Sequence[int] | None = None) -> Table:
+    """Images per class and split; rows named by the data's own labels."""
     table = Table(title="Images per class")
     table.add_column("class")
     for split in counts:
         table.add_column(split, justify="right")
     for i, name in enumerate(class_names):
-        table.add_row(f"{i} {name}", *(f"{c[i]:,}" for c in counts.values()))
+        label = labels[i] if labels is not None else i
+        title = name if name == f"class {label}" else f"{label} {name}"
+        table.add_row(title, *(f"{c[i]:,}" for c in counts.values()))
     table.add_row("[bold]total", *(f"[bold]{sum(c):,}" for c in counts.values()))
     return table
 
@@ -65,7 +76,7 @@ def run_summary(metrics: Mapping[str, Any]) -> Table:
         ("architecture", metrics["architecture"]),
         ("validation accuracy", metrics["val_accuracy"]),
         ("validation loss", metrics["val_loss"]),
-        ("test accuracy", metrics["test_accuracy"]),
+        ("test accuracy", _test_accuracy(metrics)),
         ("test loss", metrics["test_loss"]),
         ("params (trainable / non-trainable)",
          f"{metrics['params']:,} ({metrics['trainable_params']:,} / "
@@ -153,6 +164,8 @@ def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str
     for rank, row in enumerate(rows, start=1):
         record = {"rank": rank, **{c: row.get(c) for c in LEADERBOARD_COLUMNS[1:]}}
         record["kind"] = row["kind"]
+        if row.get("test_note"):
+            record["test_note"] = row["test_note"]
         record["reason"] = row.get("reason", "")
         for name in varying:
             record[name] = row["values"].get(name)
@@ -187,7 +200,7 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         if r["status"] != "COMPLETED":
             status = f"[red]{r['status']}[/]: {r['reason']}"
         cells = [str(r["rank"]), r["project"], str(r["trial"]), status,
-                 _fmt(r["val_accuracy"]), _fmt(r["val_loss"]), _fmt(r["test_accuracy"]),
+                 _fmt(r["val_accuracy"]), _fmt(r["val_loss"]), _test_accuracy(r),
                  _fmt(r["params"]), _fmt(r["seconds_per_epoch"], 1), _fmt(r["epochs"]),
                  _fmt(r["n_train"]), r["architecture"] or ""]
         cells += [_fmt(r.get(name), 4) for name in varying]

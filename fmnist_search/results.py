@@ -117,6 +117,7 @@ def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
         "val_accuracy": metrics.get("val_accuracy"),
         "val_loss": metrics.get("val_loss"),
         "test_accuracy": metrics.get("test_accuracy"),
+        "test_note": metrics.get("test_note"),
         "params": metrics.get("params"),
         "seconds_per_epoch": metrics.get("seconds_per_epoch"),
         "epochs": metrics.get("epochs"),
@@ -164,6 +165,7 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
         match = retrained.get((row["project"], row["trial"]))
         if match:
             row["test_accuracy"] = match["test_accuracy"]
+            row["test_note"] = match["test_note"]
     if baselines:
         rows += latest_runs(root, BASELINES, prefer)
     if not include_failed:
@@ -223,6 +225,19 @@ def find_trial(root: Path, project: str, trial: str = "best") -> dict[str, Any]:
                     f"{', '.join(r['trial'] for r in rows)} (or use 'best').")
 
 
+def require_record(row: dict[str, Any], project: str) -> None:
+    """A finished trial whose record.json is gone has values (trial.json) but no metrics."""
+    from fmnist_search.errors import UserError
+
+    path = Path(row["path"]) / "record.json"
+    if _read_json(path) is None:
+        raise UserError(
+            f"{path} is missing or unreadable, so trial {row['trial']} of '{project}' has no "
+            "metrics or history to show (Keras Tuner's trial.json still holds its values: "
+            f"`fmnist-search retrain {project} --trial {row['trial']}` trains it again)."
+        )
+
+
 def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
     record = _read_json(Path(row["path"]) / "record.json") or {}
     return record.get("history", [])
@@ -238,12 +253,44 @@ def find_run(root: Path, name: str) -> Path:
         return path
     check_name(name, "model")  # not a run directory: a name, which must not reach elsewhere
     for kind in (BASELINES, RETRAINED):
-        base = root / kind / name
-        runs = sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith(".")
-                      and (p / "model.keras").is_file()) if base.is_dir() else []
+        runs = _finished_runs(root / kind / name)
         if runs:
             return runs[-1]
+    trial = _project_trial(root, name)
+    if trial is not None:
+        return _retrained_trial(root, *trial)
     known = [f"{kind}/{p.name}" for kind in (BASELINES, RETRAINED)
              for p in sorted((root / kind).glob("*")) if p.is_dir()]
     raise UserError(f"'{name}' is neither a run directory (holding model.keras) nor a trained "
                     f"model in {root}. Trained: {', '.join(known) or '(none yet)'}.")
+
+
+def _finished_runs(base: Path) -> list[Path]:
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith(".")
+                  and (p / "model.keras").is_file())
+
+
+def _project_trial(root: Path, name: str) -> tuple[str, str] | None:
+    """``PROJECT``, ``PROJECT-best`` or ``PROJECT-TRIAL`` naming a project's trial, else None."""
+    if (root / name / "run.json").is_file():
+        return name, "best"
+    project, _, trial = name.rpartition("-")
+    if project and trial and (root / project / "run.json").is_file():
+        return project, trial
+    return None
+
+
+def _retrained_trial(root: Path, project: str, trial: str) -> Path:
+    """The newest retrained run of a project's trial, or what to run to get one."""
+    from fmnist_search.errors import UserError
+
+    row = find_trial(root, project, trial)
+    runs = _finished_runs(root / RETRAINED / f"{project}-{row['trial']}")
+    if runs:
+        return runs[-1]
+    where = f" --results-dir {root}" if str(root) != os.environ.get(
+        "FMNIST_RESULTS", "tuner_results") else ""
+    raise UserError(f"Trial {row['trial']} of '{project}' is not trained on its full data yet: "
+                    f"run `fmnist-search retrain {project} --trial {row['trial']}{where}` first.")

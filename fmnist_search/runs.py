@@ -101,6 +101,7 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         "val_loss": val["loss"],
         "test_accuracy": test["accuracy"] if test else None,
         "test_loss": test["loss"] if test else None,
+        "test_note": None if test else data.test_note or "no test set",
         "per_class": (test or val)["per_class"],
         "per_class_split": "test" if test else "validation",
         "confusion_matrix": (test or val)["confusion_matrix"],

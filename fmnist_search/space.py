@@ -61,25 +61,58 @@ class Entry:
     key: str = ""
 
     def possible(self) -> list[Any] | None:
-        """The finite set of values it can take, or None for a numeric range."""
+        """The finite set of values it can take, or None for a numeric range.
+
+        A range is never expanded here: a space file may declare ``max = 1000000000``, and its
+        values must be checked by arithmetic before anything trusts them.
+        """
         if self.type == "fixed":
             return [self.spec["value"]]
         if self.type == "choice":
             return list(self.spec["values"])
         if self.type == "boolean":
             return [False, True]
-        if self.type == "int" and self.spec.get("sampling", "linear") == "linear":
-            step = self.spec.get("step", 1)
-            return list(range(self.spec["min"], self.spec["max"] + 1, step))
         return None
 
+    def last(self) -> Any:
+        """The largest value a range can draw (an int range with a step may stop short of max)."""
+        lo, hi, step = self.spec["min"], self.spec["max"], self.spec.get("step")
+        if self.type == "int" and self.linear_steps():
+            return lo + (hi - lo) // step * step
+        return hi
+
+    def linear_steps(self) -> bool:
+        """An int range that draws min, min + step, ... (Keras Tuner's linear sampling)."""
+        return (self.type == "int" and self.spec.get("sampling", "linear") == "linear"
+                and bool(self.spec.get("step")))
+
+    def small_int_values(self, limit: int = 64) -> list[int]:
+        """Every value of an int entry the builder bounds to a few (stages); checked first."""
+        values = self.possible()
+        if values is not None:
+            return list(values)
+        lo, hi = self.spec["min"], self.last()
+        step = self.spec.get("step") if self.linear_steps() else 1
+        if (hi - lo) // step >= limit:
+            raise UserError(f"[{self.key}] spans more than {limit} values; it must be narrower.")
+        return list(range(lo, hi + 1, step))
+
     def contains(self, value: Any) -> bool:
+        """Whether the entry can draw this value, by arithmetic (ranges are never listed)."""
         values = self.possible()
         if values is not None:
             return any(_same(value, v) for v in values)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        return self.spec["min"] <= value <= self.spec["max"]
+        if not self.spec["min"] <= value <= self.spec["max"]:
+            return False
+        if self.type != "int":
+            return True
+        if isinstance(value, float) and not value.is_integer():
+            return False
+        if self.linear_steps():
+            return (int(value) - self.spec["min"]) % self.spec["step"] == 0
+        return True
 
     def default(self) -> Any:
         if self.type == "fixed":
@@ -148,8 +181,14 @@ def _register(hp, entry: Entry, conditions: list[tuple[str, tuple]]) -> Any:
 
 
 def read_toml(path: Path) -> tuple[dict, str]:
+    """The parsed file and its text; a directory, a binary file or bad TOML is a UserError."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; a .toml file is expected here.")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not a text file (byte {exc.start} is not UTF-8); a .toml "
+                        "file (space or search preset) is expected here.") from exc
     except OSError as exc:
         raise UserError(f"Cannot read {path}: {exc}") from exc
     try:
@@ -176,6 +215,11 @@ def load_space(path: Path, name: str | None = None) -> Space:
     stages = next((e for e in entries if e.name == "stages"), None)
     for base, raw in data.get("stage", {}).items():
         entries += _stage_entries(path, base, raw, stages, entries)
+    if not entries:
+        raise UserError(
+            f"{path} declares no hyperparameters: a space needs at least one [hp.NAME] or "
+            "[stage.NAME] table (an empty space would search only the builder's defaults)."
+        )
     space = Space(name or path.stem, path, str(data.get("description", "")), entries, text)
     check_architectures(space)
     return space
@@ -247,8 +291,8 @@ def _check_domain(path: Path, key: str, entry: Entry, domain: builder.Domain) ->
     """Every value the entry can produce must be one the builder can build."""
     where = f"{path}: [{key}]"
     probes = entry.possible()
-    if probes is None:
-        probes = [entry.spec["min"], entry.spec["max"]]
+    if probes is None:  # the builder's domains are intervals: the two ends settle it
+        probes = [entry.spec["min"], entry.last()]
     if "default" in entry.spec:
         if not entry.contains(entry.spec["default"]):
             raise UserError(f"{where} default = {entry.spec['default']!r} is outside its own "
@@ -309,7 +353,7 @@ def _stage_entries(path: Path, base: str, raw: Any, stages: Entry | None,
                         f"{', '.join(per_stage)}.")
     if stages is None:
         raise UserError(f"{path}: [stage.{base}] needs [hp.stages] declared in the file.")
-    counts = [v for v in stages.possible() or []]
+    counts = stages.small_int_values()
     low, high = min(counts), max(counts)
     entries = []
     declared = {e.name for e in earlier}
@@ -331,14 +375,14 @@ def _stage_entries(path: Path, base: str, raw: Any, stages: Entry | None,
 def check_architectures(space: Space) -> None:
     """Reject spaces that can draw a model that cannot exist, naming the keys to change."""
     stages = space.entry("stages")
-    top = max(stages.possible()) if stages else builder.DOMAINS["stages"].default
+    top = max(stages.small_int_values()) if stages else builder.DOMAINS["stages"].default
     pool_keys = []
     for i in range(1, top + 1):
         entry = space.entry(f"pool_{i}")
-        if entry is None or any(v is True for v in entry.possible()):
+        if entry is None or any(v is True for v in entry.possible() or ()):
             pool_keys.append(entry.key if entry else f"pool_{i} (default true)")
     final = space.entry("final_pool")
-    if final is not None and any(v is True for v in final.possible()):
+    if final is not None and any(v is True for v in final.possible() or ()):
         pool_keys.append(final.key)
     if len(pool_keys) > MAX_POOLS:
         raise UserError(
@@ -352,10 +396,10 @@ def check_architectures(space: Space) -> None:
         raise UserError(f"{space.path}: the space's default point cannot be built: {exc}") from exc
 
 
-def load_named(name: str) -> Space:
+def load_named(name: str, option: str = "--space") -> Space:
     from fmnist_search import catalog
 
-    path = catalog.space_path(name)
+    path = catalog.space_path(name, option)
     return load_space(path, name=path.stem)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import REAL_DIR, idx_bytes, realdata, write_idx
 
-from fmnist_search import data
+from fmnist_search import csvdata, data
 from fmnist_search.errors import UserError
 
 
@@ -94,7 +94,7 @@ def _frame(rng, n=4, label=True, ids=False):
 
 def test_csv_reads_labels_ids_and_pixels(tmp_path, rng):
     frame = _frame(rng, ids=True)
-    got = data.read_csv(_csv(tmp_path, frame))
+    got = csvdata.read_csv(_csv(tmp_path, frame))
     assert got.x.shape == (4, 28, 28)
     assert got.y.tolist() == frame["label"].tolist()
     assert got.ids.tolist() == [100, 101, 102, 103]
@@ -102,40 +102,40 @@ def test_csv_reads_labels_ids_and_pixels(tmp_path, rng):
 
 
 def test_csv_test_file_without_labels(tmp_path, rng):
-    got = data.read_csv(_csv(tmp_path, _frame(rng, label=False, ids=True)), require_labels=False)
+    got = csvdata.read_csv(_csv(tmp_path, _frame(rng, label=False, ids=True)), require_labels=False)
     assert got.y is None and len(got.ids) == 4
 
 
 def test_csv_wrong_column_count(tmp_path, rng):
     frame = _frame(rng).iloc[:, :-1]
     with pytest.raises(UserError, match="783 pixel columns.*expected 784"):
-        data.read_csv(_csv(tmp_path, frame))
+        csvdata.read_csv(_csv(tmp_path, frame))
 
 
 def test_csv_non_numeric_value_names_line(tmp_path, rng):
     frame = _frame(rng).astype(object)
     frame.iloc[2, 5] = "abc"
     with pytest.raises(UserError, match=r"line 4, column 'pixel4': value 'abc'"):
-        data.read_csv(_csv(tmp_path, frame))
+        csvdata.read_csv(_csv(tmp_path, frame))
 
 
 def test_csv_out_of_range_pixel_names_line(tmp_path, rng):
     frame = _frame(rng)
     frame.iloc[0, 10] = 300
     with pytest.raises(UserError, match=r"line 2, column 'pixel9': value 300"):
-        data.read_csv(_csv(tmp_path, frame))
+        csvdata.read_csv(_csv(tmp_path, frame))
 
 
 def test_csv_bad_label_names_line(tmp_path, rng):
     frame = _frame(rng)
     frame.loc[3, "label"] = 12
-    with pytest.raises(UserError, match=r"line 5: label 12 is not a Fashion-MNIST class"):
-        data.read_csv(_csv(tmp_path, frame))
+    with pytest.raises(UserError, match=r"line 5: label 12 is not a class id"):
+        csvdata.read_csv(_csv(tmp_path, frame))
 
 
 def test_csv_training_file_needs_labels(tmp_path, rng):
     with pytest.raises(UserError, match="no 'label' column"):
-        data.read_csv(_csv(tmp_path, _frame(rng, label=False)))
+        csvdata.read_csv(_csv(tmp_path, _frame(rng, label=False)))
 
 
 # --------------------------------------------------------------------------- preparing

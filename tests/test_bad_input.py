@@ -1,0 +1,318 @@
+"""Bad input of every kind: exit status 2, the culprit named, no traceback, nothing trained.
+
+One table of command lines, each run through ``fmnist_search.cli.main``. The files they name
+are written once into a temporary folder: tiny CSVs, broken space and preset files, and a
+results folder with a hand-made project and run (no model is ever trained here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist_search.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = ",".join(["label"] + [f"pixel{i}" for i in range(784)])
+# As root, permission bits do not stop a write; /proc/version refuses one from anybody.
+READ_ONLY = "/proc/version" if os.geteuid() == 0 else "{d}/read-only/out.csv"
+
+
+def _rows(labels, ids=None, seed=0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (len(labels), 784))
+    return [",".join(([str(ids[i])] if ids is not None else []) + [str(label)]
+                     + [str(v) for v in pixels[i]]) for i, label in enumerate(labels)]
+
+
+def _write_csvs(d: Path) -> None:
+    five = list(np.repeat(np.arange(5), 8))
+    good = _rows(five)
+    files = {
+        "five.csv": [HEADER, *good],
+        "test5.csv": ["id," + HEADER, *_rows([0, 1, 2, 3, 4] * 2, ids=range(100, 110), seed=1)],
+        "test_ID.csv": ["ID," + HEADER, *_rows([0, 1, 2, 3, 4], ids=range(5), seed=2)],
+        "test_stray.csv": [HEADER, *_rows([0, 1, 7, 2], seed=3)],
+        "extra.csv": [HEADER, "17," + good[0], *good[1:]],
+        "trailing.csv": [HEADER, good[0], good[1] + ",", *good[2:]],
+        "short.csv": [HEADER, *good[:2], good[2].rsplit(",", 1)[0], *good[3:]],
+        "header_comma.csv": [HEADER + ",", *(row + "," for row in good)],
+        "dupcol.csv": [HEADER.replace("pixel6,", "pixel5,"), *good],
+        "header_only.csv": [HEADER],
+        "single.csv": [HEADER, *_rows([3] * 10)],
+        "lonely.csv": [HEADER, *_rows([0, 0, 1, 1, 2, 2, 3, 3, 4])],
+        "nolabel.csv": [HEADER.replace("label,", ""), *(r.split(",", 1)[1] for r in good)],
+        "badlabel.csv": [HEADER, *good[:3], "12," + good[3].split(",", 1)[1], *good[4:]],
+    }
+    for name, lines in files.items():
+        (d / name).write_text("\n".join(lines) + "\n")
+    row = good[0].split(",")
+    row[10] = "300"  # pixel9
+    (d / "badpixel.csv").write_text("\n".join([HEADER, ",".join(row), *good[1:]]) + "\n")
+    row[10], row[4] = "7", "abc"  # pixel3
+    (d / "textpixel.csv").write_text("\n".join([HEADER, *good[:2], ",".join(row)]) + "\n")
+    row[4] = ""
+    (d / "emptypixel.csv").write_text("\n".join([HEADER, *good[:4], ",".join(row)]) + "\n")
+    (d / "empty.csv").write_text("")
+    (d / "fake.csv.gz").write_text((d / "five.csv").read_text())
+    (d / "binary.csv").write_bytes(bytes(range(256)) * 8)
+
+
+SPACES = {
+    "empty.toml": "",
+    "desc_only.toml": 'description = "nothing to search"\n',
+    "huge.toml": '[hp.filters_1]\ntype = "int"\nmin = 1\nmax = 1000000000\n',
+    "int64.toml": f'[hp.filters_1]\ntype = "int"\nmin = 1\nmax = {2**70}\n',
+    "batch.toml": '[hp.batch_size]\ntype = "int"\nmin = 1\nmax = 1000000000000\n',
+    "dense.toml": '[hp.dense_units_1]\ntype = "int"\nmin = 8\nmax = 1000000000\nstep = 8\n',
+    "when_huge.toml": ('[hp.dense_layers]\ntype = "int"\nmin = 0\nmax = 2\n'
+                       '[hp.dense_units_1]\ntype = "int"\nmin = 8\nmax = 64\n'
+                       'when = { dense_layers = [1000000000000] }\n'),
+    "default_huge.toml": ('[hp.filters_1]\ntype = "int"\nmin = 8\nmax = 64\n'
+                          'default = 1000000000000000\n'),
+    "inf.toml": '[hp.learning_rate]\ntype = "float"\nmin = 1e-4\nmax = inf\n',
+    "preset_fixed.toml": "trials = 2\nfixed = 3\n",
+    "preset_precision.toml": 'precision = "fp64"\n',
+    "preset_epochs.toml": "epochs = 100000\n",
+}
+
+
+def _write_results(d: Path) -> None:
+    """A project 'p' searched on five.csv (trial 00 recorded, trial 01's record.json lost) and
+    a run directory trained on it, all hand-made: nothing here was trained."""
+    root = d / "res"
+    data = {"classes": [0, 1, 2, 3, 4], "val_fraction": 0.2, "subset": 1.0, "seed": 42,
+            "train_csv": str(d / "five.csv"), "test_csv": None, "fashion_labels": False}
+    project = root / "p"
+    project.mkdir(parents=True)
+    (project / "run.json").write_text(json.dumps({
+        "project": "p", "data": data, "space_name": "tiny",
+        "preset": {"epochs": 1, "precision": "fp32", "patience": 0}}))
+    values = {"stages": 1, "filters_1": 4, "dense_layers": 0, "learning_rate": 0.002}
+    for trial in ("00", "01"):
+        folder = project / f"trial_{trial}"
+        folder.mkdir()
+        (folder / "trial.json").write_text(json.dumps({
+            "trial_id": trial, "status": "COMPLETED", "hyperparameters": {"values": values}}))
+    (project / "trial_00" / "record.json").write_text(json.dumps({
+        "status": "COMPLETED", "val_accuracy": 0.5, "val_loss": 1.2, "params": 31413,
+        "seconds_per_epoch": 0.1, "epochs": 1, "architecture": "C4-P | F", "history": []}))
+    run = d / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"not loaded: every case fails before")
+    (run / "metrics.json").write_text(json.dumps({"model": "m", "data": data}))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("bad")
+    _write_csvs(d)
+    for name, text in SPACES.items():
+        (d / name).write_text(text)
+    (d / "bin.toml").write_bytes(bytes(range(128, 256)) * 20)
+    for folder in ("adir", "dir.toml", "plots.png"):
+        (d / folder).mkdir()
+    (d / "notweights.h5").write_text("these are not weights\n")
+    (d / "weights.bin").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    _write_results(d)
+    if os.geteuid() != 0:
+        (d / "read-only").mkdir(mode=0o555)
+    return d
+
+
+T = "--train-csv"
+D = "{d}/"
+R = ["--results-dir", "{d}/res"]
+CASES = [
+    # ---------------------------------------------------------------- training CSVs
+    ("csv missing", ["data", T, D + "missing.csv"], ["missing.csv"]),
+    ("csv is a directory", ["data", T, D + "adir"], ["adir", "directory"]),
+    ("csv binary", ["data", T, D + "binary.csv"], ["binary.csv", "not a text"]),
+    ("csv.gz not gzip", ["data", T, D + "fake.csv.gz"], ["fake.csv.gz", "gzip"]),
+    ("csv empty file", ["data", T, D + "empty.csv"], ["empty.csv", "empty"]),
+    ("csv header only", ["data", T, D + "header_only.csv"], ["header_only.csv", "no data rows"]),
+    ("csv extra leading field", ["data", T, D + "extra.csv"], ["extra.csv", "line 2", "786"]),
+    ("csv trailing comma", ["data", T, D + "trailing.csv"], ["trailing.csv", "line 3", "comma"]),
+    ("csv missing field", ["data", T, D + "short.csv"], ["short.csv", "line 4", "missing"]),
+    ("csv header trailing comma", ["data", T, D + "header_comma.csv"],
+     ["header_comma.csv", "line 1", "no name"]),
+    ("csv duplicate column", ["data", T, D + "dupcol.csv"], ["dupcol.csv", "'pixel5' twice"]),
+    ("csv single class", ["data", T, D + "single.csv"], ["single.csv", "labelled 3"]),
+    ("csv class with one image", ["data", T, D + "lonely.csv"], ["lonely.csv", "class 4"]),
+    ("csv no label column", ["data", T, D + "nolabel.csv"], ["nolabel.csv", "'label'"]),
+    ("csv label 12", ["data", T, D + "badlabel.csv"], ["badlabel.csv", "line 5", "12"]),
+    ("csv pixel 300", ["data", T, D + "badpixel.csv"], ["badpixel.csv", "pixel9", "300"]),
+    ("csv pixel text", ["data", T, D + "textpixel.csv"], ["textpixel.csv", "line 4", "'abc'"]),
+    ("csv pixel empty", ["data", T, D + "emptypixel.csv"],
+     ["emptypixel.csv", "line 6", "pixel3", "empty"]),
+    ("test csv label not trained", ["data", T, D + "five.csv", "--test-csv",
+                                    D + "test_stray.csv"], ["test_stray.csv", "7"]),
+    ("test csv header only", ["data", T, D + "five.csv", "--test-csv", D + "header_only.csv"],
+     ["header_only.csv"]),
+    # ---------------------------------------------------------------- data options
+    ("subset 0.0001", ["data", T, D + "five.csv", "--subset", "0.0001"], ["--subset 0.0001"]),
+    ("subset 0", ["data", T, D + "five.csv", "--subset", "0"], ["--subset 0"]),
+    ("classes empty", ["data", T, D + "five.csv", "--classes", ""], ["--classes ''"]),
+    ("classes one", ["data", T, D + "five.csv", "--classes", "3"], ["--classes '3'"]),
+    ("classes not in csv", ["data", T, D + "five.csv", "--classes", "0,7"],
+     ["0,7", "five.csv", "include 7"]),
+    ("val fraction 1.5", ["data", T, D + "five.csv", "--val-fraction", "1.5"],
+     ["--val-fraction 1.5"]),
+    ("seed -1", ["data", T, D + "five.csv", "--seed", "-1"], ["--seed -1"]),
+    ("data dir missing", ["data", "--data-dir", D + "nowhere"], ["nowhere"]),
+    # ---------------------------------------------------------------- describe and spaces
+    ("describe unknown name", ["describe", "model7"], ["model7", "model1", "cnn"]),
+    ("describe 1 class", ["describe", "model1", "--num-classes", "1"], ["--num-classes 1"]),
+    ("describe 0 classes", ["describe", "model1", "--num-classes", "0"], ["--num-classes 0"]),
+    ("describe binary file", ["describe", D + "bin.toml"], ["bin.toml", "not a text file"]),
+    ("describe a directory", ["describe", D + "dir.toml"], ["dir.toml", "directory"]),
+    ("space empty", ["describe", D + "empty.toml"], ["empty.toml", "no hyperparameters"]),
+    ("space description only", ["describe", D + "desc_only.toml"], ["desc_only.toml"]),
+    ("space max 1e9", ["describe", D + "huge.toml"], ["huge.toml", "filters_1", "1000000000"]),
+    ("space max beyond int64", ["describe", D + "int64.toml"], ["int64.toml", "filters_1"]),
+    ("space huge batch_size", ["describe", D + "batch.toml"], ["batch.toml", "batch_size"]),
+    ("space huge dense_units", ["describe", D + "dense.toml"], ["dense.toml", "dense_units_1"]),
+    ("space when huge", ["describe", D + "when_huge.toml"], ["when_huge.toml", "dense_layers"]),
+    ("space default huge", ["describe", D + "default_huge.toml"],
+     ["default_huge.toml", "default"]),
+    ("space max inf", ["describe", D + "inf.toml"], ["inf.toml", "learning_rate", "inf"]),
+    # ---------------------------------------------------------------- run
+    ("run binary space", ["run", "--space", D + "bin.toml", T, D + "five.csv", *R],
+     ["bin.toml"]),
+    ("run space directory", ["run", "--space", D + "dir.toml", T, D + "five.csv", *R],
+     ["dir.toml", "directory"]),
+    ("run empty space", ["run", "--space", D + "empty.toml", T, D + "five.csv", *R],
+     ["empty.toml"]),
+    ("run huge space", ["run", "--space", D + "huge.toml", T, D + "five.csv", *R],
+     ["huge.toml", "filters_1"]),
+    ("run binary preset", ["run", "--search", D + "bin.toml", T, D + "five.csv", *R],
+     ["bin.toml"]),
+    ("preset fixed not a table", ["run", "--search", D + "preset_fixed.toml", *R],
+     ["preset_fixed.toml", "fixed"]),
+    ("preset precision", ["run", "--search", D + "preset_precision.toml", *R],
+     ["preset_precision.toml", "fp64"]),
+    ("preset epochs", ["run", "--search", D + "preset_epochs.toml", *R],
+     ["preset_epochs.toml", "100000"]),
+    ("run patience -1", ["run", "--patience", "-1", T, D + "five.csv", *R], ["--patience -1"]),
+    ("run top -1", ["run", "--top", "-1", T, D + "five.csv", *R], ["--top -1"]),
+    ("run batch size", ["run", "--batch-size", "100000", *R], ["--batch-size 100000"]),
+    # ---------------------------------------------------------------- baseline
+    ("baseline patience -1", ["baseline", "model1", "--patience", "-1", *R], ["--patience -1"]),
+    ("baseline epochs 5000", ["baseline", "model1", "--epochs", "5000", *R], ["--epochs 5000"]),
+    ("weights not hdf5", ["baseline", "model5", "--weights", D + "notweights.h5", *R],
+     ["notweights.h5"]),
+    ("weights wrong suffix", ["baseline", "model5", "--weights", D + "weights.bin", *R],
+     ["weights.bin"]),
+    ("weights directory", ["baseline", "model5", "--weights", D + "adir", *R],
+     ["adir", "directory"]),
+    # ---------------------------------------------------------------- leaderboard, compare, show
+    ("leaderboard top -1", ["leaderboard", "--top", "-1", *R], ["--top -1"]),
+    ("leaderboard csv directory", ["leaderboard", "--csv", D + "adir", *R], ["adir"]),
+    ("leaderboard csv read-only", ["leaderboard", "--csv", READ_ONLY, *R],
+     [READ_ONLY, "cannot be written"]),
+    ("compare out directory", ["compare", "--out", D + "plots.png", *R], ["plots.png"]),
+    ("compare out format", ["compare", "--out", D + "cmp.xyz", *R], ["cmp.xyz", "png"]),
+    ("compare out read-only", ["compare", "--out", READ_ONLY, *R], [READ_ONLY]),
+    ("show lost record.json", ["show", "p", "01", *R], ["trial_01", "record.json"]),
+    # ---------------------------------------------------------------- predict, retrain
+    ("predict header only", ["predict", D + "run", "--input", D + "header_only.csv",
+                             "--out", D + "o.csv", *R], ["header_only.csv"]),
+    ("predict extra field", ["predict", D + "run", "--input", D + "extra.csv",
+                             "--out", D + "o.csv", *R], ["extra.csv", "line 2"]),
+    ("predict binary input", ["predict", D + "run", "--input", D + "binary.csv",
+                              "--out", D + "o.csv", *R], ["binary.csv"]),
+    ("predict id column missing", ["predict", D + "run", "--input", D + "test5.csv",
+                                   "--id-column", "ImageId", "--out", D + "o.csv", *R],
+     ["ImageId", "--id-column"]),
+    ("predict label column missing", ["predict", D + "run", "--input", D + "test5.csv",
+                                      "--label-column", "Class", "--out", D + "o.csv", *R],
+     ["Class", "--label-column"]),
+    ("predict id column misnamed", ["predict", D + "run", "--input", D + "test_ID.csv",
+                                    "--out", D + "o.csv", *R], ["test_ID.csv", "'ID'"]),
+    ("predict out directory", ["predict", D + "run", "--input", D + "test5.csv",
+                               "--out", D + "adir", *R], ["adir", "directory"]),
+    ("predict out read-only", ["predict", D + "run", "--input", D + "test5.csv",
+                               "--out", READ_ONLY, *R], [READ_ONLY]),
+    ("predict csv model no input", ["predict", D + "run", "--out", D + "o.csv", *R],
+     ["five.csv", "--input"]),
+    ("predict project-best not retrained", ["predict", "p-best", "--out", D + "o.csv", *R],
+     ["retrain p --trial 00"]),
+    ("retrain test csv header only", ["retrain", "p", "--test-csv", D + "header_only.csv", *R],
+     ["header_only.csv"]),
+    ("retrain test csv directory", ["retrain", "p", "--test-csv", D + "adir", *R],
+     ["adir", "directory"]),
+]
+
+
+@pytest.mark.parametrize("argv, culprits", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_naming_the_culprit(files, capsys, argv, culprits):
+    argv = [a.format(d=files) for a in argv]
+    before = sorted(p.name for p in files.rglob("*"))
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    message = " ".join(err.split())  # the message is wrapped at 100 columns
+    assert message.startswith("error: ")
+    for culprit in culprits:
+        assert culprit.format(d=files) in message, f"{culprit!r} not named in: {message}"
+    assert sorted(p.name for p in files.rglob("*")) == before  # nothing written, nothing lost
+
+
+def test_the_table_is_large():
+    assert len(CASES) >= 40
+
+
+HUGE_RANGE_SCRIPT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a regression fails, not the host
+from fmnist_search.cli import main
+code = main(["describe", sys.argv[1]])
+# VmHWM is this program's peak; ru_maxrss would include pytest's, inherited across exec.
+peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print("peak_kb", peak[0])
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("top", ["1000000000", str(2**70)])
+def test_huge_range_is_refused_in_a_second_with_bounded_memory(tmp_path, top):
+    """The 24 GB regression: a range is checked by arithmetic, never expanded."""
+    path = tmp_path / "huge.toml"
+    path.write_text(f'[hp.filters_1]\ntype = "int"\nmin = 1\nmax = {top}\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", HUGE_RANGE_SCRIPT, str(path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "filters_1" in proc.stderr and top in proc.stderr.replace("\n", "")
+    assert elapsed < 5
+    peak_kb = int(proc.stdout.split("peak_kb")[1].split()[0])
+    assert peak_kb < 300 * 1024  # Python, rich, numpy and the space module: about 45 MB
+
+
+def test_huge_range_search_allocates_nothing_big(files, capsys):
+    """Through ``run`` in-process: Python's allocations while refusing stay small."""
+    import fmnist_search.tuning  # noqa: F401 - imported first, so only the check is measured
+
+    argv = ["run", "--space", f"{files}/dense.toml", "--train-csv", f"{files}/five.csv",
+            "--results-dir", f"{files}/res"]
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        assert main(argv) == 2
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 5
+    assert peak < 20 * 2**20
+    assert "dense_units_1" in capsys.readouterr().err
