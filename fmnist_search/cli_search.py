@@ -154,8 +154,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, train_csv=d.get("train_csv"),
         test_csv=args.test_csv or d.get("test_csv"),
         fashion_labels=bool(d.get("fashion_labels")))
-    ds = data.prepare(settings)
-    preset = run["preset"]
     name = f"{args.project}-{row['trial']}"
     preflight.ensure_writable_results(root / results.RETRAINED / name)
     ds = prepare_data(settings)

@@ -262,8 +262,8 @@ def ensure_local_copy(settings: DataSettings, console: Console | None = None) ->
     """What training commands do first: when no copy is found anywhere and none was named,
     download the official files into the project cache (as ``keras.datasets`` does), so that
     a first run needs no set-up. Offline, the one message saying what else to do."""
-    if settings.train_csv and settings.test_csv:
-        return
+    if settings.train_csv:
+        return  # a training CSV brings its own classes and test set (see load_raw)
     try:
         locate(settings.data_dir)
     except DataNotFound as missing:

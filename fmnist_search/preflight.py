@@ -16,12 +16,19 @@ from fmnist_search.errors import UserError
 
 
 def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
-    """Create ``directory`` if missing and prove a file can be created and removed in it."""
+    """Prove a file can be created and removed in ``directory``; leave no trace behind.
+
+    Missing folders are created for the probe and removed again, so a command refused later
+    (say, for a bad input file) has written nothing.
+    """
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-test-")
         os.close(fd)
         os.unlink(probe)
+        for folder in created:  # deepest first
+            folder.rmdir()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UserError(f"{what} {directory} is not writable ({reason}), so nothing could be "

@@ -217,7 +217,7 @@ CASES = [
     ("leaderboard top -1", ["leaderboard", "--top", "-1", *R], ["--top -1"]),
     ("leaderboard csv directory", ["leaderboard", "--csv", D + "adir", *R], ["adir"]),
     ("leaderboard csv read-only", ["leaderboard", "--csv", READ_ONLY, *R],
-     [READ_ONLY, "cannot be written"]),
+     [READ_ONLY, "not writable"]),
     ("compare out directory", ["compare", "--out", D + "plots.png", *R], ["plots.png"]),
     ("compare out format", ["compare", "--out", D + "cmp.xyz", *R], ["cmp.xyz", "png"]),
     ("compare out read-only", ["compare", "--out", READ_ONLY, *R], [READ_ONLY]),
