@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_search.data import CLASS_NAMES, IMAGE_SHAPE, N_PIXELS
 from fmnist_search.errors import UserError
+from fmnist_search.images import CLASS_NAMES, IMAGE_SHAPE, N_PIXELS
 
 COMPRESSED = {".gz": ("gzip", gzip.open), ".bz2": ("bzip2", bz2.open), ".xz": ("xz", lzma.open)}
 PIXEL_NAME = re.compile(r"pixel\d+")

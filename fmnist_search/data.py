@@ -27,25 +27,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmnist_search.errors import UserError
+from fmnist_search.images import CLASS_NAMES, IMAGE_SHAPE, N_PIXELS  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-CLASS_NAMES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
-IMAGE_SHAPE = (28, 28)
-N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
 
 @dataclass(frozen=True)
@@ -285,6 +272,7 @@ def fetch(cache: Path | None = None, data_dir: str | Path | None = None,
     cache = cache or project_cache()
     ensure_writable_dir(cache, "The data cache", "Set FMNIST_CACHE to a writable folder, or "
                         "pass --data-dir DIR to a folder holding the four IDX .gz files.")
+    cache.mkdir(parents=True, exist_ok=True)
     missing = [spec for spec in FILES.values() if not _verifies(cache / spec.name, spec)]
     if not missing:
         return cache
@@ -370,6 +358,9 @@ def _copy_url(url: str, path: Path, progress: Progress | None, label: str) -> No
 # --------------------------------------------------------------------------- preparing
 
 
+DEFAULT_SEED = 42  # the seed of splits and weights when none is given
+
+
 @dataclass(frozen=True)
 class DataSettings:
     """Every training command's data options; also the project's data fingerprint."""
@@ -377,11 +368,30 @@ class DataSettings:
     classes: tuple[int, ...] | None = None
     val_fraction: float = 0.2
     subset: float = 1.0
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     data_dir: str | None = None
     train_csv: str | None = None
     test_csv: str | None = None
     fashion_labels: bool = False  # a training CSV's labels are Fashion-MNIST's class ids
+
+    @classmethod
+    def from_options(cls, classes: str | None = None, val_fraction: float = 0.2,
+                     subset: float | None = None, seed: int | None = None,
+                     data_dir: str | None = None, train_csv: str | None = None,
+                     test_csv: str | None = None, fashion_labels: bool = False) -> DataSettings:
+        """From what a user typed (None: not given), so that defaults live here only."""
+        return cls(parse_classes(classes), val_fraction, subset or 1.0,
+                   DEFAULT_SEED if seed is None else seed, data_dir, train_csv, test_csv,
+                   fashion_labels)
+
+    @classmethod
+    def from_record(cls, data: dict, data_dir: str | None = None,
+                    test_csv: str | None = None) -> DataSettings:
+        """A project's recorded data settings on the whole training split (as ``retrain``
+        trains): the same classes, split and seed; a test CSV given now replaces its own."""
+        return cls(tuple(data["classes"]), data["val_fraction"], 1.0, data["seed"], data_dir,
+                   data.get("train_csv"), test_csv or data.get("test_csv"),
+                   bool(data.get("fashion_labels")))
 
     def fingerprint(self) -> dict:
         out = {

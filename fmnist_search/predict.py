@@ -85,7 +85,7 @@ def write_csv(pred: Predictions, out: Path, id_column: str = "id",
               label_column: str = "label") -> None:
     import pandas as pd
 
-    from fmnist_search.checks import writing
+    from fmnist_search.preflight import writing
 
     with writing(out, "--out"):
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fmnist_search.errors import UserError
@@ -49,3 +51,13 @@ def ensure_writable_file(path: Path, option: str) -> None:
     ensure_writable_dir(path.parent, f"{option} {path}: the folder", remedy)
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"{option} {path} exists and is write-protected. {remedy}")
+
+
+@contextmanager
+def writing(path: Path, option: str) -> Iterator[None]:
+    """An OSError while writing ``path`` (disk, permissions) as one clear error."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"{option} {path} cannot be written: {exc.strerror or exc}. Choose "
+                        "another path.") from exc

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from fmnist_search import builder, plots, training
-from fmnist_search.data import Dataset
+from fmnist_search.data import DEFAULT_SEED, Dataset
 from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
 
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", "model.keras")
@@ -50,7 +50,7 @@ class RunSpec:
     name: str
     values: dict[str, Any]
     epochs: int
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     precision: str = "auto"
     weights_path: str | None = None
     patience: int | None = None

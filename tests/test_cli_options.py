@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from fmnist_search import options
-from fmnist_search.cli import format_error, main
+from fmnist_search.cli import format_error, main, options
 
 BAD = [
     (["run", "--trials", "0"], "--trials 0 must be a positive whole number"),
@@ -27,7 +26,7 @@ BAD = [
     (["run", "--tuner", "grid"], "--tuner: invalid choice: 'grid'"),
     (["baseline", "model1", "--epochs", "0"], "--epochs 0 must be a positive whole number"),
     (["baseline"], "the following arguments are required: model"),
-    (["describe", "model1", "--num-classes", "0"], "--num-classes 0 must be a positive"),
+    (["describe", "model1", "--num-classes", "0"], "--num-classes 0 must be from 2 to 10"),
     (["retrain", "p", "--epochs", "0"], "--epochs 0 must be a positive whole number"),
     (["leaderboard", "--top", "-1"], "--top -1 must be a whole number, 0 or more"),
 ]

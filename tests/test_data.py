@@ -269,7 +269,7 @@ def test_training_commands_fetch_when_nothing_is_found(fake_mirror, isolated_dat
 
 
 def test_prepare_data_of_training_commands_fetches(fake_mirror, isolated_data_env):
-    from fmnist_search.cli import prepare_data
+    from fmnist_search.cli.common import prepare_data
 
     ds = prepare_data(data.DataSettings(seed=1))
     assert len(ds.y_train) + len(ds.y_val) == 200 and len(ds.y_test) == 50

@@ -75,8 +75,8 @@ def test_a_native_crash_message_still_arrives():
 @pytest.mark.parametrize("debug", [False, True])
 def test_the_command_hides_native_lines_unless_debug(debug):
     body = ("from fmnist_search import cli\n"
-            "cli.COMMANDS['describe'] = lambda args: os.write(2, (NOISE[3] + '\\n').encode()) "
-            "and 0\n"
+            "cli.COMMANDS['describe'] = cli.Command(cli.COMMANDS['describe'].add, "
+            "lambda args: os.write(2, (NOISE[3] + '\\n').encode()) and 0)\n"
             "sys.argv = ['fmnist-search', *sys.argv[1:]]\n"
             "sys.exit(cli.main())\n")
     proc = _run_hidden(body, *(["--debug"] if debug else []), "describe", "model1")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from conftest import search_args
 
-from fmnist_search import options, results, tuning
+from fmnist_search import results, tuning
 from fmnist_search.callbacks import NanLossError
-from fmnist_search.cli import main
+from fmnist_search.cli import main, options
 
 
 def _args(csv_data, tmp_path, project="p", trials=3, *extra):

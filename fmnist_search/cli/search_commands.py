@@ -1,7 +1,5 @@
-"""Command line for searches and what they found: run, leaderboard, show, retrain, predict, compare.
-
-Each command parses, loads records, and hands them to the module that does the work.
-"""
+"""Commands for searches and what they found: run, leaderboard, show, retrain, predict,
+compare. Each parses, loads records through the library, and prints what it hands back."""
 
 from __future__ import annotations
 
@@ -11,24 +9,22 @@ import shlex
 import sys
 from pathlib import Path
 
-from fmnist_search import options
+from fmnist_search.cli import options
+from fmnist_search.cli.common import (
+    SharedOptions,
+    console,
+    data_settings,
+    err_console,
+    prepare_data,
+)
 from fmnist_search.errors import UserError
-
-
-def _console():
-    from fmnist_search.cli import console
-
-    return console
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fmnist_search import layout, preflight, presets, report, results, space
-    from fmnist_search.cli import data_settings, prepare_data
 
-    console = _console()
     if args.project is not None:
         layout.check_name(args.project)  # before anything is read, trained or deleted
-    _check_run_options(args)
     root = results.results_root(args.results_dir)
     preflight.ensure_writable_results(root)
     preset = presets.load(args.search)  # first: checking a space loads Keras Tuner (seconds)
@@ -80,18 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_run_options(args: argparse.Namespace) -> None:
-    from fmnist_search.checks import check_at_least, check_domain
-
-    check_domain("--epochs", args.epochs, "epochs")
-    check_domain("--batch-size", args.batch_size, "batch_size")
-    check_at_least("--patience", args.patience, 0, " (0 turns early stopping off)")
-    check_at_least("--top", args.top, 0, " (0 shows all)")
-
-
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from fmnist_search import preflight, report, results
-    from fmnist_search.checks import writing
+    from fmnist_search.preflight import writing
 
     if args.csv:
         preflight.ensure_writable_file(args.csv, "--csv")
@@ -109,19 +96,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         with writing(args.csv, "--csv"):
             pd.DataFrame(records).to_csv(args.csv, index=False)
-        _console().print(f"Wrote {len(records)} rows to {args.csv}")
+        console.print(f"Wrote {len(records)} rows to {args.csv}")
     if args.json:
         for record in records:
             sys.stdout.write(json.dumps(record, default=str) + "\n")
         return 0
-    _console().print(report.leaderboard_table(records, varying))
+    console.print(report.leaderboard_table(records, varying))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from fmnist_search import builder, report, results, training
 
-    console = _console()
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
@@ -142,18 +128,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from fmnist_search import data, preflight, report, results
-    from fmnist_search.cli import prepare_data
 
-    console = _console()
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
     d = run["data"]
-    settings = data.DataSettings(
-        classes=tuple(d["classes"]), val_fraction=d["val_fraction"], subset=1.0, seed=d["seed"],
-        data_dir=args.data_dir, train_csv=d.get("train_csv"),
-        test_csv=args.test_csv or d.get("test_csv"),
-        fashion_labels=bool(d.get("fashion_labels")))
+    settings = data.DataSettings.from_record(d, args.data_dir, args.test_csv)
     name = f"{args.project}-{row['trial']}"
     preflight.ensure_writable_results(root / results.RETRAINED / name)
     ds = prepare_data(settings)
@@ -179,7 +159,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from fmnist_search import predict, preflight, results
-    from fmnist_search.cli import err_console
 
     preflight.ensure_writable_file(args.out, "--out")
     root = results.results_root(args.results_dir)
@@ -193,7 +172,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predict.write_csv(pred, args.out, columns.id, columns.label)
     acc = pred.accuracy()
     note = f"; accuracy against the file's labels {acc:.4f}" if acc is not None else ""
-    _console().print(f"Wrote {len(pred.labels):,} predictions from {run_dir} to {args.out}{note}")
+    console.print(f"Wrote {len(pred.labels):,} predictions from {run_dir} to {args.out}{note}")
     return 0
 
 
@@ -201,7 +180,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from fmnist_search import plots, preflight, results
-    from fmnist_search.checks import writing
+    from fmnist_search.preflight import writing
 
     csv = args.out.with_suffix(".csv")
     for path in (args.out, csv):
@@ -224,20 +203,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table.loc[table.index[ok][front], f"pareto_{key}"] = True
     with writing(csv, "--out"):
         table.to_csv(csv, index=False)
-    _console().print(f"Wrote {args.out} and {csv} ({len(table)} points: "
+    console.print(f"Wrote {args.out} and {csv} ({len(table)} points: "
                      f"{int((table['kind'] == 'baseline').sum())} baselines)")
     return 0
 
 
-def register(sub, common, dopts, topts, commands) -> None:
-    p = sub.add_parser("run", parents=[common, dopts, topts],
+def add_run(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", parents=[shared.common, shared.data, shared.train],
                        help="a Keras Tuner search over a space (resumable)")
     p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
     p.add_argument("--search", default="standard",
                    help="search preset: quick, standard, report, or a .toml path")
     p.add_argument("--trials", type=options.positive_int,
                    help="total trials in the project (resume adds more)")
-    p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"))
+    p.add_argument("--tuner", choices=options.TUNERS)
     p.add_argument("--factor", type=options.positive_int, help="Hyperband's reduction factor")
     options.add_patience(p, None, "early stopping on val_loss after N epochs without progress "
                          "(0: off)")
@@ -247,9 +226,11 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
     p.add_argument("--top", type=options.non_negative_int, default=10,
                    help="rows of the final leaderboard")
-    commands["run"] = cmd_run
+    return p
 
-    p = sub.add_parser("leaderboard", parents=[common],
+
+def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("leaderboard", parents=[shared.common],
                        help="trials of all (or the named) projects, with the baselines beside")
     p.add_argument("projects", nargs="*", help="project names (default: all)")
     p.add_argument("--top", type=options.non_negative_int, default=20,
@@ -260,14 +241,18 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--all", action="store_true", help="include failed and interrupted trials")
     p.add_argument("--csv", type=Path, help="also write the rows to this CSV file")
     p.add_argument("--json", action="store_true", help="print one JSON object per row instead")
-    commands["leaderboard"] = cmd_leaderboard
+    return p
 
-    p = sub.add_parser("show", parents=[common], help="one trial: values, layers, history, files")
+
+def add_show(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("show", parents=[shared.common], help="one trial: values, layers, history, files")
     p.add_argument("project")
     p.add_argument("trial", nargs="?", default="best", help="trial id or best (default)")
-    commands["show"] = cmd_show
+    return p
 
-    p = sub.add_parser("retrain", parents=[common],
+
+def add_retrain(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("retrain", parents=[shared.common],
                        help="train a trial's configuration on the whole training split")
     p.add_argument("project")
     p.add_argument("--trial", default="best", help="trial id or best (default)")
@@ -276,9 +261,11 @@ def register(sub, common, dopts, topts, commands) -> None:
     options.add_data_dir(p, "folder with the IDX files")
     p.add_argument("--test-csv", help="evaluate on this Kaggle-style CSV (default: the "
                    "project's test CSV; a CSV project without one has no test set)")
-    commands["retrain"] = cmd_retrain
+    return p
 
-    p = sub.add_parser("predict", parents=[common],
+
+def add_predict(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("predict", parents=[shared.common],
                        help="predictions of a trained run as an id,label CSV")
     p.add_argument("model", help="a run directory, a baseline name, or PROJECT-TRIAL (retrained)")
     p.add_argument("--input", help="Kaggle-style CSV (default: the official test set)")
@@ -288,10 +275,12 @@ def register(sub, common, dopts, topts, commands) -> None:
     p.add_argument("--label-column", help="column of labels (default label; named, it must "
                    "exist in --input)")
     options.add_data_dir(p, "folder with the IDX files (when no --input)")
-    commands["predict"] = cmd_predict
+    return p
 
-    p = sub.add_parser("compare", parents=[common],
+
+def add_compare(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("compare", parents=[shared.common],
                        help="accuracy vs params and vs s/epoch for trials and baselines")
     p.add_argument("projects", nargs="*")
     p.add_argument("--out", type=Path, default=Path("compare.png"))
-    commands["compare"] = cmd_compare
+    return p

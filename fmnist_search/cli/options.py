@@ -3,7 +3,7 @@
 Every value a user types is checked here, by argparse, before a command imports anything
 heavy: TensorFlow takes 5-10 s to load, and ``--trials 0`` should not cost that to refuse.
 A type's message continues the option's name ("--trials" + " 0 must be ..."), which is how
-:class:`fmnist_search.cli.Parser` prints it.
+:class:`fmnist_search.cli.common.Parser` prints it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from fmnist_search.presets import PRECISIONS, TUNERS  # noqa: F401 - the one definition
+
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are unsigned 32-bit
 
 _DURATION = re.compile(
@@ -40,6 +41,32 @@ def positive_int(text: str) -> int:
     value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be a positive whole number")
+    return value
+
+
+def in_domain(hyperparameter: str):
+    """A positive count that also lies in the builder's domain for ``hyperparameter``."""
+
+    def check(text: str) -> int:
+        from fmnist_search.builder import DOMAINS  # plain data: no Keras behind it
+
+        value, domain = positive_int(text), DOMAINS[hyperparameter]
+        if not domain.low <= value <= domain.high:
+            raise argparse.ArgumentTypeError(
+                f"{value} must be from {int(domain.low)} to {int(domain.high)} (what the "
+                f"builder supports for {hyperparameter})")
+        return value
+
+    check.__name__ = hyperparameter
+    return check
+
+
+def num_classes(text: str) -> int:
+    """A classifier of Fashion-MNIST's images has 2 to 10 outputs."""
+    value = _whole(text)
+    if not 2 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{value} must be from 2 to 10 (a classifier of "
+                                         "Fashion-MNIST's images has 2 to 10 classes)")
     return value
 
 
@@ -107,7 +134,7 @@ def class_list(text: str) -> str:
 
 
 def add_epochs(group, help: str = "override the protocol's epochs") -> None:
-    group.add_argument("--epochs", type=positive_int, help=help)
+    group.add_argument("--epochs", type=in_domain("epochs"), help=help)
 
 
 def add_precision(group, default: str | None = "auto",

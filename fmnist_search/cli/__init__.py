@@ -1,0 +1,78 @@
+"""The ``fmnist-search`` command line: one table of commands, each a parser and a handler.
+
+The CLI parses and prints; the library computes. Options are checked by argparse before any
+command imports TensorFlow, so a typo is refused at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fmnist_search.cli import search_commands as search
+from fmnist_search.cli import train_commands as train
+from fmnist_search.cli.common import Parser, err_console, format_error, shared_options
+from fmnist_search.errors import UserError
+
+
+@dataclass(frozen=True)
+class Command:
+    add: Callable[..., argparse.ArgumentParser]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "data": Command(train.add_data, train.cmd_data),
+    "describe": Command(train.add_describe, train.cmd_describe),
+    "baseline": Command(train.add_baseline, train.cmd_baseline),
+    "run": Command(search.add_run, search.cmd_run),
+    "leaderboard": Command(search.add_leaderboard, search.cmd_leaderboard),
+    "show": Command(search.add_show, search.cmd_show),
+    "retrain": Command(search.add_retrain, search.cmd_retrain),
+    "predict": Command(search.add_predict, search.cmd_predict),
+    "compare": Command(search.add_compare, search.cmd_compare),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    shared = shared_options()
+    parser = Parser(
+        prog="fmnist-search", parents=[shared.common],
+        description="Search small CNNs and ResNets for Fashion-MNIST with Keras Tuner.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.add(sub, shared)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``fmnist-search`` command. ``argv`` None means this process is that command and
+    owns its stderr, so TensorFlow's native log lines are filtered out (unless ``--debug``)."""
+    parser = build_parser()
+    own_process = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv, argparse.Namespace(debug=False, results_dir=None))
+    except SystemExit as exc:  # --help (0) or a bad option, already printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    args.argv = argv  # what a run records as its command
+    if own_process and not args.debug:
+        from fmnist_search import native_logs
+
+        native_logs.hide()
+    try:
+        return COMMANDS[args.command].run(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(format_error(str(exc)) + "\n")
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("Interrupted. Everything already finished is saved.")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
