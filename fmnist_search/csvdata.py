@@ -126,8 +126,8 @@ def _check_rows(raw: bytes, path: Path) -> np.ndarray:
     if first is None:
         raise UserError(f"{path} is empty: a CSV needs a header line (label, pixel0 ... "
                         "pixel783) and one line per image.")
-    _check_header(first[2], path)
-    width = len(first[2])
+    _check_header(first[1], path)
+    width = len(first[1])
     lines = []
     for number, fields in rows:
         if len(fields) != width:
@@ -141,8 +141,8 @@ def _check_rows(raw: bytes, path: Path) -> np.ndarray:
 def _plain_rows(raw: bytes) -> Iterator:
     """(line number, fields) per non-blank line, by counting commas (no quotes in the file).
 
-    The first item also carries the split header. Data rows are not split, only counted:
-    a list of 785 strings per row would cost more than the pandas parse itself.
+    The header is split into its names; data rows are only counted, since a list of 785
+    strings per row would cost more than the pandas parse itself.
     """
     start, number, header = 0, 1, True
     raw_len = len(raw)
@@ -152,8 +152,7 @@ def _plain_rows(raw: bytes) -> Iterator:
         stop = end - 1 if end > start and raw[end - 1] == 13 else end
         if stop > start:
             if header:
-                names = raw[start:stop].decode("utf-8").lstrip("\ufeff").split(",")
-                yield number, len(names), names
+                yield number, raw[start:stop].decode("utf-8").lstrip("\ufeff").split(",")
                 header = False
             else:
                 yield number, _Fields(raw, start, stop)
@@ -178,7 +177,7 @@ def _quoted_rows(raw: bytes) -> Iterator:
         if not row:
             continue
         if header:
-            yield reader.line_num, len(row), row
+            yield reader.line_num, row
             header = False
         else:
             yield reader.line_num, row

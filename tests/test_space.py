@@ -143,3 +143,24 @@ def test_drawn_impossible_point_is_rejected_clearly():
     with pytest.raises(ArchitectureError, match="at most 4 pools"):
         builder.plan({"stages": 4, "pool_1": True, "pool_2": True, "pool_3": True,
                       "pool_4": True, "final_pool": True})
+
+
+def test_range_membership_is_arithmetic_not_a_list():
+    """A billion-wide range answers membership at once (it is never listed)."""
+    entry = space.Entry("filters_1", "int", {"min": 8, "max": 10**9, "step": 8})
+    assert entry.possible() is None
+    assert entry.contains(16) and entry.contains(16.0) and entry.contains(999_999_992)
+    assert not entry.contains(12) and not entry.contains(10**9 + 8) and not entry.contains(True)
+    assert entry.last() == 10**9
+    stages = space.Entry("stages", "int", {"min": 1, "max": 4})
+    assert stages.small_int_values() == [1, 2, 3, 4]
+    log_stages = space.Entry("stages", "int", {"min": 1, "max": 4, "sampling": "log"})
+    assert log_stages.small_int_values() == [1, 2, 3, 4]
+
+
+def test_int_stages_with_log_sampling_loads(tmp_path):
+    """It used to find no stage counts at all (min() of an empty list)."""
+    path = _write(tmp_path, '[hp.stages]\ntype = "int"\nmin = 1\nmax = 3\nsampling = "log"\n'
+                  '[stage.filters]\ntype = "int"\nmin = 8\nmax = 32\nstep = 8\n')
+    sp = space.load_space(path)
+    assert sp.entry("filters_3").when == (("stages", (3,)),)

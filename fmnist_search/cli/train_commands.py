@@ -61,9 +61,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     if ds.y_test is not None:
         counts["test"] = np.bincount(ds.y_test, minlength=k).tolist()
     console.print(report.data_table(counts, ds.class_names, ds.classes))
-    if ds.test_note:
-        console.print(f"Test set: {ds.test_note}" + (f" ({len(ds.x_test):,} images)"
-                                                     if len(ds.x_test) else "") + ".")
+    if ds.test_note and len(ds.x_test):
+        console.print(f"Test set: {len(ds.x_test):,} images, {ds.test_note}.")
+    elif ds.test_note:
+        console.print("No test set: a training CSV is tested on --test-csv only.")
     console.print(f"Split: {settings.val_fraction:.0%} stratified validation, seed "
                   f"{settings.seed}, subset {settings.subset:g}.")
     return 0
