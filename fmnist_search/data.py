@@ -608,3 +608,17 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: Sequence[int]) -> tupl
 
 def scale(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def class_counts(raw: RawData, ds: Dataset) -> dict[str, list[int]]:
+    """Images per class in each part: the training set before the split, then each split."""
+    k = ds.num_classes
+    counts = {
+        "train (before split)": np.bincount(select_classes(raw.x_train, raw.y_train,
+                                                           ds.classes)[1], minlength=k).tolist(),
+        "train": np.bincount(ds.y_train, minlength=k).tolist(),
+        "validation": np.bincount(ds.y_val, minlength=k).tolist(),
+    }
+    if ds.y_test is not None:
+        counts["test"] = np.bincount(ds.y_test, minlength=k).tolist()
+    return counts

@@ -1,4 +1,18 @@
-"""The results directory: which names may become paths, and how its files are written.
+"""The results directory: its layout, its record types, which names may become paths, and how
+its files are written. Every reader and writer of the results directory goes through here.
+
+Layout (under ``--results-dir``, default ``tuner_results/``)::
+
+    <project>/run.json                 ProjectRecord: what the search is (its identity)
+    <project>/oracle.json, tuner0.json Keras Tuner's own state (oracle.json.bak: last good copy)
+    <project>/trial_<id>/trial.json    Keras Tuner's trial (values, status, metrics)
+    <project>/trial_<id>/record.json   TrialRecord: our account (timings, params, history)
+    .<project>.lock                    one search process per project
+    baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras
+    retrained/<project>-<trial>/<run-id>/   the same for a retrained trial
+
+Records carry ``schema`` (``SCHEMA``); a record without one was written before it existed
+(schema 0) and reads the same way: new fields are only ever added, with a default here.
 
 Everything this tool keeps on disk (our records and Keras Tuner's own state) is written through
 ``write_text``/``write_json``: a temporary file in the same directory, flushed and fsynced, then
@@ -17,15 +31,77 @@ import shutil
 import tempfile
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from fmnist_search.errors import UserError
 
+SCHEMA = 1
 RUN_JSON = "run.json"
 RECORD_JSON = "record.json"
 TRIAL_JSON = "trial.json"
 ORACLE_JSON = "oracle.json"
 TUNER_JSON = "tuner0.json"
+METRICS_JSON = "metrics.json"
+BASELINES = "baselines"
+RETRAINED = "retrained"
+
+
+class ProjectRecord(TypedDict, total=False):
+    """``run.json``: written once when a project starts; ``identity`` must match on resume."""
+
+    schema: int
+    project: str
+    command: str
+    space_name: str
+    space_path: str
+    preset: dict[str, Any]
+    precision: str
+    data: dict[str, Any]
+    versions: dict[str, str]
+    created: str
+    identity: dict[str, Any]
+
+
+class TrialRecord(TypedDict, total=False):
+    """``record.json``: RUNNING when a trial begins, COMPLETED or FAILED when it ends."""
+
+    schema: int
+    trial_id: str
+    values: dict[str, Any]
+    status: str
+    started: float  # Unix times: time to target counts wall clock
+    finished: float
+    wall_seconds: float
+    reason: str  # FAILED only
+    val_accuracy: float  # COMPLETED only, from here on
+    val_loss: float
+    best_epoch: int
+    params: int
+    seconds_per_epoch: float
+    epochs: int
+    precision: str
+    fit_seconds: float
+    architecture: str
+    history: list[dict[str, float]]
+
+
+class RunMetrics(TypedDict, total=False):
+    """``metrics.json`` of a baseline or retrained run (see ``runs.train_run``)."""
+
+    schema: int
+    kind: str
+    model: str
+    architecture: str
+    values: dict[str, Any]
+    source: dict[str, Any]
+    params: int
+    epochs: int
+    seconds_per_epoch: float
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float | None
+    test_loss: float | None
+    data: dict[str, Any]
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 # Errors that are the disk's fault, not the configuration's: they stop a search (resumable)
@@ -54,6 +130,74 @@ def check_name(value: str | None, what: str = "--project") -> str:
 
 def project_dir(root: Path, project: str) -> Path:
     return root / check_name(project)
+
+
+def trial_dirs(project: Path) -> list[Path]:
+    """A project's trial folders in trial order (Keras Tuner pads ids to varying widths)."""
+    def order(path: Path) -> tuple[int, str]:
+        suffix = path.name.removeprefix("trial_")
+        return (int(suffix), suffix) if suffix.isdigit() else (1 << 30, suffix)
+
+    return sorted((p for p in project.glob("trial_*") if p.is_dir()), key=order)
+
+
+def list_projects(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if is_project(p))
+
+
+def run_dirs(root: Path, kind: str, name: str) -> list[Path]:
+    """The finished runs of a baseline or retrained model, oldest first (run ids sort by time;
+    hidden ``.partial`` folders are runs still being written)."""
+    base = root / kind / name
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / METRICS_JSON).is_file())
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _stamped(record: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": SCHEMA, **{k: v for k, v in record.items() if k != "schema"}}
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    record = read_json(path)
+    if record is not None:
+        record.setdefault("schema", 0)  # written before records carried a version
+    return record
+
+
+def read_project(project: Path) -> ProjectRecord | None:
+    return _read_record(project / RUN_JSON)  # type: ignore[return-value]
+
+
+def write_project(project: Path, record: ProjectRecord) -> None:
+    write_json(project / RUN_JSON, _stamped(dict(record)))
+
+
+def read_trial_record(trial_dir: Path) -> TrialRecord | None:
+    return _read_record(trial_dir / RECORD_JSON)  # type: ignore[return-value]
+
+
+def write_trial_record(trial_dir: Path, record: TrialRecord) -> None:
+    write_json(trial_dir / RECORD_JSON, _stamped(dict(record)))
+
+
+def read_keras_trial(trial_dir: Path) -> dict[str, Any] | None:
+    """Keras Tuner's ``trial.json``: the truth for a trial's status and values."""
+    return read_json(trial_dir / TRIAL_JSON)
+
+
+def read_metrics(run_dir: Path) -> RunMetrics | None:
+    return _read_record(run_dir / METRICS_JSON)  # type: ignore[return-value]
+
+
+def write_metrics(run_dir: Path, metrics: RunMetrics) -> None:
+    write_json(run_dir / METRICS_JSON, _stamped(dict(metrics)))
 
 
 def is_project(path: Path) -> bool:

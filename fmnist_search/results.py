@@ -1,7 +1,9 @@
-"""Run and trial directories -> flat records. Read-only: no lock taken, nothing written.
+"""Run and trial directories -> flat rows (and pandas tables). Read-only: no lock taken,
+nothing written, so it works on a project while it is being searched.
 
 Keras Tuner's ``trial.json`` is the truth for a trial's status (a trial killed mid-way stays
-RUNNING there); our ``record.json`` adds timings, params and the architecture string.
+RUNNING there); our ``record.json`` adds timings, params and the architecture string. Files are
+read through ``layout``, which owns their names and record types.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-BASELINES = "baselines"
-RETRAINED = "retrained"
+from fmnist_search import layout
+from fmnist_search.layout import BASELINES, RETRAINED, list_projects  # noqa: F401 (re-exported)
 
 
 def results_root(option: str | None = None) -> Path:
@@ -20,29 +22,15 @@ def results_root(option: str | None = None) -> Path:
     return Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def list_projects(root: Path) -> list[str]:
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and (p / "run.json").is_file())
-
-
 def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
     project_dir = root / project
-    run = _read_json(project_dir / "run.json") or {}
+    run = layout.read_project(project_dir) or {}
     rows = []
-    for trial_dir in sorted(project_dir.glob("trial_*")):
-        trial = _read_json(trial_dir / "trial.json")
+    for trial_dir in layout.trial_dirs(project_dir):
+        trial = layout.read_keras_trial(trial_dir)
         if trial is None:
             continue
-        record = _read_json(trial_dir / "record.json") or {}
+        record = layout.read_trial_record(trial_dir) or {}
         status = trial.get("status", "?")
         values = trial.get("hyperparameters", {}).get("values", {})
         row = {
@@ -95,9 +83,8 @@ def latest_runs(root: Path, kind: str, prefer_data: tuple | None = None) -> list
     if not base.is_dir():
         return rows
     for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        runs = sorted(p for p in model_dir.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
-        loaded = [(p, m) for p in runs if (m := _read_json(p / "metrics.json"))]
+        runs = layout.run_dirs(root, kind, model_dir.name)
+        loaded = [(p, m) for p in runs if (m := layout.read_metrics(p))]
         if not loaded:
             continue
         same = [(p, m) for p, m in loaded if data_key(m.get("data", {})) == prefer_data]
@@ -132,7 +119,7 @@ def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def load_run(path: Path) -> dict[str, Any]:
-    metrics = _read_json(path / "metrics.json")
+    metrics = layout.read_metrics(path)
     if metrics is None:
         from fmnist_search.errors import UserError
 
@@ -158,7 +145,7 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
     keys = set()
     for project in projects or known:
         rows += trial_rows(root, project)
-        keys.add(data_key((_read_json(root / project / "run.json") or {}).get("data", {})))
+        keys.add(data_key((layout.read_project(root / project) or {}).get("data", {})))
     prefer = keys.pop() if len(keys) == 1 else None  # baselines on the search's own data
     retrained = {(r["project"], r["trial"]): r for r in latest_runs(root, RETRAINED)}
     for row in rows:
@@ -174,26 +161,48 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str = "val_accuracy") -> list[dict[str, Any]]:
+    """Best first (accuracies descending, the rest ascending); rows without a value last."""
+    import pandas as pd
+
     from fmnist_search.errors import UserError
 
     if column not in SORTABLE:
         raise UserError(f"--sort {column!r}; valid columns: {', '.join(SORTABLE)}.")
-    descending = column in ("val_accuracy", "test_accuracy")
-    done = [r for r in rows if r.get(column) is not None]
-    rest = [r for r in rows if r.get(column) is None]
-    done.sort(key=lambda r: r[column], reverse=descending)
-    return done + rest
+    if not rows:
+        return []
+    keys = pd.to_numeric(pd.Series([r.get(column) for r in rows]), errors="coerce")
+    order = keys.sort_values(ascending=column not in ("val_accuracy", "test_accuracy"),
+                             na_position="last", kind="stable").index
+    return [rows[i] for i in order]
 
 
 def varying(rows: list[dict[str, Any]]) -> list[str]:
     """Hyperparameters whose value differs between the trials of a project."""
-    names: dict[str, set] = {}
-    for row in rows:
-        if row["kind"] != "trial":
-            continue
-        for k, v in row["values"].items():
-            names.setdefault(k, set()).add(json.dumps(v))
-    return sorted(k for k, vs in names.items() if len(vs) > 1)
+    import pandas as pd
+
+    values = pd.DataFrame([{k: json.dumps(v) for k, v in r["values"].items()}
+                           for r in rows if r["kind"] == "trial"])
+    if values.empty:
+        return []
+    return sorted(values.columns[values.nunique(dropna=False) > 1])
+
+
+def compare_table(rows: list[dict[str, Any]]):
+    """The points of ``compare`` as a DataFrame, with whether each is on the Pareto front of
+    accuracy against parameters and against seconds per epoch."""
+    import pandas as pd
+
+    from fmnist_search.plots import pareto_front
+
+    table = pd.DataFrame([{k: r.get(k) for k in (
+        "kind", "project", "trial", "val_accuracy", "test_accuracy", "params",
+        "seconds_per_epoch", "architecture")} for r in rows])
+    for key in ("params", "seconds_per_epoch"):
+        ok = table[key].notna()
+        front = pareto_front(table.loc[ok, key].tolist(), table.loc[ok, "val_accuracy"].tolist())
+        table[f"pareto_{key}"] = False
+        table.loc[table.index[ok][front], f"pareto_{key}"] = True
+    return table
 
 
 def load_project(root: Path, project: str) -> dict[str, Any]:
@@ -201,7 +210,7 @@ def load_project(root: Path, project: str) -> dict[str, Any]:
     from fmnist_search.layout import check_name
 
     check_name(project, "project")
-    run = _read_json(root / project / "run.json")
+    run = layout.read_project(root / project)
     if run is None:
         raise UserError(f"No project '{project}' in {root}. Projects there: "
                         f"{', '.join(list_projects(root)) or '(none)'}.")
@@ -229,8 +238,8 @@ def require_record(row: dict[str, Any], project: str) -> None:
     """A finished trial whose record.json is gone has values (trial.json) but no metrics."""
     from fmnist_search.errors import UserError
 
-    path = Path(row["path"]) / "record.json"
-    if _read_json(path) is None:
+    path = Path(row["path"]) / layout.RECORD_JSON
+    if layout.read_trial_record(path.parent) is None:
         raise UserError(
             f"{path} is missing or unreadable, so trial {row['trial']} of '{project}' has no "
             "metrics or history to show (Keras Tuner's trial.json still holds its values: "
@@ -239,7 +248,7 @@ def require_record(row: dict[str, Any], project: str) -> None:
 
 
 def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
-    record = _read_json(Path(row["path"]) / "record.json") or {}
+    record = layout.read_trial_record(Path(row["path"])) or {}
     return record.get("history", [])
 
 
@@ -274,10 +283,10 @@ def _finished_runs(base: Path) -> list[Path]:
 
 def _project_trial(root: Path, name: str) -> tuple[str, str] | None:
     """``PROJECT``, ``PROJECT-best`` or ``PROJECT-TRIAL`` naming a project's trial, else None."""
-    if (root / name / "run.json").is_file():
+    if layout.is_project(root / name):
         return name, "best"
     project, _, trial = name.rpartition("-")
-    if project and trial and (root / project / "run.json").is_file():
+    if project and trial and layout.is_project(root / project):
         return project, trial
     return None
 

@@ -7,7 +7,6 @@ crash or kill never leaves a directory that looks finished but is not.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import builder, plots, training
+from fmnist_search import builder, layout, plots, training
 from fmnist_search.data import DEFAULT_SEED, Dataset
 from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
 
@@ -132,7 +131,7 @@ def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], mod
         plots.confusion(metrics["confusion_matrix"], metrics["classes"], partial / "confusion.png",
                         f"{metrics['model']}: {metrics['per_class_split']} set")
         model.save(partial / "model.keras")
-        (partial / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        layout.write_metrics(partial, metrics)
         final = parent / run_id
         partial.rename(final)
     except BaseException:

@@ -13,8 +13,22 @@ TINY_SPACE = str(Path(__file__).with_name("tiny_space.toml"))
 
 REAL_DIR = data.DEBIAN_DIR
 HAS_REAL = data.has_all_files(REAL_DIR)
-realdata = pytest.mark.skipif(not HAS_REAL, reason="real Fashion-MNIST files not installed "
-                              "(apt-get install dataset-fashion-mnist)")
+realdata = pytest.mark.realdata  # skipped where the files are not installed (see below)
+_NO_REAL_REASON = "real Fashion-MNIST files not installed (apt-get install dataset-fashion-mnist)"
+
+# Modules whose every test trains models or starts subprocess searches (`make test-fast` skips
+# them); single slow tests elsewhere carry @pytest.mark.slow themselves.
+SLOW_MODULES = {"test_tuning", "test_tuning_state", "test_csv_workflow", "test_results_cli",
+                "test_runs", "test_native_logs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_real = pytest.mark.skip(reason=_NO_REAL_REASON)
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if "realdata" in item.keywords and not HAS_REAL:
+            item.add_marker(skip_real)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -26,6 +26,7 @@ def test_unknown_names_list_valid_ones():
         catalog.preset_path("fast")
 
 
+@pytest.mark.slow
 def test_names_resolve_from_an_installed_wheel(tmp_path):
     """Build the wheel, unpack it alone on sys.path, and resolve names outside the checkout."""
     build = subprocess.run(

@@ -40,6 +40,7 @@ def test_truncated_gzip_names_the_file(tmp_path, rng):
         data.read_idx(path)
 
 
+@pytest.mark.slow
 def test_wrong_content_fails_checksum(tmp_path, rng):
     """A well-formed IDX file that is not the official one is refused, naming the file."""
     for spec in data.FILES.values():

@@ -54,7 +54,8 @@ def test_bad_preset_names_file_and_key(tmp_path, text, message):
         (["run", "--trials", "0"], "--trials 0 must be a positive"),
         (["run", "--max-time", "soon"], "--max-time 'soon'"),
         (["run", "--classes", "3"], "--classes '3'"),
-        (["leaderboard", "--sort", "colour", "--results-dir", "/nonexistent"], "Nothing to show"),
+        (["leaderboard", "--sort", "colour", "--results-dir", "/nonexistent"],
+         "--sort: invalid choice: 'colour'"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_paragraph(argv, message, capsys):

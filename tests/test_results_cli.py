@@ -153,3 +153,21 @@ def test_retrain_refuses_unwritable_results_before_training(project, tmp_path, m
     assert main(["retrain", "p", "--epochs", "1", "--results-dir", str(root)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"results directory {root / 'retrained'}/p-" in err and "not writable" in err
+
+
+def test_an_unknown_sort_column_is_refused_naming_the_valid_ones(capsys):
+    assert main(["leaderboard", "--sort", "accuracy"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--sort" in err and "'accuracy'" in err and "val_accuracy" in err and "epochs" in err
+
+
+def test_records_carry_a_schema_and_old_ones_still_read(tmp_path):
+    from fmnist_search import layout
+
+    trial = tmp_path / "trial_0"
+    trial.mkdir()
+    layout.write_trial_record(trial, {"trial_id": "0", "status": "RUNNING"})
+    assert layout.read_trial_record(trial)["schema"] == layout.SCHEMA
+    (trial / "record.json").write_text('{"trial_id": "0", "status": "COMPLETED"}')  # before 1
+    old = layout.read_trial_record(trial)
+    assert old["schema"] == 0 and old["status"] == "COMPLETED"

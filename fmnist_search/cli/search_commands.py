@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fmnist_search import results
 from fmnist_search.cli import options
 from fmnist_search.cli.common import (
     SharedOptions,
@@ -177,8 +178,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from fmnist_search import plots, preflight, results
     from fmnist_search.preflight import writing
 
@@ -192,19 +191,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
     with writing(args.out, "--out"):
         plots.compare(rows, args.out)
-    table = pd.DataFrame([{k: r.get(k) for k in ("kind", "project", "trial", "val_accuracy",
-                                                 "test_accuracy", "params", "seconds_per_epoch",
-                                                 "architecture")} for r in rows])
-    for key in ("params", "seconds_per_epoch"):
-        ok = table[key].notna()
-        front = plots.pareto_front(table.loc[ok, key].tolist(),
-                                   table.loc[ok, "val_accuracy"].tolist())
-        table[f"pareto_{key}"] = False
-        table.loc[table.index[ok][front], f"pareto_{key}"] = True
+    table = results.compare_table(rows)
     with writing(csv, "--out"):
         table.to_csv(csv, index=False)
     console.print(f"Wrote {args.out} and {csv} ({len(table)} points: "
-                     f"{int((table['kind'] == 'baseline').sum())} baselines)")
+                  f"{int((table['kind'] == 'baseline').sum())} baselines)")
     return 0
 
 
@@ -235,7 +226,8 @@ def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("projects", nargs="*", help="project names (default: all)")
     p.add_argument("--top", type=options.non_negative_int, default=20,
                    help="rows to show (0: all)")
-    p.add_argument("--sort", default="val_accuracy", help="column to sort by")
+    p.add_argument("--sort", default="val_accuracy", choices=results.SORTABLE,
+                   help="column to sort by")
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="show the baseline runs too (default on)")
     p.add_argument("--all", action="store_true", help="include failed and interrupted trials")

@@ -37,8 +37,6 @@ def add_baseline(sub, shared: SharedOptions) -> argparse.ArgumentParser:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from fmnist_search import data, report
 
     if args.fetch:
@@ -51,15 +49,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     console.print(f"Source: {ds.source}")
     console.print("Checksums: all four files match their known SHA-256 (decompressed content)."
                   if not settings.train_csv else "Training images read from CSV.")
-    k = ds.num_classes
-    counts = {
-        "train (before split)": np.bincount(data.select_classes(raw.x_train, raw.y_train,
-                                                                ds.classes)[1], minlength=k).tolist(),
-        "train": np.bincount(ds.y_train, minlength=k).tolist(),
-        "validation": np.bincount(ds.y_val, minlength=k).tolist(),
-    }
-    if ds.y_test is not None:
-        counts["test"] = np.bincount(ds.y_test, minlength=k).tolist()
+    counts = data.class_counts(raw, ds)
     console.print(report.data_table(counts, ds.class_names, ds.classes))
     if ds.test_note and len(ds.x_test):
         console.print(f"Test set: {len(ds.x_test):,} images, {ds.test_note}.")

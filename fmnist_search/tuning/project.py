@@ -41,7 +41,7 @@ def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],
     """Refuse a resume with other settings; write ``run.json`` for a new project."""
     path = project_dir / layout.RUN_JSON
     if path.exists():
-        old = layout.read_json(path)
+        old = layout.read_project(project_dir)
         if old is None:
             raise UserError(
                 f"{path} is damaged (empty or not JSON), so it cannot tell whether this rerun "
@@ -59,18 +59,18 @@ def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],
         project_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise layout.disk_error(project_dir, exc) if layout.is_disk_error(exc) else exc from exc
-    layout.write_json(path, {**record, "identity": identity})
+    layout.write_project(project_dir, {**record, "identity": identity})
     return path
 
 
 def finished_count(project_dir: Path) -> int:
     from fmnist_search.tuning.state import FINISHED
 
-    return sum(1 for p in project_dir.glob("trial_*/trial.json")
-               if (layout.read_json(p) or {}).get("status") in FINISHED)
+    return sum(1 for d in layout.trial_dirs(project_dir)
+               if (layout.read_keras_trial(d) or {}).get("status") in FINISHED)
 
 
 def best_so_far(project_dir: Path) -> float | None:
-    scores = [r["val_accuracy"] for p in project_dir.glob("trial_*/record.json")
-              if (r := layout.read_json(p)) and r.get("status") == "COMPLETED"]
+    scores = [r["val_accuracy"] for d in layout.trial_dirs(project_dir)
+              if (r := layout.read_trial_record(d)) and r.get("status") == "COMPLETED"]
     return max(scores, default=None)

@@ -77,7 +77,7 @@ def _keep_last_good(path: Path) -> None:
 
 def repair(project_dir: Path) -> list[str]:
     """Make the project's state consistent before Keras Tuner reloads it; say what was done."""
-    trial_dirs = sorted(project_dir.glob("trial_*"), key=_trial_order)
+    trial_dirs = layout.trial_dirs(project_dir)
     oracle_path = project_dir / layout.ORACLE_JSON
     if not trial_dirs and not oracle_path.exists():
         return []  # a new project: nothing to repair
@@ -142,8 +142,8 @@ def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict |
 def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | None:
     """The trial's Keras Tuner state, made to agree with our record of it."""
     trial_path = trial_dir / layout.TRIAL_JSON
-    record = layout.read_json(trial_dir / layout.RECORD_JSON)
-    state = layout.read_json(trial_path)
+    record = layout.read_trial_record(trial_dir)
+    state = layout.read_keras_trial(trial_dir)
     trial_id = trial_dir.name.removeprefix("trial_")
     if state is None:
         if not trial_path.exists() and record is None:

@@ -108,8 +108,7 @@ class RecordingMixin:
         if record["status"] != "RUNNING":
             record["finished"] = time.time()
             record.setdefault("wall_seconds", record["finished"] - started)
-        directory = Path(self.get_trial_dir(trial.trial_id))
-        layout.write_json(directory / layout.RECORD_JSON, record)
+        layout.write_trial_record(Path(self.get_trial_dir(trial.trial_id)), record)
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
         # Keras Tuner imports tensorboard here even when no TensorBoard callback is used, and
