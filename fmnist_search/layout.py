@@ -171,6 +171,17 @@ def _read_record(path: Path) -> dict[str, Any] | None:
     return record
 
 
+def failure_reason(message: str | None) -> str:
+    """The last line of Keras Tuner's message (which holds the whole traceback)."""
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    last = lines[-1].strip()
+    # "FailedTrialError: the loss became nan ..." -> the sentence after the exception's name
+    name, sep, rest = last.partition(": ")
+    return rest if sep and name.replace(".", "").replace("_", "").isalnum() else last
+
+
 def read_project(project: Path) -> ProjectRecord | None:
     return _read_record(project / RUN_JSON)  # type: ignore[return-value]
 

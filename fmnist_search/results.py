@@ -61,10 +61,9 @@ def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
 def _reason(trial: dict, record: dict) -> str:
     if trial.get("status") == "RUNNING":
         return "interrupted (will be rerun when the search resumes)"
-    if record.get("reason"):
-        return record["reason"]
-    message = (trial.get("message") or "").strip()
-    return message.splitlines()[-1] if message else ""
+    if trial.get("status") == "COMPLETED":
+        return ""
+    return record.get("reason") or layout.failure_reason(trial.get("message"))
 
 
 DATA_KEYS = ("classes", "val_fraction", "subset", "seed", "train_csv", "test_csv")

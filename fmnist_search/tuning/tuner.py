@@ -99,7 +99,7 @@ class RecordingMixin:
         fit = self.hypermodel.fits.pop(trial.trial_id, None)
         if trial.status == "COMPLETED" and fit is not None:
             return completed_record(fit, self.hypermodel.num_classes)
-        return {"status": "FAILED", "reason": failure_reason(trial.message)}
+        return {"status": "FAILED", "reason": layout.failure_reason(trial.message)}
 
     def _write_record(self, trial, record: dict[str, Any]) -> None:
         started = self.started.get(trial.trial_id, time.time())
@@ -133,17 +133,6 @@ def completed_record(fit: TrialFit, num_classes: int) -> dict[str, Any]:
         "architecture": builder.short_name(fit.values, num_classes),
         "history": rows,
     }
-
-
-def failure_reason(message: str | None) -> str:
-    """The last line of Keras Tuner's message (which holds the whole traceback)."""
-    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
-    if not lines:
-        return "failed"
-    last = lines[-1].strip()
-    # "FailedTrialError: the loss became nan ..." -> the sentence after the exception's name
-    name, sep, rest = last.partition(": ")
-    return rest if sep and name.replace(".", "").replace("_", "").isalnum() else last
 
 
 def _safe_name(values: dict[str, Any]) -> str:
