@@ -63,6 +63,24 @@ def main() -> None:
                   f"{r['best_val_accuracy']:.4f} | {r['target_baseline']} "
                   f"{r['target_val_accuracy']:.4f} | {reached} |")
 
+    aug = load("augment")
+    if aug:
+        st = aug["settings"]
+        layers = aug.get("layers_ms_per_batch_of_128", {})
+        print(f"\nAugmentation cost ({aug['machine']['cpu']}, {aug['machine']['cores']} cores, "
+              f"{st['policy']}, {st['n_train']:,} training images, batch 128, {st['rounds']} "
+              "epochs per setting, the first left out):\n")
+        print("| model | off s/epoch | " + " | ".join(f"{k} s/epoch (ratio)" for k in
+                                                   list(st["augmentation"])[1:]) + " |")
+        print("| --- | ---: |" + " ---: |" * (len(st["augmentation"]) - 1))
+        for name, r in aug["models"].items():
+            s = r["seconds_per_epoch"]
+            cells = [f"{s[k]:.2f} ({r['ratio_over_off'][k]:.3f})" for k in r["ratio_over_off"]]
+            print(f"| {name} | {s['off']:.2f} | " + " | ".join(cells) + " |")
+        if layers:
+            print("\nThe layers alone, per batch of 128: "
+                  + ", ".join(f"{k} {v:.2f} ms" for k, v in layers.items()) + ".")
+
 
 if __name__ == "__main__":
     main()

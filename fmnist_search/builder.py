@@ -18,6 +18,7 @@ from fmnist_search.errors import ArchitectureError, UserError
 INPUT_SHAPE = (28, 28, 1)
 MAX_STAGES = 4
 MAX_DENSE = 2
+SCHEDULES = ("exponential", "cosine", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ DOMAINS: dict[str, Domain] = {
     "res_convs": Domain("int", 1, 2, default=2),
     "res_shortcut": Domain("choice", choices=("identity", "projection"), default="identity"),
     "res_batchnorm": Domain("bool", default=False),
+    # The modern residual family (0 stages: off): pre-activation stages that halve the size and
+    # double the width, res_width filters in the first, res_depth two-convolution blocks each.
+    "res_stages": Domain("int", 0, MAX_STAGES, default=0),
+    "res_width": Domain("int", 1, 512, default=16),
+    "res_depth": Domain("int", 1, 18, default=3),
     "final_pool": Domain("bool", default=False),
     "l2": Domain("float", 0.0, 1.0, default=0.0),
     "head": Domain("choice", choices=("flatten", "gap"), default="flatten"),
@@ -56,11 +62,23 @@ DOMAINS: dict[str, Domain] = {
     "dense_units": Domain("int", 1, 4096, default=64),
     "dense_activation": Domain("choice", choices=("relu", "elu", "gelu", "swish", "tanh"),
                                default="relu"),
-    "optimizer": Domain("choice", choices=("adam", "rmsprop", "sgd"), default="adam"),
+    # Augmentation, applied only while training (none by default, as in the report).
+    "aug_translate": Domain("int", 0, 8, default=0),  # pixels of pad-and-crop shift
+    "aug_flip": Domain("bool", default=False),  # horizontal
+    "aug_erase": Domain("float", 0.0, 1.0, default=0.0),  # probability of a cutout per image
+    "aug_erase_size": Domain("int", 1, INPUT_SHAPE[0], default=10),  # its side, in pixels
+    "optimizer": Domain("choice", choices=("adam", "rmsprop", "sgd", "adamw"), default="adam"),
     "learning_rate": Domain("float", 1e-6, 1.0, default=1e-3),
     "beta_1": Domain("float", 0.0, 0.9999, default=0.9),
     "beta_2": Domain("float", 0.0, 0.99999, default=0.999),
-    "lr_decay": Domain("float", 0.01, 1.0, default=0.9),
+    "weight_decay": Domain("float", 0.0, 1.0, default=0.0),  # decoupled: adamw and sgd
+    "momentum": Domain("float", 0.0, 0.999, default=0.9),  # sgd
+    "nesterov": Domain("bool", default=False),  # sgd
+    "schedule": Domain("choice", choices=SCHEDULES, default="exponential"),
+    "lr_decay": Domain("float", 0.01, 1.0, default=0.9),  # exponential: x lr_decay per epoch
+    "warmup_epochs": Domain("int", 0, 1000, default=0),  # cosine: linear warm-up
+    "label_smoothing": Domain("float", 0.0, 0.5, default=0.0),
+    "tta": Domain("bool", default=False),  # evaluate on the mean of the image and its mirror
     "batch_size": Domain("int", 1, 8192, default=128),
     "epochs": Domain("int", 1, 1000, default=40),
 }
@@ -104,7 +122,7 @@ def resolve(values: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Step:
-    op: str  # conv, bn, pool, drop, res, relu, flatten, gap, dense, backbone, out
+    op: str  # augment, conv, bn, pool, drop, res, stage, relu, flatten, gap, dense, backbone, out
     args: tuple = ()
     group: str = ""  # the stage or section it belongs to, for the short name
 
@@ -112,9 +130,10 @@ class Step:
 def plan(values: Mapping[str, Any], num_classes: int = 10) -> list[Step]:
     """The layer steps for a set of values; raises ArchitectureError if it cannot exist."""
     v = resolve(values)
+    steps = _augment_steps(v)
     if v["backbone"] != "none":
-        return [Step("backbone", (v["backbone"], v["weights"]), "b"), Step("out", (num_classes,))]
-    steps: list[Step] = []
+        return [*steps, Step("backbone", (v["backbone"], v["weights"]), "b"),
+                Step("out", (num_classes,))]
     for i in range(1, v["stages"] + 1):
         steps += _stage_steps(v, i)
     steps += _residual_steps(v)
@@ -148,14 +167,27 @@ def _stage_steps(v: Mapping[str, Any], i: int) -> list[Step]:
     return steps
 
 
+def _augment_steps(v: Mapping[str, Any]) -> list[Step]:
+    args = (v["aug_translate"], bool(v["aug_flip"]), v["aug_erase"], v["aug_erase_size"])
+    return [Step("augment", args, "aug")] if args[0] or args[1] or args[2] else []
+
+
 def _residual_steps(v: Mapping[str, Any]) -> list[Step]:
-    final = [Step("pool", (), "res")] if v["final_pool"] else []
-    if v["res_blocks"] == 0:
-        return final
-    width = v[f"filters_{v['stages']}"]
-    args = (width, v["res_convs"], v["res_shortcut"], bool(v["res_batchnorm"]))
-    blocks = [Step("res", args, "res") for _ in range(v["res_blocks"])]
-    return blocks + [Step("relu", (), "res")] + final
+    """The report's blocks at the last stage's width, then the modern stages, then a pool."""
+    steps: list[Step] = []
+    if v["res_blocks"]:
+        width = v[f"filters_{v['stages']}"]
+        args = (width, v["res_convs"], v["res_shortcut"], bool(v["res_batchnorm"]))
+        steps += [Step("res", args, "res") for _ in range(v["res_blocks"])]
+        steps.append(Step("relu", (), "res"))
+    if v["res_stages"]:
+        for k in range(v["res_stages"]):  # (width, blocks, stride)
+            steps.append(Step("stage", (v["res_width"] * 2**k, v["res_depth"], 1 if k == 0 else 2),
+                              "res"))
+        steps += [Step("bn", (), "res"), Step("relu", (), "res")]  # pre-activation's last
+    if v["final_pool"]:
+        steps.append(Step("pool", (), "res"))
+    return steps
 
 
 def check_spatial(steps: list[Step]) -> None:
@@ -171,10 +203,15 @@ def check_spatial(steps: list[Step]) -> None:
                     "'stages', or set some 'pool_<i>' or 'final_pool' to false."
                 )
             size //= 2
+        elif step.op == "stage" and step.args[2] == 2:
+            size = (size + 1) // 2  # a stride-2 "same" convolution
 
 
 def short_name(values: Mapping[str, Any], num_classes: int = 10) -> str:
-    """A compact architecture string, e.g. ``C64-P-D.25 | C128-BN-P-D.25 | F | D128-D64 | ...``."""
+    """A compact architecture string, e.g. ``C64-P-D.25 | C128-BN-P-D.25 | F | D128-D64 | ...``.
+
+    Knobs at their defaults (the report's protocol, no augmentation) add nothing to it.
+    """
     v = resolve(values)
     groups: list[tuple[str, list[str]]] = []
     for step in plan(v, num_classes):
@@ -183,10 +220,34 @@ def short_name(values: Mapping[str, Any], num_classes: int = 10) -> str:
         if not groups or groups[-1][0] != step.group:
             groups.append((step.group, []))
         groups[-1][1].append(_token(step))
-    protocol = f"{v['optimizer']} {_num(v['learning_rate'])} x{_num(v['lr_decay'])} b{v['batch_size']}"
+    return " | ".join(["-".join(tokens) for _, tokens in groups] + [_protocol(v)])
+
+
+def _protocol(v: Mapping[str, Any]) -> str:
+    """``adam 1e-3 x.9 b128`` for the report's protocol; other knobs only when they differ."""
+    out = [v["optimizer"]]
+    if v["optimizer"] == "sgd":
+        if v["momentum"] != DOMAINS["momentum"].default:
+            out.append(f"m{_num(v['momentum'])}")
+        if v["nesterov"]:
+            out.append("nesterov")
+    out.append(_num(v["learning_rate"]))
+    if v["weight_decay"] and v["optimizer"] in ("adamw", "sgd"):
+        out.append(f"wd{_num(v['weight_decay'])}")
+    if v["schedule"] == "exponential":
+        out.append(f"x{_num(v['lr_decay'])}")
+    elif v["schedule"] == "cosine":
+        out += ["cos"] + ([f"w{v['warmup_epochs']}"] if v["warmup_epochs"] else [])
+    else:
+        out.append("1cycle")
+    out.append(f"b{v['batch_size']}")
     if v["l2"]:
-        protocol += f" l2={_num(v['l2'])}"
-    return " | ".join(["-".join(tokens) for _, tokens in groups] + [protocol])
+        out.append(f"l2={_num(v['l2'])}")
+    if v["label_smoothing"]:
+        out.append(f"ls{_num(v['label_smoothing'])}")
+    if v["tta"]:
+        out.append("tta")
+    return " ".join(out)
 
 
 def _token(step: Step) -> str:
@@ -197,6 +258,8 @@ def _token(step: Step) -> str:
         "pool": lambda: "P",
         "drop": lambda: "D" + _num(a[0]) if a else "D",
         "res": lambda: f"R{a[0]}x{a[1]}" + ("p" if a[2] == "projection" else "") + ("bn" if a[3] else ""),
+        "stage": lambda: f"B{a[0]}x{a[1]}" + (f"/{a[2]}" if a[2] != 1 else ""),
+        "augment": lambda: _augment_token(*a),
         "relu": lambda: "relu",
         "flatten": lambda: "F",
         "gap": lambda: "GAP",
@@ -204,6 +267,16 @@ def _token(step: Step) -> str:
         "backbone": lambda: f"{a[0]}({a[1]})",
         "out": lambda: f"out{a[0]}",
     }[step.op]()
+
+
+def _augment_token(translate: int, flip: bool, erase: float, size: int) -> str:
+    """``aug:t2+f+e.5``: shift 2 pixels, flip, erase with probability .5 (``e.5s8``: 8x8)."""
+    parts = [f"t{translate}"] if translate else []
+    parts += ["f"] if flip else []
+    if erase:
+        default = DOMAINS["aug_erase_size"].default
+        parts.append(f"e{_num(float(erase))}" + (f"s{size}" if size != default else ""))
+    return "aug:" + "+".join(parts)
 
 
 def _num(x: float) -> str:
@@ -231,9 +304,17 @@ def build_model(values: Mapping[str, Any], num_classes: int = 10, compile: bool 
         x = _apply(step, x, reg, weights_path, v["bn_momentum"])
     model = keras.Model(inputs, x, name="fmnist")
     if compile:
-        model.compile(optimizer=make_optimizer(v), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(v), loss=make_loss(v), metrics=["accuracy"])
     return model
+
+
+def make_loss(v: Mapping[str, Any]):
+    """The report's sparse cross-entropy; smoothed targets only when label_smoothing > 0."""
+    if not v["label_smoothing"]:
+        return "sparse_categorical_crossentropy"
+    from fmnist_search.losses import SparseSmoothedCrossentropy
+
+    return SparseSmoothedCrossentropy(v["label_smoothing"])
 
 
 def _apply(step: Step, x, reg, weights_path: str | None, bn_momentum: float = 0.99):
@@ -251,6 +332,14 @@ def _apply(step: Step, x, reg, weights_path: str | None, bn_momentum: float = 0.
         return layers.Dropout(a[0])(x)
     if step.op == "res":
         return _residual_block(x, *a, reg=reg, bn_momentum=bn_momentum)
+    if step.op == "stage":
+        return _preact_stage(x, *a, reg=reg, bn_momentum=bn_momentum)
+    if step.op == "augment":
+        from fmnist_search.augment import layers_for
+
+        for layer in layers_for(*a):
+            x = layer(x)
+        return x
     if step.op == "relu":
         return layers.Activation("relu")(x)
     if step.op == "flatten":
@@ -283,6 +372,29 @@ def _residual_block(x, filters: int, convs: int, shortcut: str, batchnorm: bool,
     return layers.Add()([x, h])
 
 
+def _preact_stage(x, filters: int, blocks: int, stride: int, reg, bn_momentum: float = 0.99):
+    """One stage of a pre-activation ResNet (He et al. 2016, "Identity Mappings"): blocks of
+    BN -> relu -> conv3x3 -> BN -> relu -> conv3x3 plus a shortcut. The first block may halve
+    the size (stride 2) and change the width; its shortcut is then a 1x1 projection of the
+    pre-activated input. Convolutions have no bias: a batch norm follows each of them.
+    """
+    from keras import layers
+
+    for b in range(blocks):
+        s = stride if b == 0 else 1
+        pre = layers.Activation("relu")(layers.BatchNormalization(momentum=bn_momentum)(x))
+        shortcut = x
+        if s != 1 or x.shape[-1] != filters:
+            shortcut = layers.Conv2D(filters, 1, strides=s, use_bias=False,
+                                     kernel_regularizer=reg)(pre)
+        h = layers.Conv2D(filters, 3, strides=s, padding="same", use_bias=False,
+                          kernel_regularizer=reg)(pre)
+        h = layers.Activation("relu")(layers.BatchNormalization(momentum=bn_momentum)(h))
+        h = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg)(h)
+        x = layers.Add()([shortcut, h])
+    return x
+
+
 def _backbone(x, weights: str, weights_path: str | None):
     import keras
     from keras import layers
@@ -306,9 +418,15 @@ def _backbone(x, weights: str, weights_path: str | None):
 def make_optimizer(v: Mapping[str, Any]):
     import keras
 
-    lr = v["learning_rate"]
-    if v["optimizer"] == "adam":
+    lr, name, decay = v["learning_rate"], v["optimizer"], v["weight_decay"]
+    if name == "adam":
         return keras.optimizers.Adam(lr, beta_1=v["beta_1"], beta_2=v["beta_2"])
-    if v["optimizer"] == "rmsprop":
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=decay, beta_1=v["beta_1"],
+                                      beta_2=v["beta_2"])
+    if name == "rmsprop":
         return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.SGD(lr, momentum=0.9)
+    # Keras' decay is decoupled (w -= lr * weight_decay * w, apart from the momentum); None
+    # rather than 0 spares a no-op update per variable and step.
+    return keras.optimizers.SGD(lr, momentum=v["momentum"], nesterov=bool(v["nesterov"]),
+                                weight_decay=decay or None)

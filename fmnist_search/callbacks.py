@@ -33,17 +33,88 @@ class LowDiskSpace(RuntimeError):
 
 def protocol_callbacks(values: Mapping[str, Any], log: EpochLog,
                        patience: int | None = None) -> list:
-    """The protocol's callbacks: per-epoch schedule, NaN guard, timing, optional early stop."""
+    """The protocol's callbacks: the schedule, NaN guard, timing, optional early stop.
+
+    The report's schedule (``exponential``: ``lr * lr_decay ** epoch``) changes the rate at
+    each epoch; ``cosine`` and ``onecycle`` change it at every step (see ``scheduled_rate``).
+    """
     lr0, decay = float(values["learning_rate"]), float(values["lr_decay"])
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay**epoch),
-        NanGuard(),
-        log,
-    ]
+    if values["schedule"] == "exponential":
+        scheduler = keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * decay**epoch)
+    else:
+        scheduler = StepSchedule(values["schedule"], lr0, int(values["warmup_epochs"]))
+    callbacks = [scheduler, NanGuard(), log]
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True))
     return callbacks
+
+
+ONECYCLE_RISE = 0.3  # the share of the steps spent rising (PyTorch's OneCycleLR pct_start)
+ONECYCLE_START = 25.0  # starts at lr / 25 (its div_factor) ...
+ONECYCLE_END = 25.0 * 1e4  # ... and ends at lr / 25e4 (div_factor * final_div_factor)
+
+
+def scheduled_rate(schedule: str, lr: float, step: int, total: int, warmup: int = 0) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total`` under a per-step schedule.
+
+    ``cosine``: linear warm-up to ``lr`` over ``warmup`` steps, then half a cosine down to 0 at
+    the end. ``onecycle`` (Smith & Topor 2017, as PyTorch's OneCycleLR without momentum
+    cycling): a cosine rise from ``lr / 25`` to ``lr`` over the first 30% of the steps, then a
+    cosine fall to ``lr / 25e4``.
+    """
+    if schedule == "cosine":
+        warmup = min(warmup, total)
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        span = max(total - warmup, 1)
+        return lr * 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
+    if schedule == "onecycle":
+        rise = max(int(ONECYCLE_RISE * total), 1)
+        if step < rise:
+            return _cosine_between(lr / ONECYCLE_START, lr, step / rise)
+        fall = max(total - rise - 1, 1)
+        return _cosine_between(lr, lr / ONECYCLE_END, min((step - rise) / fall, 1.0))
+    raise ValueError(schedule)
+
+
+def _cosine_between(start: float, end: float, fraction: float) -> float:
+    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * fraction))
+
+
+class StepSchedule(keras.callbacks.Callback):
+    """A per-step schedule over the whole ``fit`` call (its epochs times its steps per epoch).
+
+    The step is counted from the epoch number, so a fit resumed at ``initial_epoch`` (Keras
+    Tuner's Hyperband) continues the same curve. The rate is set before each step, only
+    a variable assignment (no sync with the step); the epoch's logged ``learning_rate`` is
+    its last step's.
+    """
+
+    def __init__(self, schedule: str, learning_rate: float, warmup_epochs: int = 0) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.learning_rate = learning_rate
+        self.warmup_epochs = warmup_epochs
+        self.steps = self.total = self.epoch = 0
+        self.last = learning_rate
+
+    def on_train_begin(self, logs=None):
+        self.steps = int(self.params.get("steps") or 1)
+        self.total = self.steps * int(self.params["epochs"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self.epoch * self.steps + batch
+        self.last = scheduled_rate(self.schedule, self.learning_rate, step, self.total,
+                                   self.warmup_epochs * self.steps)
+        self.model.optimizer.learning_rate = self.last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.last
 
 
 class StopCheck(keras.callbacks.Callback):

@@ -78,8 +78,9 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         result = training.fit(model, values, (data.x_train, data.y_train), (data.x_val, data.y_val),
                               spec.epochs, spec.patience, log=log,
                               extra_callbacks=[EpochProgress(progress, log, spec.epochs, spec.name)])
-    val = training.evaluate(model, data.x_val, data.y_val, data.class_names)
-    test = (training.evaluate(model, data.x_test, data.y_test, data.class_names)
+    tta = bool(values["tta"])
+    val = training.evaluate(model, data.x_val, data.y_val, data.class_names, tta=tta)
+    test = (training.evaluate(model, data.x_test, data.y_test, data.class_names, tta=tta)
             if data.y_test is not None else None)
     metrics = {
         "kind": spec.kind,

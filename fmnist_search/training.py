@@ -103,18 +103,29 @@ def fit(model, values: Mapping[str, Any], train: tuple, validation: tuple, epoch
     return FitResult(log.rows, log.seconds_per_epoch(), fit_seconds, len(log.rows))
 
 
-def predict(model, x: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, float]:
+def predict(model, x: np.ndarray, batch_size: int = 512,
+            tta: bool = False) -> tuple[np.ndarray, float]:
+    """Class probabilities and the seconds they took; ``tta`` averages in the mirror images."""
     start = time.perf_counter()
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    if tta:
+        from fmnist_search.augment import flip_average
+
+        probs = flip_average(model, x, batch_size)
+    else:
+        probs = model.predict(x, batch_size=batch_size, verbose=0)
     return probs, time.perf_counter() - start
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
-             batch_size: int = 512) -> dict[str, Any]:
-    """Loss, accuracy, per-class precision/recall/F1/support and the confusion matrix."""
+             batch_size: int = 512, tta: bool = False) -> dict[str, Any]:
+    """Loss, accuracy, per-class precision/recall/F1/support and the confusion matrix.
+
+    ``tta`` (the ``tta`` value): test-time augmentation, the mean of the softmax of each image
+    and of its horizontal mirror.
+    """
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, log_loss
 
-    probs, seconds = predict(model, x, batch_size)
+    probs, seconds = predict(model, x, batch_size, tta)
     pred = probs.argmax(axis=1)
     labels = list(range(len(class_names)))
     report = classification_report(y, pred, labels=labels, target_names=list(class_names),

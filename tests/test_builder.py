@@ -96,3 +96,125 @@ def test_dropout_after_conv_placement():
     steps = builder.plan({"stages": 1, "convs_1": 2, "dropout_1": 0.3, "dropout_place": "conv"})
     ops = [s.op for s in steps]
     assert ops[:5] == ["conv", "drop", "conv", "drop", "pool"]
+
+
+# --------------------------------------------------------------------------- the new vocabulary
+
+RESNET20 = {"stages": 1, "filters_1": 16, "pool_1": False, "res_stages": 3, "res_width": 16,
+            "res_depth": 3, "head": "gap", "dense_layers": 0}
+NEW_KNOBS = {"aug_translate": 0, "aug_flip": False, "aug_erase": 0.0, "aug_erase_size": 10,
+             "res_stages": 0, "res_width": 16, "res_depth": 3, "weight_decay": 0.0,
+             "momentum": 0.9, "nesterov": False, "schedule": "exponential", "warmup_epochs": 0,
+             "label_smoothing": 0.0, "tta": False}
+
+
+def test_new_knobs_default_to_the_report():
+    assert {k: builder.DOMAINS[k].default for k in NEW_KNOBS} == NEW_KNOBS
+
+
+@pytest.mark.parametrize("name", ["model1", "model4", "model6"])
+def test_new_knobs_at_defaults_change_nothing(name):
+    """Spelling the defaults out gives the same plan, name, loss and optimizer as leaving them."""
+    values = baselines.load(name).values
+    spelled = {**values, **NEW_KNOBS}
+    assert builder.plan(spelled, 5) == builder.plan(values, 5)
+    assert builder.short_name(spelled, 5) == builder.short_name(values, 5)
+    model = builder.build_model(spelled, 5)
+    assert model.loss == "sparse_categorical_crossentropy"
+    assert type(model.optimizer).__name__ == "Adam"
+    assert not any("Random" in type(layer).__name__ for layer in model.layers)
+
+
+def test_resnet20_like_point():
+    model = builder.build_model(RESNET20, 10, compile=False)
+    total = sum(training.count_params(model))
+    assert 200_000 <= total <= 1_000_000 and total == 273_386  # ResNet-20 has ~0.27M
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names.count("Add") == 9 and names.count("GlobalAveragePooling2D") == 1
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.strides for c in convs].count((2, 2)) == 4  # two stages: 3x3 and 1x1 projection
+    assert [c.kernel_size for c in convs].count((1, 1)) == 2  # projections only where needed
+    shapes = {tuple(layer.output.shape[1:]) for layer in model.layers if type(layer).__name__ == "Add"}
+    assert shapes == {(28, 28, 16), (14, 14, 32), (7, 7, 64)}
+    assert builder.short_name(RESNET20) == (
+        "C16 | B16x3-B32x3/2-B64x3/2-BN-relu | GAP | adam 1e-3 x.9 b128")
+
+
+def test_res_depth_and_width_change_the_model():
+    base = sum(training.count_params(builder.build_model(RESNET20, 10, compile=False)))
+    deeper = builder.build_model({**RESNET20, "res_depth": 4}, 10, compile=False)
+    wider = builder.build_model({**RESNET20, "res_width": 32}, 10, compile=False)
+    assert base < sum(training.count_params(deeper)) < sum(training.count_params(wider))
+
+
+def test_strided_stages_count_in_the_spatial_check():
+    """Four stride-2 halvings and stem pools: 28 -> 14 -> 7 -> 4 -> 2, then two pools fail."""
+    values = {**RESNET20, "res_stages": 4, "stages": 1, "pool_1": True, "final_pool": True}
+    builder.plan(values)  # 28 -pool-> 14 -> 14 -> 7 -> 4 -> 2 -pool-> 1
+    with pytest.raises(ArchitectureError, match="at most 4 pools fit"):
+        builder.plan({**values, "stages": 2, "pool_2": True})
+
+
+def test_augmentation_layers_sit_at_the_input_and_add_no_parameters():
+    values = {"stages": 1, "filters_1": 8, "aug_translate": 2, "aug_flip": True, "aug_erase": 0.5}
+    model = builder.build_model(values, 10, compile=False)
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names[:5] == ["InputLayer", "RandomShift", "RandomFlip", "RandomErase", "Conv2D"]
+    plain = builder.build_model({"stages": 1, "filters_1": 8}, 10, compile=False)
+    assert training.count_params(model) == training.count_params(plain)
+
+
+def test_augmentation_changes_training_inputs_only():
+    """No dropout or batch norm: training=True differs from inference only by augmentation."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 28, 28, 1), "float32")
+    plain = {"stages": 1, "filters_1": 8, "dense_layers": 0}
+    for extra in ({"aug_translate": 2}, {"aug_flip": True}, {"aug_erase": 1.0}):
+        model = builder.build_model({**plain, **extra}, 10, compile=False)
+        infer = np.asarray(model(x, training=False))
+        assert np.array_equal(infer, np.asarray(model(x, training=False)))
+        assert not np.allclose(infer, np.asarray(model(x, training=True))), extra
+    model = builder.build_model(plain, 10, compile=False)
+    assert np.array_equal(np.asarray(model(x, training=True)), np.asarray(model(x)))
+
+
+def test_optimizers_and_their_knobs():
+    import keras
+
+    def opt(**values):
+        return builder.make_optimizer(builder.resolve(values))
+
+    adamw = opt(optimizer="adamw", weight_decay=5e-4, learning_rate=3e-3)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 5e-4
+    sgd = opt(optimizer="sgd", momentum=0.95, nesterov=True, weight_decay=1e-4)
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert (sgd.momentum, sgd.nesterov, sgd.weight_decay) == (0.95, True, 1e-4)
+    plain_sgd = opt(optimizer="sgd")  # today's SGD: momentum 0.9, no Nesterov, no decay
+    assert (plain_sgd.momentum, plain_sgd.nesterov, plain_sgd.weight_decay) == (0.9, False, None)
+    assert type(opt()).__name__ == "Adam" and opt().weight_decay is None
+
+
+def test_label_smoothing_changes_the_loss():
+    from fmnist_search.losses import SparseSmoothedCrossentropy
+
+    model = builder.build_model({"stages": 1, "filters_1": 4, "label_smoothing": 0.1}, 10)
+    assert isinstance(model.loss, SparseSmoothedCrossentropy)
+    assert model.loss.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("extra, token", [
+    ({"aug_translate": 2, "aug_flip": True, "aug_erase": 0.5}, "aug:t2+f+e.5 | C32-P"),
+    ({"aug_flip": True}, "aug:f | C32-P"),
+    ({"aug_erase": 0.25, "aug_erase_size": 8}, "aug:e.25s8 | C32-P"),
+    ({"optimizer": "adamw", "weight_decay": 5e-4, "learning_rate": 3e-3, "schedule": "cosine",
+      "warmup_epochs": 2}, "| adamw 3e-3 wd5e-4 cos w2 b128"),
+    ({"optimizer": "sgd", "nesterov": True, "momentum": 0.95, "learning_rate": 0.1,
+      "schedule": "onecycle"}, "| sgd m.95 nesterov .1 1cycle b128"),
+    ({"optimizer": "adam", "weight_decay": 5e-4, "schedule": "cosine"}, "| adam 1e-3 cos b128"),
+    ({"label_smoothing": 0.1, "tta": True}, "x.9 b128 ls.1 tta"),
+])
+def test_short_name_shows_knobs_that_differ(extra, token):
+    name = builder.short_name({"stages": 2, **extra})
+    assert token in name, name

@@ -113,6 +113,27 @@ def test_user_space_file_loads(tmp_path):
         (GOOD.replace("max = 2\n\n[hp.dense_layers]", "max = 4\n\n[hp.dense_layers]")
          + '[hp.final_pool]\ntype = "boolean"\n', r"can draw 5 2x2 poolings"),
         ("[hp.stages\n", "is not valid TOML"),
+        (GOOD + '[hp.schedule]\ntype = "choice"\nvalues = ["cosine", "linear"]\n',
+         r"\[hp.schedule\]: 'linear' is not a valid choice"),
+        (GOOD + '[hp.optimizer]\ntype = "choice"\nvalues = ["adamw", "lion"]\n',
+         r"\[hp.optimizer\]: 'lion' is not a valid choice"),
+        (GOOD + '[hp.aug_translate]\ntype = "int"\nmin = 0\nmax = 9\n',
+         r"\[hp.aug_translate\]: 9 is outside what the builder supports"),
+        (GOOD + '[hp.aug_erase]\ntype = "float"\nmin = 0.0\nmax = 1.5\n',
+         r"\[hp.aug_erase\]: 1.5 is outside"),
+        (GOOD + '[hp.aug_erase_size]\ntype = "fixed"\nvalue = 30\n',
+         r"\[hp.aug_erase_size\]: 30 is outside"),
+        (GOOD + '[hp.label_smoothing]\ntype = "float"\nmin = 0.0\nmax = 0.9\n',
+         r"\[hp.label_smoothing\]: 0.9 is outside"),
+        (GOOD + '[hp.aug_flip]\ntype = "choice"\nvalues = ["yes"]\n',
+         r"\[hp.aug_flip\]: 'yes' must be true or false"),
+        (GOOD + '[hp.warmup_epochs]\ntype = "float"\nmin = 0.5\nmax = 2.0\n',
+         r"\[hp.warmup_epochs\]: 0.5 must be an integer"),
+        (GOOD + '[hp.res_stages]\ntype = "int"\nmin = 0\nmax = 5\n',
+         r"\[hp.res_stages\]: 5 is outside"),
+        (GOOD + '[hp.weight_decay]\ntype = "float"\nmin = 0.0\nmax = 1e9\n',
+         r"\[hp.weight_decay\]: 1000000000.0 is outside"),
+        (GOOD + '[hp.momentum]\ntype = "fixed"\nvalue = 1.0\n', r"\[hp.momentum\]: 1.0 is outside"),
     ],
 )
 def test_broken_space_names_file_and_key(tmp_path, text, message):
@@ -164,3 +185,81 @@ def test_int_stages_with_log_sampling_loads(tmp_path):
                   '[stage.filters]\ntype = "int"\nmin = 8\nmax = 32\nstep = 8\n')
     sp = space.load_space(path)
     assert sp.entry("filters_3").when == (("stages", (3,)),)
+
+
+NEW_VOCABULARY = GOOD + """
+[hp.aug_translate]
+type = "int"
+min = 0
+max = 3
+[hp.aug_flip]
+type = "boolean"
+[hp.aug_erase]
+type = "float"
+min = 0.0
+max = 0.5
+step = 0.25
+[hp.aug_erase_size]
+type = "choice"
+values = [8, 12]
+[hp.optimizer]
+type = "choice"
+values = ["adam", "adamw", "sgd"]
+[hp.weight_decay]
+type = "float"
+min = 1e-5
+max = 1e-3
+sampling = "log"
+when = { optimizer = ["adamw", "sgd"] }
+[hp.nesterov]
+type = "boolean"
+when = { optimizer = ["sgd"] }
+[hp.schedule]
+type = "choice"
+values = ["exponential", "cosine", "onecycle"]
+[hp.warmup_epochs]
+type = "int"
+min = 0
+max = 3
+when = { schedule = ["cosine"] }
+[hp.label_smoothing]
+type = "choice"
+values = [0.0, 0.1]
+[hp.tta]
+type = "boolean"
+"""
+
+
+def test_space_can_search_the_new_vocabulary(tmp_path):
+    sp = space.load_space(_write(tmp_path, NEW_VOCABULARY))
+    hp = kt.HyperParameters()
+    sp.register(hp)
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=40,
+                                           hyperparameters=hp, seed=0)
+    names = set()
+    for i in range(30):
+        values = oracle.populate_space(str(i))["values"]
+        names.add(builder.short_name(values))
+    assert any("aug:" in n for n in names) and any("cos" in n for n in names)
+    assert any("1cycle" in n for n in names) and any("adamw" in n for n in names)
+
+
+def test_resnet_space_expresses_resnet20():
+    """The ResNet-20-like point lies inside the resnet space, and is its default point."""
+    sp = space.load_named("resnet")
+    point = {"stages": 1, "filters_1": 16, "kernel_1": 3, "convs_1": 1, "pool_1": False,
+             "dropout_1": 0.0, "res_stages": 3, "res_width": 16, "res_depth": 3, "head": "gap",
+             "dense_layers": 0, "head_dropout": 0.0}
+    assert space.values_outside(sp, point) == []
+    default = sp.default_values()
+    assert {k: default[k] for k in point} == point
+    assert "B16x3-B32x3/2-B64x3/2" in builder.short_name(default)
+
+
+def test_cli_describe_bad_new_knob_exits_2(tmp_path, capsys):
+    from fmnist_search.cli import main
+
+    path = _write(tmp_path, GOOD + '[hp.schedule]\ntype = "fixed"\nvalue = "step"\n')
+    assert main(["describe", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "[hp.schedule]" in err and "'step' is not a valid choice" in err

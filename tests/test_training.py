@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 
 def test_fit_seconds_cover_the_whole_fit_call(monkeypatch):
@@ -65,3 +66,124 @@ def test_out_of_memory_and_full_disk_are_told_apart():
                       DiskFull)
     other = ValueError("a bug")
     assert classify_failure(other) is other
+
+
+# --------------------------------------------------------------------------- schedules, TTA
+
+
+def test_cosine_schedule_warms_up_then_falls_to_zero():
+    from fmnist_search.callbacks import scheduled_rate
+
+    rates = [scheduled_rate("cosine", 0.1, step, 100, warmup=10) for step in range(100)]
+    assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)  # linear warm-up
+    assert all(a <= b for a, b in zip(rates[:9], rates[1:10], strict=True))
+    assert all(a >= b for a, b in zip(rates[9:-1], rates[10:], strict=True))
+    assert rates[55] == pytest.approx(0.05) and rates[-1] < 1e-3
+    assert scheduled_rate("cosine", 0.1, 0, 100) == pytest.approx(0.1)  # no warm-up
+
+
+def test_onecycle_schedule_rises_then_anneals():
+    from fmnist_search.callbacks import scheduled_rate
+
+    rates = [scheduled_rate("onecycle", 0.1, step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1 / 25)
+    assert max(rates) == pytest.approx(0.1) and rates.index(max(rates)) == 30
+    assert rates[-1] == pytest.approx(0.1 / 25e4)
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "cosine", "onecycle"])
+def test_fit_follows_the_schedule_step_by_step(schedule):
+    """The logged lr is the rate of the epoch's last step, and the optimizer really used it."""
+    import keras
+
+    from fmnist_search import builder, training
+    from fmnist_search.callbacks import scheduled_rate
+
+    values = builder.resolve({"stages": 1, "filters_1": 4, "dense_layers": 0, "batch_size": 16,
+                              "learning_rate": 0.01, "schedule": schedule, "warmup_epochs": 1})
+    model = builder.build_model(values, 10)
+    seen = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    x = np.random.default_rng(0).random((64, 28, 28, 1), "float32")
+    result = training.fit(model, values, (x, np.arange(64) % 10), (x, np.arange(64) % 10),
+                          epochs=3, extra_callbacks=[Watch()])
+    lrs = [row["lr"] for row in result.history]
+    if schedule == "exponential":
+        assert lrs == pytest.approx([0.01, 0.009, 0.0081])
+        assert seen == pytest.approx([0.01] * 4 + [0.009] * 4 + [0.0081] * 4)
+        return
+    expected = [scheduled_rate(schedule, 0.01, step, 12, warmup=4) for step in range(12)]
+    assert seen == pytest.approx(expected, rel=1e-5)  # 4 steps an epoch, 12 in all
+    assert lrs == pytest.approx(expected[3::4], rel=1e-5)
+    keras.backend.clear_session()
+
+
+def test_resumed_fit_continues_the_schedule():
+    """Hyperband resumes a trial with initial_epoch: the curve goes on from that epoch."""
+    from fmnist_search import builder, training
+    from fmnist_search.callbacks import scheduled_rate
+
+    values = builder.resolve({"stages": 1, "filters_1": 4, "dense_layers": 0, "batch_size": 32,
+                              "learning_rate": 0.01, "schedule": "cosine"})
+    model = builder.build_model(values, 10)
+    x = np.zeros((64, 28, 28, 1), "float32")
+    y = np.zeros(64, "int64")
+    result = training.fit(model, values, (x, y), (x, y), epochs=4, initial_epoch=2)
+    assert [r["epoch"] for r in result.history] == [3, 4]
+    assert result.history[0]["lr"] == pytest.approx(scheduled_rate("cosine", 0.01, 5, 8))
+
+
+def test_weight_decay_and_label_smoothing_change_training():
+    """Same seed, same data: decoupled decay shrinks the weights; smoothing raises the loss."""
+    import keras
+
+    from fmnist_search import builder, training
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 28, 28, 1), "float32")
+    y = np.arange(64) % 10
+
+    def train(**extra):
+        keras.utils.set_random_seed(0)
+        values = builder.resolve({"stages": 1, "filters_1": 4, "dense_layers": 0,
+                                  "batch_size": 16, "optimizer": "adamw", "learning_rate": 0.01,
+                                  **extra})
+        model = builder.build_model(values, 10)
+        result = training.fit(model, values, (x, y), (x, y), epochs=2)
+        norm = sum(float(np.sum(np.square(w))) for w in model.get_weights())
+        return norm, result.history[-1]["loss"]
+
+    plain_norm, plain_loss = train()
+    decayed_norm, _ = train(weight_decay=1.0)
+    _, smoothed_loss = train(label_smoothing=0.3)
+    assert decayed_norm < plain_norm * 0.95
+    assert smoothed_loss > plain_loss
+
+
+def test_tta_averages_with_the_mirror_image():
+    """A model that is not flip-invariant predicts differently with TTA; mirror-symmetric
+    images give the same answer either way."""
+    import keras
+
+    from fmnist_search import builder, training
+
+    keras.utils.set_random_seed(0)
+    model = builder.build_model({"stages": 1, "filters_1": 4, "dense_layers": 0}, 10)
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 28, 28, 1), "float32")
+    y = np.arange(32) % 10
+    classes = [str(i) for i in range(10)]
+    plain, _ = training.predict(model, x)
+    mirrored, _ = training.predict(model, x[:, :, ::-1])
+    averaged, _ = training.predict(model, x, tta=True)
+    assert not np.allclose(plain, averaged)
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5, atol=1e-7)
+    symmetric = (x + x[:, :, ::-1]) / 2
+    np.testing.assert_allclose(training.predict(model, symmetric, tta=True)[0],
+                               training.predict(model, symmetric)[0], rtol=1e-5, atol=1e-7)
+    loss = training.evaluate(model, x, y, classes)["loss"]
+    assert training.evaluate(model, x, y, classes, tta=True)["loss"] != loss
