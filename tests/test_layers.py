@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
     {"errors", "layout", "catalog", "native_logs", "preflight", "images"},
-    {"builder", "space", "presets", "data", "csvdata", "baselines", "pretrained", "progress"},
+    {"builder", "augment", "losses", "space", "presets", "data", "csvdata", "baselines", "pretrained",
+     "progress"},
     {"callbacks", "training", "plots", "report"},
     {"runs", "tuning", "predict", "results"},
     {"cli", "__main__"},
