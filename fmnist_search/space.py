@@ -335,6 +335,13 @@ def _when(path: Path, key: str, raw: Any, earlier: list[Entry]) -> tuple[tuple[s
                 f"{path}: [{key}] when refers to '{parent}', which is not declared above it in "
                 "the file (a condition's parent must be declared first)."
             )
+        if source.when:
+            raise UserError(
+                f"{path}: [{key}] when refers to '{parent}', which is itself conditional "
+                f"([{source.key}] is only drawn when {dict((p, list(v)) for p, v in source.when)}"
+                f"); a condition's parent must always be drawn: condition on "
+                f"{', '.join(p for p, _ in source.when)} instead."
+            )
         bad = [v for v in values if not source.contains(v)]
         if bad or not values:
             raise UserError(

@@ -73,6 +73,11 @@ SPACES = {
     "int64.toml": f'[hp.filters_1]\ntype = "int"\nmin = 1\nmax = {2**70}\n',
     "batch.toml": '[hp.batch_size]\ntype = "int"\nmin = 1\nmax = 1000000000000\n',
     "dense.toml": '[hp.dense_units_1]\ntype = "int"\nmin = 8\nmax = 1000000000\nstep = 8\n',
+    "when_nested.toml": ('[hp.dense_layers]\ntype = "int"\nmin = 1\nmax = 2\n'
+                         '[hp.dense_units_2]\ntype = "int"\nmin = 32\nmax = 64\nstep = 32\n'
+                         'when = { dense_layers = [2] }\n'
+                         '[hp.dense_activation]\ntype = "choice"\nvalues = ["relu", "elu"]\n'
+                         'when = { dense_units_2 = [32] }\n'),
     "when_huge.toml": ('[hp.dense_layers]\ntype = "int"\nmin = 0\nmax = 2\n'
                        '[hp.dense_units_1]\ntype = "int"\nmin = 8\nmax = 64\n'
                        'when = { dense_layers = [1000000000000] }\n'),
@@ -180,6 +185,8 @@ CASES = [
     ("space max beyond int64", ["describe", D + "int64.toml"], ["int64.toml", "filters_1"]),
     ("space huge batch_size", ["describe", D + "batch.toml"], ["batch.toml", "batch_size"]),
     ("space huge dense_units", ["describe", D + "dense.toml"], ["dense.toml", "dense_units_1"]),
+    ("space when nested", ["describe", D + "when_nested.toml"],
+     ["when_nested.toml", "dense_activation", "dense_units_2", "itself conditional"]),
     ("space when huge", ["describe", D + "when_huge.toml"], ["when_huge.toml", "dense_layers"]),
     ("space default huge", ["describe", D + "default_huge.toml"],
      ["default_huge.toml", "default"]),
