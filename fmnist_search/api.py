@@ -9,7 +9,7 @@ models and Matplotlib figures instead of printed.
     found.importance.table
     api.figures(found)["importance"]             # a matplotlib Figure
     model = api.model("cnn-hyperband")           # the best trial's trained Keras model
-    model.predict(images[..., None] / 255.0)
+    model.predict(api.dataset("cnn-hyperband").x_test)
 
 Every function takes ``results_dir`` (default as the CLI: ``$FMNIST_RESULTS`` or
 ``tuner_results/``). Readers take no lock and write nothing, so they work during a search.
@@ -32,8 +32,8 @@ from fmnist_search import analysis, results
 from fmnist_search.analysis import Analysis
 from fmnist_search.errors import UserError
 
-__all__ = ["Analysis", "analyze", "baseline", "figures", "model", "run_model", "search",
-           "trials"]
+__all__ = ["Analysis", "analyze", "baseline", "dataset", "figures", "model", "run_model",
+           "search", "trials"]
 
 
 def _root(results_dir: str | os.PathLike | None) -> Path:
@@ -74,9 +74,10 @@ def figures(found: Analysis | str, results_dir: str | os.PathLike | None = None
 
 
 def model(project: str, trial: str = "best", results_dir: str | os.PathLike | None = None):
-    """A search trial's Keras model with the weights it was scored with: built from its values
-    and loaded from Keras Tuner's checkpoint in the trial folder. (A retrained trial's
-    full-data model: ``run_model(f"{project}-{trial}")``.)"""
+    """A search trial's Keras model (compiled) with the weights it was scored with: built from
+    its values and loaded from Keras Tuner's checkpoint in the trial folder. Inputs are images
+    scaled to 0-1, shape (n, 28, 28, 1). (A retrained trial's full-data model:
+    ``run_model(f"{project}-{trial}")``.)"""
     from fmnist_search import builder
 
     root = _root(results_dir)
@@ -89,8 +90,11 @@ def model(project: str, trial: str = "best", results_dir: str | os.PathLike | No
                         f"`fmnist-search retrain {project} --trial {row['trial']}` and use "
                         f"run_model('{project}-{row['trial']}').")
     num_classes = len(run["data"]["classes"])
-    net = builder.build_model(row["values"], num_classes, compile=True)
-    net.load_weights(checkpoints[-1])
+    net = builder.build_model(row["values"], num_classes, compile=False)
+    net.load_weights(checkpoints[-1])  # before compiling: the search's optimizer state is not
+    v = builder.resolve(row["values"])  # wanted (and would only warn that it was skipped)
+    net.compile(optimizer=builder.make_optimizer(v), loss=builder.make_loss(v),
+                metrics=["accuracy"])
     return net
 
 
@@ -103,6 +107,26 @@ def run_model(name_or_path: str | os.PathLike, results_dir: str | os.PathLike | 
 
     path = results.find_run(_root(results_dir), str(name_or_path))
     return keras.models.load_model(path / "model.keras")
+
+
+def dataset(project: str | None = None, results_dir: str | os.PathLike | None = None,
+            **options: Any):
+    """The images as a ``Dataset`` (``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
+    ``y_test``, scaled to 0-1 with shape (n, 28, 28, 1), and ``class_names``): a project's own
+    data settings on the whole training split (as ``retrain`` uses), or the data options
+    (``classes="0,2,4"``, ``subset=0.1``, ``seed=``, ``data_dir=``, ``train_csv=``, ...)."""
+    from fmnist_search import data
+
+    if project is not None:
+        run = results.load_project(_root(results_dir), project)
+        settings = data.DataSettings.from_record(run["data"], options.get("data_dir"),
+                                                 options.get("test_csv"))
+    else:
+        classes = options.pop("classes", None)
+        if isinstance(classes, (list, tuple)):
+            classes = ",".join(map(str, classes))
+        settings = data.DataSettings.from_options(classes=classes, **options)
+    return data.prepare(settings)
 
 
 def _argv(command: str, positional: list[str], options: dict[str, Any]) -> list[str]:

@@ -37,8 +37,8 @@ def test_readme_example(csv_data, tmp_path):
     assert frame["trial"].astype(str).tolist() == csv["trial"].astype(str).tolist()
     assert len(frame) == 4 and "model1" in frame["trial"].tolist()
 
-    images = pd.read_csv(csv_data[1]).drop(columns="label").to_numpy()
-    x = images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+    x = api.dataset("nb", results_dir=res).x_test
+    assert x.shape == (50, 28, 28, 1)
     best = api.model("nb", results_dir=res)
     assert best.predict(x, verbose=0).shape == (50, 10)
     baseline_model = api.run_model("model1", results_dir=res)
