@@ -122,13 +122,16 @@ def importance_figure(table, n_trials: int, resamples: int, project: str = ""):
     rows = table.iloc[::-1]
     fig = Figure(figsize=(8, 1.2 + 0.32 * max(len(rows), 1)))
     ax = fig.subplots()
-    ax.barh(rows["hyperparameter"], rows["importance"], xerr=rows["std"], color="steelblue",
-            ecolor="grey", capsize=3)
+    low = np.minimum(rows["importance"], rows["std"])  # a share is never below 0
+    ax.barh(rows["hyperparameter"], rows["importance"], xerr=[low, rows["std"]],
+            color="steelblue", ecolor="grey", capsize=3)
     ax.set_xlabel(f"importance (share of main-effect variance; mean ± sd over {resamples} "
                   "bootstrap forests)")
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"{project}: hyperparameter importance for val accuracy ({n_trials} trials)")
+    few = " - few: read as a hint" if n_trials < 20 else ""
+    ax.set_title(f"{project}: hyperparameter importance for val accuracy ({n_trials} "
+                 f"trials{few})")
     fig.tight_layout()
     return fig
 
@@ -145,6 +148,7 @@ def history_figure(history, baselines, project: str = ""):
     """Each trial's objective and the best so far, against trial number and wall time, with
     the baselines trained on the same data as horizontal lines."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(13, 4.5))
     axes = fig.subplots(1, 2, sharey=True)
@@ -160,6 +164,7 @@ def history_figure(history, baselines, project: str = ""):
         _baseline_lines(ax, baselines)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("validation accuracy")
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{project}: search history" + (" (dotted: baselines on the same data)"
