@@ -139,9 +139,9 @@ def importance_figure(table, n_trials: int, resamples: int, project: str = ""):
 def _baseline_lines(ax, baselines) -> None:
     for _, base in baselines.iterrows():
         ax.axhline(base["val_accuracy"], color="crimson", linestyle=":", linewidth=1)
-        ax.annotate(base["model"], (1.0, base["val_accuracy"]), xycoords=("axes fraction", "data"),
-                    xytext=(3, 0), textcoords="offset points", fontsize=8, color="crimson",
-                    va="center")
+        ax.annotate(f"{base['model']} ({base['epochs']} ep)", (0.01, base["val_accuracy"]),
+                    xycoords=("axes fraction", "data"), xytext=(0, 2),
+                    textcoords="offset points", fontsize=8, color="crimson", va="bottom")
 
 
 def history_figure(history, baselines, project: str = ""):
