@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from conftest import TINY_SPACE
+from synthetic import write_project
 
 from fmnist_search import api
 from fmnist_search.cli import main
@@ -15,6 +16,26 @@ def test_bad_option_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="--trials"):
         api.search(space=TINY_SPACE, search="quick", project="p", trials=0,
                    results_dir=tmp_path)
+
+
+def test_options_become_the_command_line():
+    argv = api._argv("run", [], {"space": "cnn", "trials": 5, "max_time": "45m",
+                                 "overwrite": True, "debug": False, "subset": None,
+                                 "classes": [0, 2, 4]})
+    assert argv == ["run", "--space", "cnn", "--trials", "5", "--max-time", "45m",
+                    "--overwrite", "--classes", "0,2,4"]
+
+
+def test_trials_have_the_leaderboard_csv_columns(tmp_path):
+    write_project(tmp_path, "synth", n=12)
+    out = tmp_path / "board.csv"
+    assert main(["leaderboard", "--top", "0", "--csv", str(out),
+                 "--results-dir", str(tmp_path)]) == 0
+    frame = api.trials("synth", results_dir=tmp_path)
+    csv = pd.read_csv(out)
+    assert list(frame.columns) == list(csv.columns) and len(frame) == len(csv) == 12
+    assert frame["val_accuracy"].tolist() == pytest.approx(csv["val_accuracy"].tolist())
+    assert "learning_rate" in frame.columns  # one column per varying hyperparameter
 
 
 @pytest.mark.slow
