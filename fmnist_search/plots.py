@@ -136,12 +136,15 @@ def importance_figure(table, n_trials: int, resamples: int, project: str = ""):
     return fig
 
 
+BASELINE_COLOURS = ("crimson", "darkorange", "purple", "saddlebrown", "olive", "teal")
+
+
 def _baseline_lines(ax, baselines) -> None:
-    for _, base in baselines.iterrows():
-        ax.axhline(base["val_accuracy"], color="crimson", linestyle=":", linewidth=1)
-        ax.annotate(f"{base['model']} ({base['epochs']} ep)", (0.01, base["val_accuracy"]),
-                    xycoords=("axes fraction", "data"), xytext=(0, 2),
-                    textcoords="offset points", fontsize=8, color="crimson", va="bottom")
+    """Dotted horizontal lines, one colour per baseline, named in the legend."""
+    for i, (_, base) in enumerate(baselines.iterrows()):
+        ax.axhline(base["val_accuracy"], color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)],
+                   linestyle=":", linewidth=1.5,
+                   label=f"baseline {base['model']} ({base['epochs']} ep)")
 
 
 def history_figure(history, baselines, project: str = ""):
@@ -166,7 +169,7 @@ def history_figure(history, baselines, project: str = ""):
         ax.grid(alpha=0.3)
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("validation accuracy")
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="best")
     fig.suptitle(f"{project}: search history" + (" (dotted: baselines on the same data)"
                                                  if len(baselines) else ""))
     fig.tight_layout()
@@ -209,6 +212,8 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
     for ax in axes[len(names):]:
         ax.set_visible(False)
     axes[0].set_ylabel("validation accuracy")
+    if baselines is not None and len(baselines):
+        axes[0].legend(fontsize=7, loc="best")
     fig.suptitle(f"{project}: validation accuracy against the most important hyperparameters")
     fig.tight_layout()
     return fig

@@ -248,7 +248,7 @@ def importance_table(table, n_trials: int, resamples: int, title: str = "") -> T
 def search_history_table(history, baselines, title: str = "Search history") -> Table:
     """The trials that raised the best so far, and where the baselines sit."""
     t = Table(title=title)
-    for col, justify in (("trial #", "right"), ("trial", "left"), ("minutes", "right"),
+    for col, justify in (("trial #", "right"), ("trial", "left"), ("min from start", "right"),
                          ("val acc", "right"), ("best so far", "right"),
                          ("architecture", "left")):
         t.add_column(col, justify=justify)
@@ -261,6 +261,6 @@ def search_history_table(history, baselines, title: str = "Search history") -> T
         t.add_row(str(row["number"]), str(row["trial"]), _fmt(minutes, 1),
                   _fmt(row["val_accuracy"]), _fmt(row["best_so_far"]), row["architecture"])
     for _, base in baselines.iterrows():
-        t.add_row("", base["model"], "", _fmt(base["val_accuracy"]), "", "(baseline, same data)",
-                  style="bold cyan")
+        t.add_row("", base["model"], "", _fmt(base["val_accuracy"]), "",
+                  f"(baseline on the same data, {base['epochs']} epochs)", style="bold cyan")
     return t

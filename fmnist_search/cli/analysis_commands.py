@@ -12,7 +12,7 @@ from pathlib import Path
 from fmnist_search.cli import options
 from fmnist_search.cli.common import SharedOptions, console, err_console
 
-TABLES = ("importance", "history", "slices")
+SMALL = 0.01  # importance shares below this are counted, not listed, in the terminal
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -59,8 +59,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if found.importance.warning:
             err_console.print(f"warning: {project}: {found.importance.warning}", highlight=False)
         if found.importance.resamples:
-            console.print(report.importance_table(found.importance.table, found.n_trials,
+            table = found.importance.table
+            shown = table[(table["importance"] >= SMALL) | (table["rank"] <= args.top)]
+            console.print(report.importance_table(shown, found.n_trials,
                                                   found.importance.resamples))
+            if len(shown) < len(table):
+                console.print(f"... and {len(table) - len(shown)} more below {SMALL} "
+                              f"(all of them: --csv, --json, {args.out / project}/"
+                              "importance.csv)", highlight=False)
         else:
             console.print("Importance: not enough finished trials with differing scores yet.")
         if found.importance.fixed:
