@@ -196,9 +196,9 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
             if name in log:
                 ax.set_xscale("log")
         else:
-            def order(v):  # numbers in order, then the choices and "absent"
+            def order(v):  # numbers in order, then the choices, then "absent"
                 number = isinstance(v, (int, float)) and not isinstance(v, bool)
-                return (0, float(v), "") if number else (1, 0.0, str(v))
+                return (0, float(v), "") if number else (1 + (v == "absent"), 0.0, str(v))
 
             levels = [str(v) for v in sorted(set(values), key=order)]
             where = {level: i for i, level in enumerate(levels)}
