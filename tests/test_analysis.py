@@ -129,3 +129,13 @@ def test_analyze_command_table_json_csv_and_figures(synth, tmp_path, capsys):
 def test_analyze_unknown_project_exits_2(synth, capsys):
     assert main(["analyze", "nope", "--results-dir", str(synth), "--no-figures"]) == 2
     assert "No project 'nope'" in capsys.readouterr().err
+
+
+def test_two_trials_say_so_instead_of_ranking(tmp_path, capsys):
+    write_project(tmp_path, "two", n=2)
+    found = analysis.analyze(tmp_path, "two")
+    assert found.importance.resamples == 0 and found.importance.table["importance"].isna().all()
+    assert set(analysis.figures(found)) == {"importance", "history"}
+    assert main(["analyze", "two", "--results-dir", str(tmp_path), "--no-figures"]) == 0
+    captured = capsys.readouterr()
+    assert "not enough finished trials" in captured.out and "only 2" in captured.err
