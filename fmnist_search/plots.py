@@ -108,3 +108,112 @@ def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- search analysis
+# These return the figure (``matplotlib.figure.Figure``, no pyplot state) so a notebook shows
+# it; the CLI saves it.
+
+
+def importance_figure(table, n_trials: int, resamples: int, project: str = ""):
+    """Horizontal bars of importance (mean share) with the spread across resamples."""
+    from matplotlib.figure import Figure
+
+    rows = table.iloc[::-1]
+    fig = Figure(figsize=(8, 1.2 + 0.32 * max(len(rows), 1)))
+    ax = fig.subplots()
+    low = np.minimum(rows["importance"], rows["std"])  # a share is never below 0
+    ax.barh(rows["hyperparameter"], rows["importance"], xerr=[low, rows["std"]],
+            color="steelblue", ecolor="grey", capsize=3)
+    ax.set_xlabel(f"importance (share of main-effect variance; mean ± sd over {resamples} "
+                  "bootstrap forests)")
+    ax.set_xlim(left=0)
+    ax.grid(axis="x", alpha=0.3)
+    few = " - few: read as a hint" if n_trials < 20 else ""
+    ax.set_title(f"{project}: hyperparameter importance for val accuracy ({n_trials} "
+                 f"trials{few})")
+    fig.tight_layout()
+    return fig
+
+
+BASELINE_COLOURS = ("crimson", "darkorange", "purple", "saddlebrown", "olive", "teal")
+
+
+def _baseline_lines(ax, baselines) -> None:
+    """Dotted horizontal lines, one colour per baseline, named in the legend."""
+    for i, (_, base) in enumerate(baselines.iterrows()):
+        ax.axhline(base["val_accuracy"], color=BASELINE_COLOURS[i % len(BASELINE_COLOURS)],
+                   linestyle=":", linewidth=1.5,
+                   label=f"baseline {base['model']} ({base['epochs']} ep)")
+
+
+def history_figure(history, baselines, project: str = ""):
+    """Each trial's objective and the best so far, against trial number and wall time, with
+    the baselines trained on the same data as horizontal lines."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(13, 4.5))
+    axes = fig.subplots(1, 2, sharey=True)
+    x_time = history["elapsed_s"] / 60
+    for ax, x, best, label in ((axes[0], history["number"], history["best_so_far"],
+                                "trial number"),
+                               (axes[1], x_time, history["best_by_time"],
+                                "wall time since the first trial started (minutes)")):
+        ax.scatter(x, history["val_accuracy"], s=18, alpha=0.6, label="trial")
+        order = np.argsort(np.asarray(x, dtype=float), kind="stable")
+        ax.step(np.asarray(x, dtype=float)[order], np.asarray(best, dtype=float)[order],
+                where="post", color="black", label="best so far")
+        _baseline_lines(ax, baselines)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("validation accuracy")
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{project}: search history" + (" (dotted: baselines on the same data)"
+                                                 if len(baselines) else ""))
+    fig.tight_layout()
+    return fig
+
+
+def slices_figure(slices, log: set[str], project: str = "", baselines=None):
+    """The objective against each of the named hyperparameters (one panel each); choices and
+    a conditional one's ``absent`` are categories along the axis, jittered."""
+    from matplotlib.figure import Figure
+
+    names = list(dict.fromkeys(slices["hyperparameter"]))
+    cols = min(len(names), 4)
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.6 * cols + 0.6, 3.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes, names, strict=False):
+        part = slices[slices["hyperparameter"] == name]
+        values = part["value"].tolist()
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric:
+            ax.scatter(values, part["val_accuracy"], s=18, alpha=0.7)
+            if name in log:
+                ax.set_xscale("log")
+        else:
+            def order(v):  # numbers in order, then the choices, then "absent"
+                number = isinstance(v, (int, float)) and not isinstance(v, bool)
+                return (0, float(v), "") if number else (1 + (v == "absent"), 0.0, str(v))
+
+            levels = [str(v) for v in sorted(set(values), key=order)]
+            where = {level: i for i, level in enumerate(levels)}
+            x = [where[str(v)] + rng.uniform(-0.15, 0.15) for v in values]
+            ax.scatter(x, part["val_accuracy"], s=18, alpha=0.7)
+            ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
+        if baselines is not None:
+            _baseline_lines(ax, baselines)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("validation accuracy")
+    if baselines is not None and len(baselines):
+        axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{project}: validation accuracy against the most important hyperparameters")
+    fig.tight_layout()
+    return fig

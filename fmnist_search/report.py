@@ -228,3 +228,39 @@ def history_table(rows: Sequence[Mapping[str, Any]], title: str = "History") -> 
                         (f"{row[c]:.2e}" if c == "lr" else _fmt(row.get(c), 2 if c == "seconds"
                                                                else 4)) for c in cols))
     return table
+
+
+def importance_table(table, n_trials: int, resamples: int, title: str = "") -> Table:
+    """Importance per hyperparameter, its spread and how many trials had it."""
+    t = Table(title=title or f"Hyperparameter importance for val accuracy ({n_trials} finished "
+              f"trials; ± sd over {resamples} bootstrap forests)")
+    for col, justify in (("#", "right"), ("hyperparameter", "left"), ("importance", "right"),
+                         ("± sd", "right"), ("kind", "left"), ("in trials", "right")):
+        t.add_column(col, justify=justify)
+    for _, row in table.iterrows():
+        share = row["importance"]
+        bar = "█" * round(20 * share) if share == share else ""
+        t.add_row(str(row["rank"]), row["hyperparameter"], f"{_fmt(share, 3)} {bar:<20}",
+                  _fmt(row["std"], 3), row["kind"], f"{row['present']}/{n_trials}")
+    return t
+
+
+def search_history_table(history, baselines, title: str = "Search history") -> Table:
+    """The trials that raised the best so far, and where the baselines sit."""
+    t = Table(title=title)
+    for col, justify in (("trial #", "right"), ("trial", "left"), ("min from start", "right"),
+                         ("val acc", "right"), ("best so far", "right"),
+                         ("architecture", "left")):
+        t.add_column(col, justify=justify)
+    previous = None
+    for _, row in history.iterrows():
+        if previous is not None and row["best_so_far"] <= previous:
+            continue
+        previous = row["best_so_far"]
+        minutes = row["elapsed_s"] / 60 if row["elapsed_s"] == row["elapsed_s"] else None
+        t.add_row(str(row["number"]), str(row["trial"]), _fmt(minutes, 1),
+                  _fmt(row["val_accuracy"]), _fmt(row["best_so_far"]), row["architecture"])
+    for _, base in baselines.iterrows():
+        t.add_row("", base["model"], "", _fmt(base["val_accuracy"]), "",
+                  f"(baseline on the same data, {base['epochs']} epochs)", style="bold cyan")
+    return t

@@ -229,6 +229,11 @@ CASES = [
     ("compare out format", ["compare", "--out", D + "cmp.xyz", *R], ["cmp.xyz", "png"]),
     ("compare out read-only", ["compare", "--out", READ_ONLY, *R], [READ_ONLY]),
     ("show lost record.json", ["show", "p", "01", *R], ["trial_01", "record.json"]),
+    ("analyze project name", ["analyze", "../p", *R], ["'../p'", "one path component"]),
+    ("analyze unknown project", ["analyze", "nope", *R], ["'nope'", "Projects there"]),
+    ("analyze top 0", ["analyze", "p", "--top", "0", *R], ["--top 0"]),
+    ("analyze out is a file", ["analyze", "p", "--out", D + "five.csv", *R], ["five.csv"]),
+    ("analyze csv read-only", ["analyze", "p", "--csv", READ_ONLY, *R], [READ_ONLY]),
     # ---------------------------------------------------------------- predict, retrain
     ("predict header only", ["predict", D + "run", "--input", D + "header_only.csv",
                              "--out", D + "o.csv", *R], ["header_only.csv"]),

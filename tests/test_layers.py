@@ -18,8 +18,8 @@ LAYERS: list[set[str]] = [
     {"builder", "augment", "losses", "space", "presets", "data", "csvdata", "baselines", "pretrained",
      "progress"},
     {"callbacks", "training", "plots", "report"},
-    {"runs", "tuning", "predict", "results"},
-    {"cli", "__main__"},
+    {"runs", "tuning", "predict", "results", "analysis"},
+    {"cli", "__main__", "api"},
 ]
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fmnist_search.cli import analysis_commands as analysis
 from fmnist_search.cli import search_commands as search
 from fmnist_search.cli import train_commands as train
 from fmnist_search.cli.common import Parser, err_console, format_error, shared_options
@@ -33,6 +34,7 @@ COMMANDS: dict[str, Command] = {
     "retrain": Command(search.add_retrain, search.cmd_retrain),
     "predict": Command(search.add_predict, search.cmd_predict),
     "compare": Command(search.add_compare, search.cmd_compare),
+    "analyze": Command(analysis.add_analyze, analysis.cmd_analyze),
 }
 
 
