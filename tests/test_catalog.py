@@ -22,7 +22,7 @@ def test_names():
 def test_unknown_names_list_valid_ones():
     with pytest.raises(UserError, match="Valid names: cnn, resnet"):
         catalog.space_path("vgg")
-    with pytest.raises(UserError, match="Valid names: quick, report, standard"):
+    with pytest.raises(UserError, match="Valid names: best, quick, report, standard"):
         catalog.preset_path("fast")
 
 
