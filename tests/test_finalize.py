@@ -120,3 +120,50 @@ def test_finalize_of_an_unknown_project_is_exit_2(tmp_path, capsys):
 def test_finalize_rejects_a_bad_top(tmp_path, capsys):
     assert main(["finalize", "p", "--top", "0", "--results-dir", str(tmp_path)]) == 2
     assert "--top" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rejections_are_not_failures(tmp_path, csv_data, capsys):
+    """Every configuration over --max-params: the search goes on (no 3-failures stop)."""
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "r", 4, "--max-params", "1", "--no-finalize")
+    assert main(args) == 0
+    assert "in a row failed" not in capsys.readouterr().err
+    assert [r["status"] for r in results.trial_rows(root, "r")] == ["REJECTED"] * 4
+
+
+def test_epoch_cost_guard_rejects_a_slow_configuration():
+    import keras
+    import numpy as np
+
+    from fmnist_search.callbacks import EpochCostGuard, Rejected
+
+    x = np.zeros((64, 4), "float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(Rejected, match="--max-seconds-per-epoch"):
+        model.fit(x, np.zeros(64), batch_size=4, epochs=1, verbose=0,
+                  callbacks=[EpochCostGuard(1e-9)])
+    guard = EpochCostGuard(3600)
+    model.fit(x, np.zeros(64), batch_size=4, epochs=1, verbose=0, callbacks=[guard])
+    assert guard.estimate is not None and 0 < guard.estimate < 3600
+
+
+def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
+    from fmnist_search import presets
+    from fmnist_search.tuning.search import SearchRequest
+
+    preset = presets.Preset(subset=0.5, finalize_top=2, final_epochs=10)
+    req = SearchRequest(None, preset, None, tmp_path, "p", seed=1)
+    assert req.finalize_reserve() == 0.0  # nothing measured yet
+    for trial, (acc, spe) in enumerate([(0.9, 30.0), (0.8, 20.0), (0.95, 10.0)]):
+        directory = tmp_path / "p" / f"trial_{trial}"
+        directory.mkdir(parents=True)
+        layout.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": acc,
+                                              "seconds_per_epoch": spe,
+                                              "values": {"x": trial}})
+    from fmnist_search.budget import finalize_reserve
+
+    assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0, 30.0], 2, 10, 2.0))
+    req.finalize = False  # --no-finalize
+    assert req.finalize_reserve() == 0.0
