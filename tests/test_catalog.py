@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_names():
     assert catalog.list_spaces() == ["cnn", "resnet"]
-    assert catalog.list_presets() == ["quick", "report", "standard"]
+    assert catalog.list_presets() == ["best", "quick", "report", "standard"]
     assert len(catalog.list_baselines()) == 6
 
 
