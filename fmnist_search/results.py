@@ -266,11 +266,13 @@ def find_trial(root: Path, project: str, trial: str = "best") -> dict[str, Any]:
     from fmnist_search.errors import UserError
 
     load_project(root, project)
-    rows = [r for r in trial_rows(root, project) if r["status"] == "COMPLETED"]
-    if not rows:
+    # A pruned trial trained (and can be shown or retrained by its id), but is never the best.
+    rows = [r for r in trial_rows(root, project) if r["status"] in ("COMPLETED", "PRUNED")]
+    completed = [r for r in rows if r["status"] == "COMPLETED"]
+    if not completed:
         raise UserError(f"Project '{project}' has no finished trial yet.")
     if trial == "best":
-        return sort_rows(rows)[0]
+        return sort_rows(completed)[0]
     for row in rows:
         if row["trial"] == trial or row["trial"].lstrip("0") == trial.lstrip("0"):
             return row

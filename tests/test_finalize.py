@@ -94,6 +94,8 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert main(["leaderboard", "b", "--json", "--results-dir", str(root)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["stage"] for r in rows} == {"final", "baseline", "screening"}
+    assert main(["show", "b", "2", "--results-dir", str(root)]) == 0  # pruned: shown by id
+    capsys.readouterr()
 
     # Finalize again: nothing is retrained, and one more model trains only that one.
     before = {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")}

@@ -79,12 +79,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if preset.finalize_top and not args.no_finalize:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
-        _finalize(root, project, args, tuning_done=True)
+        _finalize(root, project, args)
     return 0
 
 
 def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | None = None,
-              epochs: int | None = None, tuning_done: bool = False) -> dict:
+              epochs: int | None = None) -> dict:
     from fmnist_search import finalize, report
 
     req = finalize.FinalizeRequest(root, project, top, epochs,
