@@ -200,7 +200,8 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
                                                              else None)
         status = "done" if r["kind"] == "trial" else r["kind"]
         if r["status"] in ("PRUNED", "REJECTED"):  # by design, not a failure
-            status = f"[yellow]{r['status'].lower()}[/]: {r['reason']}"
+            reason = str(r["reason"]).removeprefix("rejected: ")
+            status = f"[yellow]{r['status'].lower()}[/]: {reason}"
         elif r["status"] != "COMPLETED":
             status = f"[red]{r['status']}[/]: {r['reason']}"
         cells = [str(r["rank"]), r["project"], str(r["trial"]), status,
