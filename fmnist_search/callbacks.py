@@ -278,9 +278,9 @@ class EpochCostGuard(keras.callbacks.Callback):
         if len(self.times) >= self.TIMED or (steps and batch + 1 >= steps):
             self.estimate = float(np.median(self.times)) * max(steps, 1)
             if self.estimate > self.limit:
-                raise Rejected(f"rejected: an epoch would take about {self.estimate:.0f} s "
-                               f"(measured over {len(self.times)} steps), over the "
-                               f"{self.limit:g} s of --max-seconds-per-epoch")
+                raise Rejected(f"rejected: ~{self.estimate:.0f} s per epoch (from "
+                               f"{len(self.times)} timed steps) > --max-seconds-per-epoch "
+                               f"{self.limit:g}")
 
 
 class MedianStop(keras.callbacks.Callback):
@@ -317,6 +317,6 @@ class MedianStop(keras.callbacks.Callback):
             return
         median = float(np.median(peers))
         if self.best < median:
-            self.pruned = (f"pruned at epoch {number}: best val_accuracy {self.best:.4f} below "
-                           f"the median {median:.4f} of {len(peers)} earlier trials")
+            self.pruned = (f"epoch {number}: best val_accuracy {self.best:.4f} < median "
+                           f"{median:.4f} of {len(peers)} earlier trials")
             self.model.stop_training = True

@@ -191,7 +191,8 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
              "n_train": "train imgs"}
     for col in LEADERBOARD_COLUMNS:
         justify = "left" if col in ("project", "trial", "status", "architecture") else "right"
-        table.add_column(heads.get(col, col), justify=justify, no_wrap=col != "architecture",
+        table.add_column(heads.get(col, col), justify=justify,
+                         no_wrap=col not in ("architecture", "status"),
                          min_width=24 if col == "architecture" else None)
     for name in varying:
         table.add_column(name, justify="right")

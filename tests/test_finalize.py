@@ -65,7 +65,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert status == {"0": "COMPLETED", "1": "COMPLETED", "2": "PRUNED", "3": "REJECTED",
                       "4": "COMPLETED"}
     pruned = layout.read_trial_record(root / "b" / "trial_2")
-    assert pruned["pruned"] is True and "below the median" in pruned["reason"]
+    assert pruned["pruned"] is True and "< median" in pruned["reason"]
     rejected = layout.read_trial_record(root / "b" / "trial_3")
     assert "--max-params" in rejected["reason"] and rejected["params"] == 10_000_000
     kt_state = layout.read_keras_trial(root / "b" / "trial_3")

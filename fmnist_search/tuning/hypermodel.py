@@ -102,8 +102,8 @@ class SearchHyperModel(kt.HyperModel):
         trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
         limits = self.limits
         if limits.max_params and trainable + frozen > limits.max_params:
-            self._reject(trial_id, f"rejected: {trainable + frozen:,} parameters, over the "
-                         f"{limits.max_params:,} of --max-params", trainable + frozen)
+            self._reject(trial_id, f"rejected: {trainable + frozen:,} parameters > "
+                         f"--max-params {limits.max_params:,}", trainable + frozen)
         guards: list = []
         if limits.max_seconds_per_epoch and initial_epoch == 0:
             guards.append(EpochCostGuard(limits.max_seconds_per_epoch))
