@@ -278,7 +278,7 @@ class EpochCostGuard(keras.callbacks.Callback):
         if len(self.times) >= self.TIMED or (steps and batch + 1 >= steps):
             self.estimate = float(np.median(self.times)) * max(steps, 1)
             if self.estimate > self.limit:
-                raise Rejected(f"rejected: ~{self.estimate:.0f} s per epoch (from "
+                raise Rejected(f"rejected: ~{self.estimate:.1f} s per epoch (from "
                                f"{len(self.times)} timed steps) > --max-seconds-per-epoch "
                                f"{self.limit:g}")
 

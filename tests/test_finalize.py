@@ -68,6 +68,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert pruned["pruned"] is True and "< median" in pruned["reason"]
     rejected = layout.read_trial_record(root / "b" / "trial_3")
     assert "--max-params" in rejected["reason"] and rejected["params"] == 10_000_000
+    assert rejected["architecture"].startswith("C")
     kt_state = layout.read_keras_trial(root / "b" / "trial_3")
     assert kt_state["status"] == "FAILED"  # not RUNNING: Keras Tuner will not rerun it
     assert "Final models of b" in out

@@ -110,7 +110,8 @@ class RecordingMixin:
         if trial.status == "COMPLETED" and fit is not None:
             return completed_record(fit, self.hypermodel.num_classes)
         if rejected is not None:
-            return {"status": "REJECTED", **rejected}
+            values = dict(trial.hyperparameters.values)
+            return {"status": "REJECTED", **rejected, "architecture": _safe_name(values)}
         return {"status": "FAILED", "reason": layout.failure_reason(trial.message)}
 
     def _write_record(self, trial, record: dict[str, Any]) -> None:
