@@ -11,7 +11,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -240,3 +240,83 @@ def with_disk_guard(callbacks, model) -> list:
             guarded.append(DiskGuard(os.path.dirname(str(path)) or "."))
         guarded.append(callback)
     return guarded
+
+
+class Rejected(RuntimeError):
+    """A configuration breaks a limit of the search (parameters, seconds per epoch)."""
+
+
+class EpochCostGuard(keras.callbacks.Callback):
+    """Rejects a configuration whose epoch would take longer than ``limit`` seconds.
+
+    Estimated from a few timed training steps of the first epoch, not a whole epoch: the
+    first ``WARMUP`` steps pay for tracing and are skipped, then the median time of the next
+    ``TIMED`` steps times the steps per epoch is the estimate (training only: the validation
+    pass at the epoch's end is not counted). A configuration over the limit raises
+    ``Rejected`` after ``WARMUP + TIMED`` steps, so it costs seconds, not an epoch. An epoch
+    with fewer steps than that is measured whole: it is cheap anyway.
+    """
+
+    WARMUP = 3
+    TIMED = 8
+
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self.limit = limit
+        self.times: list[float] = []
+        self.estimate: float | None = None
+        self._last = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.estimate is not None or batch < self.WARMUP:
+            return
+        self.times.append(time.perf_counter() - self._last)
+        steps = int(self.params.get("steps") or 0)
+        if len(self.times) >= self.TIMED or (steps and batch + 1 >= steps):
+            self.estimate = float(np.median(self.times)) * max(steps, 1)
+            if self.estimate > self.limit:
+                raise Rejected(f"rejected: ~{self.estimate:.1f} s per epoch (from "
+                               f"{len(self.times)} timed steps) > --max-seconds-per-epoch "
+                               f"{self.limit:g}")
+
+
+class MedianStop(keras.callbacks.Callback):
+    """Median stopping: stop a trial whose curve is below the median of earlier trials.
+
+    From epoch ``min_epochs`` (1-based) on, at each epoch end the trial's best
+    ``val_accuracy`` so far is compared with the median of the earlier finished trials'
+    ``val_accuracy`` at the same epoch (``curves``: one ``{epoch: val_accuracy}`` per earlier
+    trial, epochs counted as Keras does across a Hyperband continuation). With fewer than
+    ``min_peers`` earlier trials that reached the epoch, nothing is compared. Below the
+    median, training stops (``model.stop_training``) and ``pruned`` says where and why; the
+    trial ends normally with its (low) score.
+    """
+
+    def __init__(self, curves: Sequence[Mapping[int, float]], min_epochs: int,
+                 min_peers: int = 3) -> None:
+        super().__init__()
+        self.curves = [dict(c) for c in curves]
+        self.min_epochs = max(1, min_epochs)
+        self.min_peers = min_peers
+        self.best = float("-inf")
+        self.pruned: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get("val_accuracy")
+        if value is None:
+            return
+        self.best = max(self.best, float(value))
+        number = epoch + 1
+        if number < self.min_epochs:
+            return
+        peers = [c[number] for c in self.curves if number in c]
+        if len(peers) < self.min_peers:
+            return
+        median = float(np.median(peers))
+        if self.best < median:
+            self.pruned = (f"epoch {number}: best val_accuracy {self.best:.4f} < median "
+                           f"{median:.4f} of {len(peers)} earlier trials")
+            self.model.stop_training = True

@@ -10,6 +10,8 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     .<project>.lock                    one search process per project
     baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras
     retrained/<project>-<trial>/<run-id>/   the same for a retrained trial
+    finalized/<project>/final.json     FinalRecord: the final table and each stage's wall time
+    finalized/<project>/<project>-<trial>/<run-id>/   a top trial trained with the final protocol
 
 Records carry ``schema`` (``SCHEMA``); a record without one was written before it existed
 (schema 0) and reads the same way: new fields are only ever added, with a default here.
@@ -44,6 +46,8 @@ TUNER_JSON = "tuner0.json"
 METRICS_JSON = "metrics.json"
 BASELINES = "baselines"
 RETRAINED = "retrained"
+FINALIZED = "finalized"
+FINAL_JSON = "final.json"
 
 
 class ProjectRecord(TypedDict, total=False):
@@ -102,6 +106,25 @@ class RunMetrics(TypedDict, total=False):
     test_accuracy: float | None
     test_loss: float | None
     data: dict[str, Any]
+
+
+
+class FinalRecord(TypedDict, total=False):
+    """``finalized/<project>/final.json`` (see ``finalize``): rewritten after every model, so
+    a finalize stopped half-way shows what it finished and resumes from there."""
+
+    schema: int
+    project: str
+    top: int
+    epochs: int
+    final_values: dict[str, Any]
+    precision: str
+    data: dict[str, Any]
+    stages: dict[str, Any]  # screening: seconds; models: [{name, seconds, reused}]
+    rows: list[dict[str, Any]]  # the final table: stage "final" or "baseline"
+    complete: bool
+    updated: str
+
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 # Errors that are the disk's fault, not the configuration's: they stop a search (resumable)
@@ -209,6 +232,23 @@ def read_metrics(run_dir: Path) -> RunMetrics | None:
 
 def write_metrics(run_dir: Path, metrics: RunMetrics) -> None:
     write_json(run_dir / METRICS_JSON, _stamped(dict(metrics)))
+
+
+def final_dir(root: Path, project: str) -> Path:
+    return root / FINALIZED / check_name(project)
+
+
+def read_final(root: Path, project: str) -> FinalRecord | None:
+    return _read_record(final_dir(root, project) / FINAL_JSON)  # type: ignore[return-value]
+
+
+def write_final(root: Path, project: str, record: FinalRecord) -> None:
+    directory = final_dir(root, project)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(directory, exc) if is_disk_error(exc) else exc from exc
+    write_json(directory / FINAL_JSON, _stamped(dict(record)))
 
 
 def is_project(path: Path) -> bool:

@@ -78,12 +78,17 @@ def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> list[int]:
 
 
 def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
-    """Validation accuracy vs parameters and vs seconds per epoch, Pareto fronts drawn."""
+    """Validation accuracy vs parameters and vs seconds per epoch, Pareto fronts drawn.
+
+    Finalized models (kind ``final``: trained with the final protocol on the whole split) are
+    drawn apart, as diamonds, and left out of the screening trials' Pareto front."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for ax, (key, label, log) in zip(axes, (("params", "parameters", True),
                                             ("seconds_per_epoch", "seconds per epoch", False)),
                                      strict=True):
-        pts = [p for p in points if p.get(key) and p.get("val_accuracy") is not None]
+        drawn = [p for p in points if p.get(key) and p.get("val_accuracy") is not None]
+        finals = [p for p in drawn if p["kind"] == "final"]
+        pts = [p for p in drawn if p["kind"] != "final"]
         trials = [p for p in pts if p["kind"] != "baseline"]
         bases = [p for p in pts if p["kind"] == "baseline"]
         for project in sorted({p["project"] for p in trials}):
@@ -92,6 +97,10 @@ def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
                        alpha=0.75, label=f"trials: {project}")
         ax.scatter([p[key] for p in bases], [p["val_accuracy"] for p in bases], marker="*",
                    s=160, c="crimson", edgecolors="black", label="report baselines", zorder=3)
+        if finals:
+            ax.scatter([p[key] for p in finals], [p["val_accuracy"] for p in finals],
+                       marker="D", s=70, c="gold", edgecolors="black", zorder=4,
+                       label="finalized (final protocol, whole split)")
         for p in bases:
             ax.annotate(p["trial"], (p[key], p["val_accuracy"]), textcoords="offset points",
                         xytext=(6, -10), fontsize=9)

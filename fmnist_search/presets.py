@@ -29,7 +29,16 @@ class Preset:
     subset: float = 1.0
     patience: int = 2
     precision: str = "auto"
+    # Budget-aware search (see search/best.toml): 0 means off / no limit.
+    prune_after: int = 0  # median stopping from this epoch on
+    max_params: int = 0  # reject a configuration with more parameters before it trains
+    max_seconds_per_epoch: float = 0.0  # reject one whose estimated epoch takes longer
+    finalize_top: int = 0  # train the top k with the final protocol when the search ends
+    final_epochs: int = 0  # the final protocol's epochs (0: the preset's epochs)
+    final_baselines: tuple[str, ...] = ()  # report models trained beside them
+    final_baselines_epochs: bool = False  # train those with final_epochs too
     fixed: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)  # values the final protocol pins
 
     def with_overrides(self, **overrides: Any) -> Preset:
         """Command-line options win over the file; None means 'not given'."""
@@ -38,10 +47,17 @@ class Preset:
         return replace(self, fixed=fixed, **given)
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["final_baselines"] = list(self.final_baselines)
+        return out
+
+    @property
+    def final_epoch_count(self) -> int:
+        return self.final_epochs or self.epochs
 
 
-SCALARS = {f.name: f.type for f in fields(Preset) if f.name not in ("name", "fixed")}
+TABLES = ("fixed", "final")
+SCALARS = {f.name: f.type for f in fields(Preset) if f.name not in ("name", *TABLES)}
 
 
 def load(name_or_path: str) -> Preset:
@@ -50,34 +66,50 @@ def load(name_or_path: str) -> Preset:
 
 
 def parse(path: Path, data: dict) -> Preset:
-    unknown = set(data) - set(SCALARS) - {"fixed"}
+    unknown = set(data) - set(SCALARS) - set(TABLES)
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; a preset has "
-                        f"{', '.join(sorted([*SCALARS, 'fixed']))}.")
+                        f"{', '.join(sorted([*SCALARS, *TABLES]))}.")
     checks = {"trials": int, "epochs": int, "factor": int, "iterations": int, "patience": int,
-              "subset": (int, float)}
+              "subset": (int, float), "prune_after": int, "max_params": int,
+              "max_seconds_per_epoch": (int, float), "finalize_top": int, "final_epochs": int}
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
+    if "final_baselines_epochs" in data and not isinstance(data["final_baselines_epochs"], bool):
+        raise UserError(f"{path}: final_baselines_epochs = {data['final_baselines_epochs']!r} "
+                        "must be true or false.")
+    names = data.get("final_baselines", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{path}: final_baselines = {names!r} must be a list of baseline "
+                        'names, e.g. ["model3"].')
+    for name in names:
+        catalog.baseline_path(name)  # a typo is refused now, not after hours of search
     if data.get("tuner", "bayesian") not in TUNERS:
         raise UserError(f"{path}: tuner = {data['tuner']!r}; valid: {', '.join(TUNERS)}.")
     if data.get("precision", "auto") not in PRECISIONS:
         raise UserError(f"{path}: precision = {data['precision']!r}; valid: "
                         f"{', '.join(PRECISIONS)}.")
-    fixed = data.get("fixed", {})
-    if not isinstance(fixed, dict):
-        raise UserError(f"{path}: fixed = {fixed!r} must be a [fixed] table of hyperparameter "
+    tables = {name: _values_table(path, name, data.get(name, {})) for name in TABLES}
+    scalars = {k: v for k, v in data.items() if k not in TABLES}
+    scalars["final_baselines"] = tuple(names)
+    preset = Preset(name=path.stem, **scalars, **tables)
+    validate(preset, str(path))
+    return preset
+
+
+def _values_table(path: Path, name: str, table: Any) -> dict[str, Any]:
+    """``[fixed]`` and ``[final]``: hyperparameter values, each checked against its domain."""
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: {name} = {table!r} must be a [{name}] table of hyperparameter "
                         "values, e.g. batch_size = 128.")
-    for key, value in fixed.items():
+    for key, value in table.items():
         domain = builder.domain_of(key)
         problem = (f"'{key}' is not a hyperparameter" if domain is None
                    else domain_problem(domain, value))
         if problem:
-            raise UserError(f"{path}: [fixed] {key}: {problem}")
-    preset = Preset(name=path.stem, **{k: v for k, v in data.items() if k != "fixed"},
-                    fixed=dict(fixed))
-    validate(preset, str(path))
-    return preset
+            raise UserError(f"{path}: [{name}] {key}: {problem}")
+    return dict(table)
 
 
 def validate(preset: Preset, where: str) -> None:
@@ -95,3 +127,10 @@ def validate(preset: Preset, where: str) -> None:
         raise UserError(f"{where}: subset {preset.subset} must be a fraction in (0, 1].")
     if preset.patience < 0:
         raise UserError(f"{where}: patience {preset.patience} must be 0 (off) or more.")
+    for key in ("prune_after", "max_params", "max_seconds_per_epoch", "finalize_top",
+                "final_epochs"):
+        if getattr(preset, key) < 0:
+            raise UserError(f"{where}: {key} {getattr(preset, key)} must be 0 (off) or more.")
+    if preset.final_epochs > top:
+        raise UserError(f"{where}: final_epochs {preset.final_epochs} is more than the builder "
+                        f"supports ({top}).")

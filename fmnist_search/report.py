@@ -164,6 +164,8 @@ def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str
     for rank, row in enumerate(rows, start=1):
         record = {"rank": rank, **{c: row.get(c) for c in LEADERBOARD_COLUMNS[1:]}}
         record["kind"] = row["kind"]
+        record["stage"] = row.get("stage") or ("screening" if row["kind"] == "trial"
+                                               else row["kind"])
         if row.get("test_note"):
             record["test_note"] = row["test_note"]
         record["reason"] = row.get("reason", "")
@@ -189,7 +191,8 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
              "n_train": "train imgs"}
     for col in LEADERBOARD_COLUMNS:
         justify = "left" if col in ("project", "trial", "status", "architecture") else "right"
-        table.add_column(heads.get(col, col), justify=justify, no_wrap=col != "architecture",
+        table.add_column(heads.get(col, col), justify=justify,
+                         no_wrap=col not in ("architecture", "status"),
                          min_width=24 if col == "architecture" else None)
     for name in varying:
         table.add_column(name, justify="right")
@@ -197,7 +200,10 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         style = "bold cyan" if r["kind"] == "baseline" else ("yellow" if r["kind"] == "retrained"
                                                              else None)
         status = "done" if r["kind"] == "trial" else r["kind"]
-        if r["status"] != "COMPLETED":
+        if r["status"] in ("PRUNED", "REJECTED"):  # by design, not a failure
+            reason = str(r["reason"]).removeprefix("rejected: ")
+            status = f"[yellow]{r['status'].lower()}[/]: {reason}"
+        elif r["status"] != "COMPLETED":
             status = f"[red]{r['status']}[/]: {r['reason']}"
         cells = [str(r["rank"]), r["project"], str(r["trial"]), status,
                  _fmt(r["val_accuracy"]), _fmt(r["val_loss"]), _test_accuracy(r),
@@ -205,6 +211,37 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
                  _fmt(r["n_train"]), r["architecture"] or ""]
         cells += [_fmt(r.get(name), 4) for name in varying]
         table.add_row(*cells, style=style)
+    return table
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def final_table(record: Mapping[str, Any], title: str = "") -> Table:
+    """``final.json``: the top configurations beside the report's models, all trained with
+    the final protocol, with each stage's wall time."""
+    stages = record.get("stages", {})
+    note = (f"screening {_duration(stages.get('screening_seconds'))}, finalize "
+            f"{_duration(stages.get('finalize_seconds'))}"
+            + ("" if record.get("complete") else " (incomplete: rerun finalize to go on)"))
+    table = Table(title=f"{title or 'Final models of ' + str(record.get('project'))} "
+                  f"({record.get('epochs')} epochs, whole training split; {note})")
+    for col in ("stage", "model", "test acc", "val acc", "params", "s/epoch", "epochs",
+                "wall", "screening val acc", "architecture"):
+        table.add_column(col, justify="left" if col in ("stage", "model", "architecture")
+                         else "right", no_wrap=col != "architecture")
+    for r in record.get("rows", []):
+        wall = _duration(r.get("wall_seconds")) + (" (reused)" if r.get("reused") else "")
+        table.add_row(r["stage"], str(r.get("name", r.get("trial"))), _test_accuracy(r),
+                      _fmt(r.get("val_accuracy")), _fmt(r.get("params")),
+                      _fmt(r.get("seconds_per_epoch"), 1), _fmt(r.get("epochs")), wall,
+                      _fmt(r.get("screening_val_accuracy")), r.get("architecture") or "",
+                      style="bold cyan" if r["stage"] == "baseline" else None)
     return table
 
 

@@ -32,9 +32,12 @@ def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
             continue
         record = layout.read_trial_record(trial_dir) or {}
         status = trial.get("status", "?")
+        if record.get("status") in ("PRUNED", "REJECTED"):  # our account says more
+            status = record["status"]
         values = trial.get("hyperparameters", {}).get("values", {})
         row = {
             "kind": "trial",
+            "stage": "screening",
             "project": project,
             "trial": trial.get("trial_id"),
             "status": status,
@@ -51,9 +54,11 @@ def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
             "path": str(trial_dir),
             "space": run.get("space_name"),
         }
-        if status == "COMPLETED" and record.get("status") == "COMPLETED":
+        if status in ("COMPLETED", "PRUNED") and record.get("status") == status:
             for key in ("val_accuracy", "val_loss", "params", "seconds_per_epoch", "epochs"):
                 row[key] = record.get(key)
+        elif status == "REJECTED":
+            row["params"] = record.get("params")
         rows.append(row)
     return rows
 
@@ -61,6 +66,8 @@ def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
 def _reason(trial: dict, record: dict) -> str:
     if trial.get("status") == "RUNNING":
         return "interrupted (will be rerun when the search resumes)"
+    if record.get("status") in ("PRUNED", "REJECTED"):
+        return record.get("reason") or record["status"].lower()
     if trial.get("status") == "COMPLETED":
         return ""
     return record.get("reason") or layout.failure_reason(trial.get("message"))
@@ -94,8 +101,10 @@ def latest_runs(root: Path, kind: str, prefer_data: tuple | None = None) -> list
 
 def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
     source = metrics.get("source", {})
+    kind = metrics.get("kind", "baseline")
     return {
-        "kind": metrics.get("kind", "baseline"),
+        "kind": kind,
+        "stage": {"baseline": "baseline", "final": "final"}.get(kind, "retrained"),
         "project": source.get("project", "(baseline)" if metrics.get("kind") == "baseline"
                               else "(retrained)"),
         "trial": source.get("trial", metrics["model"]),
@@ -115,6 +124,41 @@ def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
         "model": metrics["model"],
         "data": metrics.get("data", {}),
     }
+
+
+def final_records(root: Path, projects: list[str] | None = None
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """``final.json`` of each named project (all when none) that has been finalized."""
+    base = root / layout.FINALIZED
+    names = projects or (sorted(p.name for p in base.iterdir() if p.is_dir())
+                         if base.is_dir() else [])
+    out = []
+    for name in names:
+        record = layout.read_final(root, name)
+        if record is not None and record.get("rows"):
+            out.append((name, record))
+    return out
+
+
+def final_rows(root: Path, projects: list[str] | None = None) -> list[dict[str, Any]]:
+    """The final tables as leaderboard rows (stage ``final`` or ``baseline``), best test
+    accuracy first within each project."""
+    rows = []
+    for project, record in final_records(root, projects):
+        table = []
+        for r in record["rows"]:
+            table.append({
+                "kind": "final" if r["stage"] == "final" else "baseline",
+                "stage": r["stage"], "project": project, "trial": r["trial"],
+                "status": "COMPLETED", "val_accuracy": r.get("val_accuracy"), "val_loss": None,
+                "test_accuracy": r.get("test_accuracy"), "test_note": r.get("test_note"),
+                "params": r.get("params"), "seconds_per_epoch": r.get("seconds_per_epoch"),
+                "epochs": r.get("epochs"), "architecture": r.get("architecture", ""),
+                "values": {}, "reason": "", "n_train": r.get("n_train"), "path": r.get("path"),
+                "wall_seconds": r.get("wall_seconds"),
+            })
+        rows += sort_rows(table, "test_accuracy")
+    return rows
 
 
 def load_run(path: Path) -> dict[str, Any]:
@@ -194,10 +238,11 @@ def compare_table(rows: list[dict[str, Any]]):
     from fmnist_search.plots import pareto_front
 
     table = pd.DataFrame([{k: r.get(k) for k in (
-        "kind", "project", "trial", "val_accuracy", "test_accuracy", "params",
+        "kind", "stage", "project", "trial", "val_accuracy", "test_accuracy", "params",
         "seconds_per_epoch", "architecture")} for r in rows])
     for key in ("params", "seconds_per_epoch"):
-        ok = table[key].notna()
+        # The front is the screening trials' and baselines'; a final model is another protocol.
+        ok = table[key].notna() & (table["stage"] != "final")
         front = pareto_front(table.loc[ok, key].tolist(), table.loc[ok, "val_accuracy"].tolist())
         table[f"pareto_{key}"] = False
         table.loc[table.index[ok][front], f"pareto_{key}"] = True
@@ -221,11 +266,13 @@ def find_trial(root: Path, project: str, trial: str = "best") -> dict[str, Any]:
     from fmnist_search.errors import UserError
 
     load_project(root, project)
-    rows = [r for r in trial_rows(root, project) if r["status"] == "COMPLETED"]
-    if not rows:
+    # A pruned trial trained (and can be shown or retrained by its id), but is never the best.
+    rows = [r for r in trial_rows(root, project) if r["status"] in ("COMPLETED", "PRUNED")]
+    completed = [r for r in rows if r["status"] == "COMPLETED"]
+    if not completed:
         raise UserError(f"Project '{project}' has no finished trial yet.")
     if trial == "best":
-        return sort_rows(rows)[0]
+        return sort_rows(completed)[0]
     for row in rows:
         if row["trial"] == trial or row["trial"].lstrip("0") == trial.lstrip("0"):
             return row

@@ -261,6 +261,13 @@ CASES = [
      ["header_only.csv"]),
     ("retrain test csv directory", ["retrain", "p", "--test-csv", D + "adir", *R],
      ["adir", "directory"]),
+    # ---------------------------------------------------------------- limits, finalize
+    ("run max params 0", ["run", "--max-params", "0", *R], ["--max-params 0"]),
+    ("run max seconds per epoch -1", ["run", "--max-seconds-per-epoch", "-1", *R],
+     ["--max-seconds-per-epoch -1"]),
+    ("finalize unknown project", ["finalize", "nope", *R], ["nope"]),
+    ("finalize top 0", ["finalize", "p", "--top", "0", *R], ["--top 0"]),
+    ("finalize epochs 0", ["finalize", "p", "--epochs", "0", *R], ["--epochs 0"]),
 ]
 
 

@@ -16,9 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 LAYERS: list[set[str]] = [
     {"errors", "layout", "catalog", "native_logs", "preflight", "images"},
     {"builder", "augment", "losses", "space", "presets", "data", "csvdata", "baselines", "pretrained",
-     "progress"},
+     "progress", "budget"},
     {"callbacks", "training", "plots", "report"},
     {"runs", "tuning", "predict", "results", "analysis"},
+    {"finalize"},
     {"cli", "__main__", "api"},
 ]
 

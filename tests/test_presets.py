@@ -50,7 +50,7 @@ def test_bad_preset_names_file_and_key(tmp_path, text, message):
     "argv, message",
     [
         (["run", "--space", "vgg"], "Valid names: cnn, resnet"),
-        (["run", "--search", "fast"], "Valid names: quick, report, standard"),
+        (["run", "--search", "fast"], "Valid names: best, quick, report, standard"),
         (["run", "--trials", "0"], "--trials 0 must be a positive"),
         (["run", "--max-time", "soon"], "--max-time 'soon'"),
         (["run", "--classes", "3"], "--classes '3'"),
@@ -64,3 +64,35 @@ def test_cli_bad_input_exits_2_with_one_paragraph(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_best_preset_is_budget_aware():
+    best = presets.load("best")
+    assert best.tuner == "hyperband" and best.subset >= 0.5 and best.prune_after >= 1
+    assert best.max_params == 1_000_000 and best.finalize_top >= 1
+    assert best.final_baselines == ("model3",) and best.final["schedule"] == "cosine"
+
+
+@pytest.mark.parametrize("text, named", [
+    ("finalize_topp = 3", "finalize_topp"),
+    ("max_params = 'many'", "max_params"),
+    ("prune_after = -1", "prune_after"),
+    ("final_baselines = ['model99']", "model99"),
+    ("final_baselines_epochs = 1", "final_baselines_epochs"),
+    ("[final]\nschedule = 'linear'", "schedule"),
+    ("[final]\nwidth = 3", "width"),
+])
+def test_bad_budget_keys_are_refused_naming_them(tmp_path, text, named):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(UserError, match=named):
+        presets.load(str(path))
+
+
+def test_bad_preset_key_is_exit_2_naming_the_key(tmp_path, capsys):
+    from fmnist_search.cli import main
+
+    path = tmp_path / "bad.toml"
+    path.write_text("max_paramz = 10\n")
+    assert main(["run", "--search", str(path), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "max_paramz" in capsys.readouterr().err

@@ -242,3 +242,30 @@ def test_a_nearly_full_disk_stops_before_the_checkpoint_write(tmp_path, csv_data
     assert main(search_args(csv_data, tmp_path, "nf", 4)) == 0
     done = _completed(root, "nf")
     assert sorted(done) == ["0", "1", "2", "3"] and all(done[t] == kept[t] for t in kept)
+
+
+@pytest.mark.parametrize("status, kt_status", [("REJECTED", "FAILED"), ("PRUNED", "COMPLETED")])
+def test_repair_finishes_a_rejected_or_pruned_trial_from_its_record(tmp_path, status,
+                                                                    kt_status):
+    """Killed after our record said rejected/pruned, before Keras Tuner saved: not rerun."""
+    from fmnist_search.tuning import state
+
+    project = tmp_path / "p"
+    trial_dir = project / "trial_0"
+    trial_dir.mkdir(parents=True)
+    layout.write_json(project / layout.ORACLE_JSON, {
+        "ongoing_trials": {"tuner0": "0"}, "start_order": ["0"], "end_order": [],
+        "retry_queue": [], "hyperparameters": {"space": [], "values": {}}})
+    layout.write_json(trial_dir / layout.TRIAL_JSON, {
+        "trial_id": "0", "hyperparameters": {"space": [], "values": {"x": 1}},
+        "metrics": {"metrics": {}}, "score": None, "best_step": 0, "status": "RUNNING",
+        "message": None})
+    record = {"trial_id": "0", "values": {"x": 1}, "status": status, "reason": "why"}
+    if status == "PRUNED":
+        record |= {"val_accuracy": 0.2, "best_epoch": 1, "pruned": True,
+                   "history": [{"epoch": 1, "val_accuracy": 0.2, "loss": 2.0}]}
+    layout.write_trial_record(trial_dir, record)
+    notes = state.repair(project)
+    assert any(status.lower() in n for n in notes)
+    assert layout.read_keras_trial(trial_dir)["status"] == kt_status
+    assert layout.read_json(project / layout.ORACLE_JSON)["ongoing_trials"] == {}

@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     "describe": Command(train.add_describe, train.cmd_describe),
     "baseline": Command(train.add_baseline, train.cmd_baseline),
     "run": Command(search.add_run, search.cmd_run),
+    "finalize": Command(search.add_finalize, search.cmd_finalize),
     "leaderboard": Command(search.add_leaderboard, search.cmd_leaderboard),
     "show": Command(search.add_show, search.cmd_show),
     "retrain": Command(search.add_retrain, search.cmd_retrain),

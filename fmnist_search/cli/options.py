@@ -86,6 +86,14 @@ def seed(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A limit in seconds: more than 0."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be a number above 0")
+    return value
+
+
 def fraction(text: str) -> float:
     """A share of the training set to use: (0, 1]."""
     value = _number(text)

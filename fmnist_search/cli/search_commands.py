@@ -1,5 +1,5 @@
-"""Commands for searches and what they found: run, leaderboard, show, retrain, predict,
-compare. Each parses, loads records through the library, and prints what it hands back."""
+"""Commands for searches and what they found: run, finalize, leaderboard, show, retrain,
+predict, compare. Each parses, loads records through the library, and prints what it hands back."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
     preset = preset.with_overrides(tuner=args.tuner, trials=args.trials, epochs=args.epochs,
                                    factor=args.factor, subset=args.subset,
-                                   patience=args.patience, precision=args.precision, fixed=fixed)
+                                   patience=args.patience, precision=args.precision, fixed=fixed,
+                                   max_params=args.max_params,
+                                   max_seconds_per_epoch=args.max_seconds_per_epoch)
     presets.validate(preset, "command line")
     ds = prepare_data(data_settings(args, subset=preset.subset))
     from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
@@ -43,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     req = tuning.SearchRequest(sp, preset, ds, root, project,
                                seed=ds.settings.seed, overwrite=args.overwrite, max_time=max_time,
                                command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]),
-                               debug=args.debug)
+                               debug=args.debug, finalize=not args.no_finalize)
     console.print(f"Project [bold]{project}[/] in {root}: space {sp.name}, {preset.tuner} tuner, "
                   f"{preset.trials} trials, {preset.epochs} epochs max, "
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
@@ -74,6 +76,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     varying = results.varying(rows)
     records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
     console.print(report.leaderboard_table(records, varying, f"Top trials of {project}"))
+    if preset.finalize_top and not args.no_finalize:
+        console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
+                      f"{preset.final_epoch_count} epochs on the whole training split")
+        _finalize(root, project, args)
+    return 0
+
+
+def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | None = None,
+              epochs: int | None = None) -> dict:
+    from fmnist_search import finalize, report
+
+    req = finalize.FinalizeRequest(root, project, top, epochs,
+                                   precision=getattr(args, "precision", None),
+                                   data_dir=getattr(args, "data_dir", None),
+                                   test_csv=getattr(args, "test_csv", None))
+    record = finalize.finalize(req, console, prepare_data)
+    console.print(report.final_table(record))
+    return record
+
+
+def cmd_finalize(args: argparse.Namespace) -> int:
+    from fmnist_search import preflight, results
+
+    root = results.results_root(args.results_dir)
+    results.load_project(root, args.project)  # a name that is no project is refused first
+    preflight.ensure_writable_results(root / results.layout.FINALIZED / args.project)
+    _finalize(root, args.project, args, args.top, args.epochs)
     return 0
 
 
@@ -89,9 +118,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not rows:
         raise UserError(f"Nothing to show in {root}: run `fmnist-search run` or "
                         "`fmnist-search baseline` first.")
+    finals = results.final_rows(root, args.projects or None)
     rows = results.sort_rows(rows, args.sort)
     varying = results.varying(rows)
     records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
+    records = report.leaderboard_records(finals, varying) + records if finals else records
     if args.csv:
         import pandas as pd
 
@@ -102,7 +133,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for record in records:
             sys.stdout.write(json.dumps(record, default=str) + "\n")
         return 0
-    console.print(report.leaderboard_table(records, varying))
+    for project, final in results.final_records(root, args.projects or None):
+        console.print(report.final_table(final, f"Final models of {project}"))
+    screening = [r for r in records if r["stage"] != "final"]
+    title = "Leaderboard (screening trials)" if finals else "Leaderboard"
+    console.print(report.leaderboard_table(screening, varying, title))
     return 0
 
 
@@ -187,6 +222,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     plots.check_format(args.out, "--out")
     root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=True)
+    rows += [r for r in results.final_rows(root, args.projects or None) if r["stage"] == "final"]
     if not rows:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
     with writing(args.out, "--out"):
@@ -195,7 +231,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with writing(csv, "--out"):
         table.to_csv(csv, index=False)
     console.print(f"Wrote {args.out} and {csv} ({len(table)} points: "
-                  f"{int((table['kind'] == 'baseline').sum())} baselines)")
+                  f"{int((table['kind'] == 'baseline').sum())} baselines, "
+                  f"{int((table['stage'] == 'final').sum())} finalized)")
     return 0
 
 
@@ -204,7 +241,7 @@ def add_run(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                        help="a Keras Tuner search over a space (resumable)")
     p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
     p.add_argument("--search", default="standard",
-                   help="search preset: quick, standard, report, or a .toml path")
+                   help="search preset: quick, standard, report, best, or a .toml path")
     p.add_argument("--trials", type=options.positive_int,
                    help="total trials in the project (resume adds more)")
     p.add_argument("--tuner", choices=options.TUNERS)
@@ -217,6 +254,29 @@ def add_run(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
     p.add_argument("--top", type=options.non_negative_int, default=10,
                    help="rows of the final leaderboard")
+    p.add_argument("--max-params", type=options.positive_int,
+                   help="reject a configuration with more parameters before it trains")
+    p.add_argument("--max-seconds-per-epoch", type=options.positive_float,
+                   help="reject a configuration whose epoch (estimated from a few timed steps) "
+                   "takes longer")
+    p.add_argument("--no-finalize", action="store_true",
+                   help="skip the preset's final stage (and its share of --max-time)")
+    return p
+
+
+def add_finalize(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    p = sub.add_parser("finalize", parents=[shared.common],
+                       help="train a search's top configurations with the final protocol on "
+                       "the whole training split, and test them (resumable)")
+    p.add_argument("project")
+    p.add_argument("--top", type=options.positive_int,
+                   help=f"configurations to finalize (default: the preset's finalize_top, "
+                   f"else {3})")
+    options.add_epochs(p, "default: the preset's final_epochs, else its epochs")
+    options.add_precision(p, None, "default: the search's")
+    options.add_data_dir(p, "folder with the IDX files")
+    p.add_argument("--test-csv", help="evaluate on this Kaggle-style CSV (default: the "
+                   "project's test CSV, else the official test set)")
     return p
 
 

@@ -30,7 +30,11 @@ class SearchDisplay:
         self.console.print(f"[bold]trial {trial_id}[/] ({number}/{self.total}) {escape(name)}")
 
     def trial_end(self, record: dict[str, Any]) -> None:
-        if record["status"] == "COMPLETED":
+        if record["status"] == "PRUNED":
+            line = f"  [yellow]pruned[/]: {escape(record['reason'])}"
+        elif record["status"] == "REJECTED":
+            line = f"  [yellow]rejected[/]: {escape(record['reason'].removeprefix('rejected: '))}"
+        elif record["status"] == "COMPLETED":
             acc = record["val_accuracy"]
             self.best = acc if self.best is None else max(self.best, acc)
             line = (f"  done: val_acc {acc:.4f}  val_loss {record['val_loss']:.4f}  "

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras_tuner as kt
 
 from fmnist_search import builder, layout, training
 from fmnist_search.callbacks import (
+    EpochCostGuard,
     EpochLog,
     EpochProgress,
     LowDiskSpace,
+    MedianStop,
     NanLossError,
+    Rejected,
     with_disk_guard,
 )
 from fmnist_search.errors import ArchitectureError
@@ -27,6 +31,25 @@ class TrialFit:
     params: int
     precision: str
     fit: training.FitResult
+    pruned: str | None = None  # why median stopping ended it, when it did
+
+
+@dataclass
+class TrialLimits:
+    """What a trial must satisfy before (and while) it trains; 0 means no limit.
+
+    ``curves`` returns the earlier finished trials' ``{epoch: val_accuracy}`` for median
+    stopping (read when a trial starts, so it sees every trial before it).
+    """
+
+    max_params: int = 0
+    max_seconds_per_epoch: float = 0.0
+    prune_after: int = 0
+    curves: Callable[[], Sequence[Mapping[int, float]]] = field(default=lambda: [])
+
+
+class TrialRejected(kt.errors.FailedTrialError):
+    """A configuration over a limit: Keras Tuner marks it FAILED, our record REJECTED."""
 
 
 class DiskFull(kt.errors.FatalError):
@@ -48,7 +71,7 @@ class SearchHyperModel(kt.HyperModel):
     """
 
     def __init__(self, space: Space, num_classes: int, patience: int, progress,
-                 stop_callback, policy: str = "float32"):
+                 stop_callback, policy: str = "float32", limits: TrialLimits | None = None):
         super().__init__(name=space.name)
         self.space = space
         self.num_classes = num_classes
@@ -56,7 +79,9 @@ class SearchHyperModel(kt.HyperModel):
         self.progress = progress
         self.stop_callback = stop_callback
         self.policy = policy
+        self.limits = limits or TrialLimits()
         self.fits: dict[str, TrialFit] = {}
+        self.rejections: dict[str, dict[str, Any]] = {}  # trial id -> reason, params
 
     def build(self, hp):
         import keras
@@ -74,14 +99,28 @@ class SearchHyperModel(kt.HyperModel):
             initial_epoch=0, **kwargs):
         values = builder.resolve(self.space.register(hp))
         trainable, frozen = training.count_params(model)
+        trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
+        limits = self.limits
+        if limits.max_params and trainable + frozen > limits.max_params:
+            self._reject(trial_id, f"rejected: {trainable + frozen:,} parameters > "
+                         f"--max-params {limits.max_params:,}", trainable + frozen)
+        guards: list = []
+        if limits.max_seconds_per_epoch and initial_epoch == 0:
+            guards.append(EpochCostGuard(limits.max_seconds_per_epoch))
+        median = None
+        if limits.prune_after:
+            median = MedianStop(limits.curves(), limits.prune_after)
+            guards.append(median)
         callbacks = with_disk_guard(callbacks, model)
         log, shown = _progress_callbacks(self.progress, epochs)
         try:
             result = training.fit(
                 model, values, (x, y), validation_data, epochs, self.patience,
-                extra_callbacks=[*callbacks, self.stop_callback, *shown],
+                extra_callbacks=[*guards, *callbacks, self.stop_callback, *shown],
                 initial_epoch=initial_epoch, log=log,
             )
+        except Rejected as exc:
+            self._reject(trial_id, str(exc), trainable + frozen)
         except NanLossError as exc:
             raise kt.errors.FailedTrialError(str(exc)) from exc
         except Exception as exc:
@@ -89,11 +128,16 @@ class SearchHyperModel(kt.HyperModel):
             if mapped is exc:
                 raise
             raise mapped from exc
-        trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
         if trial_id is not None:
-            self.fits[trial_id] = TrialFit(values, trainable + frozen,
-                                           model.dtype_policy.name, result)
+            self.fits[trial_id] = TrialFit(values, trainable + frozen, model.dtype_policy.name,
+                                           result, median.pruned if median else None)
         return model.history  # Keras Tuner reads the best epoch's objective from it
+
+
+    def _reject(self, trial_id: str | None, reason: str, params: int):
+        if trial_id is not None:
+            self.rejections[trial_id] = {"reason": reason, "params": params}
+        raise TrialRejected(reason)
 
 
 def classify_failure(exc: Exception) -> Exception:

@@ -74,3 +74,32 @@ def best_so_far(project_dir: Path) -> float | None:
     scores = [r["val_accuracy"] for d in layout.trial_dirs(project_dir)
               if (r := layout.read_trial_record(d)) and r.get("status") == "COMPLETED"]
     return max(scores, default=None)
+
+
+def finished_records(project_dir: Path, statuses: tuple[str, ...] = ("COMPLETED", "PRUNED")
+                     ) -> list[dict[str, Any]]:
+    """Our records of the trials that trained to their end (or were pruned), in trial order."""
+    return [r for d in layout.trial_dirs(project_dir)
+            if (r := layout.read_trial_record(d)) and r.get("status") in statuses]
+
+
+def val_curves(project_dir: Path) -> list[dict[int, float]]:
+    """Each finished trial's ``{epoch: val_accuracy}``: what median stopping compares with."""
+    return [{int(row["epoch"]): float(row["val_accuracy"]) for row in r.get("history", [])
+             if "val_accuracy" in row} for r in finished_records(project_dir)]
+
+
+def top_seconds_per_epoch(project_dir: Path, top: int) -> list[float]:
+    """Seconds per epoch of the ``top`` best distinct configurations (best first)."""
+    import json
+
+    seen, out = set(), []
+    records = sorted(finished_records(project_dir, ("COMPLETED",)),
+                     key=lambda r: -float(r.get("val_accuracy") or 0))
+    for r in records:
+        key = json.dumps({k: v for k, v in r.get("values", {}).items()
+                          if not k.startswith("tuner/")}, sort_keys=True)
+        if key not in seen and r.get("seconds_per_epoch"):
+            seen.add(key)
+            out.append(float(r["seconds_per_epoch"]))
+    return out[:top]

@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import layout, training
+from fmnist_search import budget, layout, training
 from fmnist_search.callbacks import StopCheck
 from fmnist_search.data import Dataset
 from fmnist_search.errors import UserError
@@ -29,7 +29,7 @@ from fmnist_search.space import Space
 from fmnist_search.tuning import project as project_mod
 from fmnist_search.tuning import state
 from fmnist_search.tuning.display import SearchDisplay
-from fmnist_search.tuning.hypermodel import DiskFull, SearchHyperModel
+from fmnist_search.tuning.hypermodel import DiskFull, SearchHyperModel, TrialLimits
 from fmnist_search.tuning.signals import StopSignals
 from fmnist_search.tuning.tuner import ConsecutiveFailures, Limits, SearchStopped, make_tuner
 
@@ -46,6 +46,25 @@ class SearchRequest:
     max_time: float | None = None
     command: str = ""
     debug: bool = False  # show Keras Tuner's traceback of each failed trial
+    finalize: bool = True  # reserve --max-time for finalize when the preset has finalize_top
+
+    def finalize_reserve(self) -> float:
+        """Seconds the final stage needs, from the best trials measured so far (``budget``)."""
+        p = self.preset
+        if not (self.finalize and p.finalize_top):
+            return 0.0
+        measured = project_mod.top_seconds_per_epoch(self.project_dir, p.finalize_top)
+        return budget.finalize_reserve(measured, p.finalize_top, p.final_epoch_count,
+                                       scale=1.0 / p.subset,
+                                       baseline_epochs=self._baseline_epochs())
+
+    def _baseline_epochs(self) -> list[int]:
+        from fmnist_search import baselines
+
+        p = self.preset
+        return [p.final_epoch_count if p.final_baselines_epochs
+                else int(baselines.load(name).values.get("epochs", p.final_epoch_count))
+                for name in p.final_baselines]
 
     @property
     def project_dir(self) -> Path:
@@ -144,12 +163,17 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
                                 project_mod.best_so_far(project_dir))
         for note in repairs:
             display.note(note)
+        p = req.preset
+        limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
+                             lambda: project_mod.val_curves(project_dir))
         hypermodel = SearchHyperModel(req.space, req.data.num_classes, req.preset.patience,
-                                      display.progress, StopCheck(signals.check), policy)
+                                      display.progress, StopCheck(signals.check), policy,
+                                      limits)
         deadline = time.time() + req.max_time if req.max_time else None
         with state.atomic_saves(signals.critical), _quiet_keras(req.debug):
             tuner = make_tuner(hypermodel, req.preset, req.root, req.project, display, signals,
-                               Limits(req.preset.trials, deadline), req.seed)
+                               Limits(req.preset.trials, deadline, req.finalize_reserve),
+                               req.seed)
             stopped = _run(tuner, req, display, signals)
         after = project_mod.finished_count(project_dir)
         return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",

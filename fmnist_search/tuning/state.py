@@ -29,6 +29,10 @@ from fmnist_search.errors import UserError
 OBJECTIVE = "val_accuracy"
 FINISHED = ("COMPLETED", "FAILED", "INVALID")
 BACKUP_SUFFIX = ".bak"
+# Our record's final statuses, and what each is in Keras Tuner's state: a pruned trial ended
+# normally with its score; a rejected one never trained.
+RECORD_FINISHED = {"COMPLETED": "COMPLETED", "PRUNED": "COMPLETED", "FAILED": "FAILED",
+                   "REJECTED": "FAILED"}
 
 
 @contextmanager
@@ -152,7 +156,7 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
         notes.append(f"{trial_path} was damaged: rebuilt from "
                      f"{'its record.json' if record else 'the oracle (its values were lost)'}")
     elif record is not None and state.get("status") not in FINISHED \
-            and record.get("status") in ("COMPLETED", "FAILED"):
+            and record.get("status") in RECORD_FINISHED:
         _finish_from_record(state, record)
         notes.append(f"trial {trial_id} had finished ({record['status'].lower()}) but Keras "
                      "Tuner had not saved that: its recorded result is kept, not rerun")
@@ -173,13 +177,13 @@ def _rebuilt_trial(trial_id: str, oracle: dict, record: dict | None) -> dict:
         state["status"] = "FAILED"
         state["message"] = ("trial.json was damaged before the trial trained, and its "
                             "configuration was lost; the search goes on with new trials")
-    elif record.get("status") in ("COMPLETED", "FAILED"):
+    elif record.get("status") in RECORD_FINISHED:
         _finish_from_record(state, record)
     return state
 
 
 def _finish_from_record(state: dict, record: dict) -> None:
-    if record["status"] == "FAILED":
+    if RECORD_FINISHED[record["status"]] == "FAILED":
         state["status"] = "FAILED"
         state["message"] = record.get("reason") or "failed"
         return

@@ -9,11 +9,15 @@ trial count or the time budget before a new trial is created.
 Keras Tuner's own consecutive-failure stop counts failures across the project's whole history
 and raises before it saves the failing trial, which left that trial RUNNING and every rerun
 retraining it; ours counts the failures of this run only, after everything is saved.
+A configuration rejected by a limit (``--max-params``, ``--max-seconds-per-epoch``: Keras
+Tuner's FAILED, our record's REJECTED) and a trial ended by median stopping (Keras Tuner's
+COMPLETED with its low score, our record's PRUNED) are not failures: neither counts.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ class ConsecutiveFailures(UserError):
 class Limits:
     trials: int
     deadline: float | None = None  # Unix time after which no trial starts
+    reserve: Callable[[], float] | None = None  # seconds kept before the deadline (finalize)
 
 
 class RecordingMixin:
@@ -72,8 +77,10 @@ class RecordingMixin:
         self.signals.check()
         if self.finished() >= self.limits.trials:
             raise SearchStopped("trials")
-        if self.ended and self.limits.deadline is not None and time.time() >= self.limits.deadline:
-            raise SearchStopped("time")
+        if self.ended and self.limits.deadline is not None:
+            reserve = self.limits.reserve() if self.limits.reserve else 0.0
+            if time.time() + reserve >= self.limits.deadline:
+                raise SearchStopped("time")
         super().pre_create_trial()
 
     def on_trial_begin(self, trial):
@@ -90,15 +97,21 @@ class RecordingMixin:
             super().on_trial_end(trial)  # Keras Tuner saves trial.json and oracle.json
             self.display.trial_end(record)
         self.ended += 1
-        self.failures_in_a_row = 0 if record["status"] == "COMPLETED" else \
-            self.failures_in_a_row + 1
+        if record["status"] == "FAILED":
+            self.failures_in_a_row += 1
+        elif record["status"] != "REJECTED":  # a rejection neither counts nor breaks a run
+            self.failures_in_a_row = 0
         if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
             raise ConsecutiveFailures(record["reason"])
 
     def _finished_record(self, trial) -> dict[str, Any]:
         fit = self.hypermodel.fits.pop(trial.trial_id, None)
+        rejected = self.hypermodel.rejections.pop(trial.trial_id, None)
         if trial.status == "COMPLETED" and fit is not None:
             return completed_record(fit, self.hypermodel.num_classes)
+        if rejected is not None:
+            values = dict(trial.hyperparameters.values)
+            return {"status": "REJECTED", **rejected, "architecture": _safe_name(values)}
         return {"status": "FAILED", "reason": layout.failure_reason(trial.message)}
 
     def _write_record(self, trial, record: dict[str, Any]) -> None:
@@ -120,8 +133,10 @@ class RecordingMixin:
 def completed_record(fit: TrialFit, num_classes: int) -> dict[str, Any]:
     rows = fit.fit.history
     best = max(range(len(rows)), key=lambda i: rows[i].get(OBJECTIVE, float("-inf")))
+    pruned = {"pruned": True, "reason": fit.pruned} if fit.pruned else {}
     return {
-        "status": "COMPLETED",
+        "status": "PRUNED" if fit.pruned else "COMPLETED",
+        **pruned,
         "val_accuracy": rows[best][OBJECTIVE],
         "val_loss": rows[best].get("val_loss"),
         "best_epoch": rows[best]["epoch"],

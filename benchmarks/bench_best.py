@@ -1,0 +1,87 @@
+"""The whole budget-aware pipeline, as a user runs it, timed end to end.
+
+Runs ``fmnist-search run --space resnet --search best --max-time T`` in a fresh results
+directory (a subprocess: the command a user types, start-up included), then reads the project
+and its ``final.json`` and writes the machine, the versions, the wall time of each stage
+(screening, each finalized model, the whole command), the trials by status and the final table
+to ``benchmarks/results/best.json``. It takes as long as ``--max-time`` (hours by default).
+Usage (the README's command):
+
+    python benchmarks/bench_best.py --max-time 3h
+
+Options after ``--`` go to ``fmnist-search run`` unchanged (a smoke check of the script:
+``--max-time 30s --out /tmp/best.json -- --subset 0.02 --trials 2 --no-finalize``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import common
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-time", default="3h", help="the run's --max-time (default 3h)")
+    parser.add_argument("--results-dir", type=Path,
+                        help="where the run writes (default: a fresh temporary directory)")
+    parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/best.json)")
+    parser.add_argument("extra", nargs="*", help="after --: more options for `run`")
+    args = parser.parse_args()
+    root = args.results_dir or Path(tempfile.mkdtemp(prefix="bench-best-"))
+    if root.exists() and any(root.iterdir()):
+        parser.error(f"--results-dir {root} is not empty: the benchmark needs a fresh one")
+    project = "best"
+    cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", "resnet", "--search",
+           "best", "--max-time", args.max_time, "--project", project, "--results-dir",
+           str(root), *args.extra]
+    print(" ".join(cmd), flush=True)
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
+    wall = time.time() - start
+
+    from fmnist_search import finalize, layout, results
+
+    rows = results.trial_rows(root, project) if (root / project).is_dir() else []
+    final = layout.read_final(root, project) or {}
+    payload = {
+        "command": " ".join(cmd[2:]),
+        "exit_status": proc.returncode,
+        "max_time": args.max_time,
+        "results_dir": str(root),
+        "wall_seconds": wall,
+        "stages": {
+            "screening_seconds": finalize.screening_seconds(root, project)
+            if (root / project).is_dir() else None,
+            "finalize_seconds": final.get("stages", {}).get("finalize_seconds"),
+            "models": final.get("stages", {}).get("models", []),
+        },
+        "trials": dict(Counter(r["status"] for r in rows)),
+        "best_screening": max((r for r in rows if r["status"] == "COMPLETED"),
+                              key=lambda r: r["val_accuracy"], default=None),
+        "final_complete": final.get("complete", False),
+        "final_epochs": final.get("epochs"),
+        "final_table": [{k: r.get(k) for k in (
+            "stage", "name", "test_accuracy", "val_accuracy", "params", "seconds_per_epoch",
+            "epochs", "wall_seconds", "screening_val_accuracy", "architecture")}
+            for r in final.get("rows", [])],
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"benchmark": "best", "machine": common.machine(),
+                                        **payload}, indent=2, default=str))
+        print(f"wrote {args.out}")
+    else:
+        common.write("best", payload)
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""How much of ``--max-time`` the final stage needs: a pure estimate, from measured epochs.
+
+A budget-aware search (``finalize_top > 0``) stops starting trials when the time left is what
+finalize needs. Finalize trains the top k configurations for ``final_epochs`` on the whole
+training split, so its cost is the sum of their measured seconds per epoch, scaled from the
+screening subset to the full split (an epoch's cost is proportional to its images), plus a
+margin for evaluation, start-up and the noise of a shared machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MARGIN = 0.15  # a share of the estimate, for evaluation and timing noise
+FLOOR_SECONDS = 60.0  # and at least this much (loading, building, writing the run dirs)
+
+
+def finalize_reserve(seconds_per_epoch: Sequence[float], top: int, final_epochs: int,
+                     scale: float = 1.0, baseline_epochs: Sequence[int] = (),
+                     margin: float = MARGIN, floor: float = FLOOR_SECONDS) -> float:
+    """Seconds to keep for finalizing ``top`` models of ``final_epochs`` epochs each.
+
+    ``seconds_per_epoch``: measured epochs of the best trials, best first (only the first
+    ``top`` are used); a model not measured yet is assumed to cost as much as the slowest one
+    measured. ``scale``: full training split / screening subset, in images. Nothing measured,
+    or ``top`` 0: nothing to reserve (the first trial always runs and measures one).
+    """
+    measured = [float(s) for s in seconds_per_epoch[:top] if s and s == s and s > 0]
+    if top <= 0 or not measured:
+        return 0.0
+    measured += [max(measured)] * (top - len(measured))
+    training = sum(measured) * final_epochs * scale
+    training += sum(measured) / len(measured) * sum(baseline_epochs) * scale
+    return training * (1 + margin) + floor

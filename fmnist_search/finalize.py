@@ -1,0 +1,197 @@
+"""The last stage of a search: its top k configurations, trained with the final protocol.
+
+A screening trial is judged on a subset after a few epochs; a final model is trained for
+``final_epochs`` on the whole training split and evaluated on the test set, so the two are
+different numbers and are kept apart (``finalized/<project>/``, stage ``final``). Beside the
+top k, the report's models named by the preset (``final_baselines``) are trained with their
+own protocol (and ``final_epochs`` when ``final_baselines_epochs``), unless a finished run of
+the same data and epochs exists already.
+
+Resumable: every model is one ``runs.train_run`` directory, renamed into place only when it is
+complete, and ``final.json`` is rewritten after each; a rerun reuses every model already
+trained with the same values, epochs and data, and trains only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fmnist_search import baselines, layout, results
+from fmnist_search.data import Dataset, DataSettings
+from fmnist_search.errors import UserError
+
+DEFAULT_TOP = 3
+
+
+@dataclass
+class FinalizeRequest:
+    root: Path
+    project: str
+    top: int | None = None  # default: the preset's finalize_top, else 3
+    epochs: int | None = None  # default: the preset's final_epochs, else its epochs
+    precision: str | None = None  # default: the search's
+    data_dir: str | None = None
+    test_csv: str | None = None  # default: the project's own
+
+
+@dataclass
+class Candidate:
+    """One model of the final table: what to train, and where its runs live."""
+
+    name: str
+    stage: str  # "final" or "baseline"
+    values: dict[str, Any]
+    epochs: int
+    parent: Path
+    source: dict[str, Any]
+    screening: dict[str, Any]  # the trial's screening numbers (a final model only)
+
+
+def _distinct_top(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """The best ``top`` finished trials with distinct values (Hyperband trains one
+    configuration as several trials of growing epochs: the best of them stands for it)."""
+    seen, out = set(), []
+    for row in results.sort_rows([r for r in rows if r["status"] == "COMPLETED"]):
+        key = json.dumps(row["values"], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out[:top]
+
+
+def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[str, Any]]:
+    """The project's record, the models of the final table, and the settings they share."""
+    run = results.load_project(req.root, req.project)
+    preset = run.get("preset", {})
+    top = req.top or preset.get("finalize_top") or DEFAULT_TOP
+    epochs = req.epochs or preset.get("final_epochs") or int(preset["epochs"])
+    final_values = dict(preset.get("final") or {})
+    chosen = _distinct_top(results.trial_rows(req.root, req.project), top)
+    if not chosen:
+        raise UserError(f"Project '{req.project}' has no finished trial to finalize yet.")
+    directory = layout.final_dir(req.root, req.project)
+    candidates = []
+    for row in chosen:
+        name = f"{req.project}-{row['trial']}"
+        values = {**row["values"], **final_values, "epochs": epochs}
+        candidates.append(Candidate(
+            name, "final", values, epochs, directory / name,
+            {"project": req.project, "trial": row["trial"]},
+            {k: row.get(k) for k in ("val_accuracy", "epochs", "seconds_per_epoch", "n_train")}))
+    for base_name in preset.get("final_baselines") or []:
+        base = baselines.load(base_name)
+        base_epochs = epochs if preset.get("final_baselines_epochs") else int(
+            base.values.get("epochs", epochs))
+        candidates.append(Candidate(
+            base.name, "baseline", {**base.values, "epochs": base_epochs}, base_epochs,
+            req.root / layout.BASELINES / base.name,
+            {"baseline": base.name, "file": str(base.path)}, {}))
+    settings = {"top": top, "epochs": epochs, "final_values": final_values,
+                "precision": req.precision or preset.get("precision", "auto"),
+                "data": DataSettings.from_record(run["data"], req.data_dir,
+                                                 req.test_csv)}
+    return run, candidates, settings
+
+
+def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict] | None:
+    """The newest finished run of this model with the same values (a final model), epochs
+    and data: finalize does not train it again."""
+    key = results.data_key(data)
+    for path in reversed(_runs(candidate.parent)):
+        metrics = layout.read_metrics(path)
+        if metrics is None or results.data_key(metrics.get("data", {})) != key:
+            continue
+        if metrics.get("epochs") != candidate.epochs:
+            continue
+        if candidate.stage == "final" and metrics.get("values") != candidate.values:
+            continue
+        return path, metrics
+    return None
+
+
+def _runs(parent: Path) -> list[Path]:
+    """Finished runs under ``parent``, oldest first (hidden ``.partial`` ones skipped)."""
+    return layout.run_dirs(parent.parent, "", parent.name) if parent.is_dir() else []
+
+
+def _seconds(metrics: dict[str, Any]) -> float | None:
+    try:
+        return (datetime.fromisoformat(metrics["finished"])
+                - datetime.fromisoformat(metrics["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def screening_seconds(root: Path, project: str) -> float | None:
+    """Wall time of the screening stage: first trial started to last trial finished."""
+    records = [r for d in layout.trial_dirs(root / project)
+               if (r := layout.read_trial_record(d)) and "finished" in r]
+    if not records:
+        return None
+    return max(r["finished"] for r in records) - min(r["started"] for r in records)
+
+
+def final_row(candidate: Candidate, path: Path, metrics: dict[str, Any],
+              seconds: float | None, reused: bool) -> dict[str, Any]:
+    return {
+        "stage": candidate.stage, "name": candidate.name,
+        "trial": candidate.source.get("trial", candidate.name),
+        "test_accuracy": metrics.get("test_accuracy"), "test_note": metrics.get("test_note"),
+        "val_accuracy": metrics.get("val_accuracy"), "params": metrics.get("params"),
+        "seconds_per_epoch": metrics.get("seconds_per_epoch"), "epochs": metrics.get("epochs"),
+        "wall_seconds": seconds, "reused": reused, "n_train": metrics.get("n_train"),
+        "architecture": metrics.get("architecture", ""),
+        "screening_val_accuracy": candidate.screening.get("val_accuracy"),
+        "path": str(path),
+    }
+
+
+def finalize(req: FinalizeRequest, console: Console,
+             load_data: Callable[[DataSettings], Dataset]) -> dict[str, Any]:
+    """Train (or reuse) every model of the final table; returns ``final.json``'s record."""
+    from fmnist_search import runs
+
+    run, candidates, settings = plan(req)
+    data_settings: DataSettings = settings.pop("data")
+    fingerprint = data_settings.fingerprint()
+    record: dict[str, Any] = {
+        "project": req.project, **settings, "data": fingerprint,
+        "stages": {"screening_seconds": screening_seconds(req.root, req.project),
+                   "models": []},
+        "rows": [], "complete": False,
+    }
+    dataset: Dataset | None = None
+    for candidate in candidates:
+        done = finished_run(candidate, fingerprint)
+        if done is not None:
+            path, metrics = done
+            console.print(f"[bold]{candidate.name}[/]: already trained with these settings "
+                          f"({path}); not retrained")
+            row = final_row(candidate, path, metrics, _seconds(metrics), True)
+        else:
+            if dataset is None:
+                dataset = load_data(data_settings)
+            spec = runs.RunSpec(kind=candidate.stage, name=candidate.name,
+                                values=candidate.values, epochs=candidate.epochs,
+                                seed=data_settings.seed, precision=settings["precision"],
+                                patience=None, source=candidate.source)
+            path, metrics = runs.train_run(spec, dataset, candidate.parent, console)
+            row = final_row(candidate, path, metrics, _seconds(metrics), False)
+        record["rows"].append(row)
+        record["stages"]["models"].append({"name": candidate.name, "stage": candidate.stage,
+                                           "seconds": row["wall_seconds"],
+                                           "reused": row["reused"]})
+        record["updated"] = runs.now()
+        layout.write_final(req.root, req.project, record)  # after each: kill-safe progress
+    record["complete"] = True
+    record["stages"]["finalize_seconds"] = sum(m["seconds"] or 0.0
+                                               for m in record["stages"]["models"])
+    layout.write_final(req.root, req.project, record)
+    return record

@@ -1,0 +1,172 @@
+"""The budget-aware pipeline on tiny data: screening, a pruned trial, a rejected one, and
+finalize of the top 2 beside a report model, then finalize resumed without retraining."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import search_args
+
+from fmnist_search import layout, results
+from fmnist_search.cli import main
+
+PRESET = """
+tuner = "random"
+trials = 5
+epochs = 1
+subset = 0.5
+patience = 0
+precision = "fp32"
+prune_after = 1
+max_params = 1000000
+finalize_top = 2
+final_epochs = 1
+final_baselines = ["model3"]
+final_baselines_epochs = true
+
+[final]
+aug_flip = true
+"""
+
+
+def _rigged(monkeypatch):
+    """Trial 2 meets three earlier trials that all reached 1.0 (so it is pruned), and trial 3
+    counts as ten million parameters (so --max-params rejects it): the rest is real."""
+    from fmnist_search import training
+    from fmnist_search.tuning import project
+
+    real_curves, real_count = project.val_curves, training.count_params
+    calls = {"curves": 0, "count": 0}
+
+    def curves(project_dir):
+        calls["curves"] += 1
+        return [{1: 1.0}] * 3 if calls["curves"] == 3 else real_curves(project_dir)
+
+    def count(model):
+        calls["count"] += 1
+        return (10_000_000, 0) if calls["count"] == 4 else real_count(model)
+
+    monkeypatch.setattr(project, "val_curves", curves)
+    monkeypatch.setattr(training, "count_params", count)
+
+
+@pytest.mark.slow
+def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsys,
+                                                       monkeypatch):
+    preset = tmp_path / "tiny_best.toml"
+    preset.write_text(PRESET)
+    _rigged(monkeypatch)
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "b", 5, "--search", str(preset))
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    status = {r["trial"]: r["status"] for r in results.trial_rows(root, "b")}
+    assert status == {"0": "COMPLETED", "1": "COMPLETED", "2": "PRUNED", "3": "REJECTED",
+                      "4": "COMPLETED"}
+    pruned = layout.read_trial_record(root / "b" / "trial_2")
+    assert pruned["pruned"] is True and "< median" in pruned["reason"]
+    rejected = layout.read_trial_record(root / "b" / "trial_3")
+    assert "--max-params" in rejected["reason"] and rejected["params"] == 10_000_000
+    assert rejected["architecture"].startswith("C")
+    kt_state = layout.read_keras_trial(root / "b" / "trial_3")
+    assert kt_state["status"] == "FAILED"  # not RUNNING: Keras Tuner will not rerun it
+    assert "Final models of b" in out
+
+    final = layout.read_final(root, "b")
+    assert final["schema"] == layout.SCHEMA and final["complete"] and final["top"] == 2
+    stages = [r["stage"] for r in final["rows"]]
+    assert stages == ["final", "final", "baseline"]
+    assert all(0 <= r["test_accuracy"] <= 1 for r in final["rows"])
+    assert {r["trial"] for r in final["rows"][:2]} <= {"0", "1", "4"}
+    assert final["stages"]["screening_seconds"] > 0
+    assert all(m["seconds"] > 0 and not m["reused"] for m in final["stages"]["models"])
+    run_dirs = sorted((root / layout.FINALIZED / "b").glob("b-*/*"))
+    assert len(run_dirs) == 2
+    metrics = layout.read_metrics(run_dirs[0])
+    assert metrics["kind"] == "final" and metrics["values"]["aug_flip"] is True
+    assert metrics["n_train"] == 320  # the whole training split, not the screening half
+
+    # The leaderboard: the final table first, then the screening trials; --all shows why.
+    assert main(["leaderboard", "b", "--all", "--results-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("Final models of b") < out.index("screening trials")
+    assert "pruned" in out and "rejected" in out
+    assert main(["leaderboard", "b", "--json", "--results-dir", str(root)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["stage"] for r in rows} == {"final", "baseline", "screening"}
+    assert main(["show", "b", "2", "--results-dir", str(root)]) == 0  # pruned: shown by id
+    capsys.readouterr()
+
+    # Finalize again: nothing is retrained, and one more model trains only that one.
+    before = {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")}
+    assert main(["finalize", "b", "--results-dir", str(root)]) == 0
+    assert "not retrained" in " ".join(capsys.readouterr().out.split())
+    assert {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")} \
+        == before
+    again = layout.read_final(root, "b")
+    assert all(m["reused"] for m in again["stages"]["models"])
+    assert main(["finalize", "b", "--top", "3", "--results-dir", str(root)]) == 0
+    third = layout.read_final(root, "b")
+    assert [m["reused"] for m in third["stages"]["models"]] == [True, True, False, True]
+
+    assert main(["compare", "b", "--out", str(tmp_path / "c.png"),
+                 "--results-dir", str(root)]) == 0
+    assert "3 finalized" in " ".join(capsys.readouterr().out.split())
+
+
+def test_finalize_of_an_unknown_project_is_exit_2(tmp_path, capsys):
+    assert main(["finalize", "nope", "--results-dir", str(tmp_path)]) == 2
+    assert "No project 'nope'" in capsys.readouterr().err
+
+
+def test_finalize_rejects_a_bad_top(tmp_path, capsys):
+    assert main(["finalize", "p", "--top", "0", "--results-dir", str(tmp_path)]) == 2
+    assert "--top" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rejections_are_not_failures(tmp_path, csv_data, capsys):
+    """Every configuration over --max-params: the search goes on (no 3-failures stop)."""
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "r", 4, "--max-params", "1", "--no-finalize")
+    assert main(args) == 0
+    assert "in a row failed" not in capsys.readouterr().err
+    assert [r["status"] for r in results.trial_rows(root, "r")] == ["REJECTED"] * 4
+
+
+def test_epoch_cost_guard_rejects_a_slow_configuration():
+    import keras
+    import numpy as np
+
+    from fmnist_search.callbacks import EpochCostGuard, Rejected
+
+    x = np.zeros((64, 4), "float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(Rejected, match="--max-seconds-per-epoch"):
+        model.fit(x, np.zeros(64), batch_size=4, epochs=1, verbose=0,
+                  callbacks=[EpochCostGuard(1e-9)])
+    guard = EpochCostGuard(3600)
+    model.fit(x, np.zeros(64), batch_size=4, epochs=1, verbose=0, callbacks=[guard])
+    assert guard.estimate is not None and 0 < guard.estimate < 3600
+
+
+def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
+    from fmnist_search import presets
+    from fmnist_search.tuning.search import SearchRequest
+
+    preset = presets.Preset(subset=0.5, finalize_top=2, final_epochs=10)
+    req = SearchRequest(None, preset, None, tmp_path, "p", seed=1)
+    assert req.finalize_reserve() == 0.0  # nothing measured yet
+    for trial, (acc, spe) in enumerate([(0.9, 30.0), (0.8, 20.0), (0.95, 10.0)]):
+        directory = tmp_path / "p" / f"trial_{trial}"
+        directory.mkdir(parents=True)
+        layout.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": acc,
+                                              "seconds_per_epoch": spe,
+                                              "values": {"x": trial}})
+    from fmnist_search.budget import finalize_reserve
+
+    assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0, 30.0], 2, 10, 2.0))
+    req.finalize = False  # --no-finalize
+    assert req.finalize_reserve() == 0.0
