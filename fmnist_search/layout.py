@@ -108,7 +108,6 @@ class RunMetrics(TypedDict, total=False):
     data: dict[str, Any]
 
 
-
 class FinalRecord(TypedDict, total=False):
     """``finalized/<project>/final.json`` (see ``finalize``): rewritten after every model, so
     a finalize stopped half-way shows what it finished and resumes from there."""
@@ -155,13 +154,15 @@ def project_dir(root: Path, project: str) -> Path:
     return root / check_name(project)
 
 
-def trial_dirs(project: Path) -> list[Path]:
-    """A project's trial folders in trial order (Keras Tuner pads ids to varying widths)."""
-    def order(path: Path) -> tuple[int, str]:
-        suffix = path.name.removeprefix("trial_")
-        return (int(suffix), suffix) if suffix.isdigit() else (1 << 30, suffix)
+def trial_order(trial_id: str) -> tuple[int, str]:
+    """Sort key of trial ids: Keras Tuner pads them to varying widths ("6" after "05")."""
+    return (int(trial_id), trial_id) if trial_id.isdigit() else (1 << 30, trial_id)
 
-    return sorted((p for p in project.glob("trial_*") if p.is_dir()), key=order)
+
+def trial_dirs(project: Path) -> list[Path]:
+    """A project's trial folders in trial order."""
+    return sorted((p for p in project.glob("trial_*") if p.is_dir()),
+                  key=lambda p: trial_order(p.name.removeprefix("trial_")))
 
 
 def list_projects(root: Path) -> list[str]:

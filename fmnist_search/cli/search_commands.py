@@ -270,14 +270,20 @@ def add_finalize(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                        "the whole training split, and test them (resumable)")
     p.add_argument("project")
     p.add_argument("--top", type=options.positive_int,
-                   help=f"configurations to finalize (default: the preset's finalize_top, "
-                   f"else {3})")
-    options.add_epochs(p, "default: the preset's final_epochs, else its epochs")
+                   help="configurations to finalize (default: the preset's finalize_top, "
+                   "else 3)")
+    _add_training_run_options(p, "default: the preset's final_epochs, else its epochs",
+                              "project's test CSV, else the official test set)")
+    return p
+
+
+def _add_training_run_options(p, epochs_help: str, test_csv_default: str) -> None:
+    """What retrain and finalize share: they train a project's configurations again."""
+    options.add_epochs(p, epochs_help)
     options.add_precision(p, None, "default: the search's")
     options.add_data_dir(p, "folder with the IDX files")
     p.add_argument("--test-csv", help="evaluate on this Kaggle-style CSV (default: the "
-                   "project's test CSV, else the official test set)")
-    return p
+                   + test_csv_default)
 
 
 def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
@@ -308,11 +314,8 @@ def add_retrain(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                        help="train a trial's configuration on the whole training split")
     p.add_argument("project")
     p.add_argument("--trial", default="best", help="trial id or best (default)")
-    options.add_epochs(p, "default: the search's epochs per trial")
-    options.add_precision(p, None, "default: the search's")
-    options.add_data_dir(p, "folder with the IDX files")
-    p.add_argument("--test-csv", help="evaluate on this Kaggle-style CSV (default: the "
-                   "project's test CSV; a CSV project without one has no test set)")
+    _add_training_run_options(p, "default: the search's epochs per trial",
+                              "project's test CSV; a CSV project without one has no test set)")
     return p
 
 

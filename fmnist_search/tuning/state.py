@@ -106,11 +106,6 @@ def repair(project_dir: Path) -> list[str]:
     return notes
 
 
-def _trial_order(path: Path) -> tuple[int, str]:
-    suffix = path.name.removeprefix("trial_")
-    return (int(suffix), suffix) if suffix.isdigit() else (1 << 30, suffix)
-
-
 def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict | None:
     oracle = layout.read_json(path)
     if oracle is not None and "ongoing_trials" in oracle:
@@ -219,7 +214,7 @@ def _reconcile_oracle(oracle: dict, trials: dict[str, dict], notes: list[str]) -
     run_times = oracle.setdefault("run_times", {})
     hashes = oracle.setdefault("id_to_hash", {})
     tried = oracle.setdefault("tried_so_far", [])
-    for tid in sorted(trials, key=lambda t: _trial_order(Path(f"trial_{t}"))):
+    for tid in sorted(trials, key=layout.trial_order):
         state = trials[tid]
         if tid not in oracle["start_order"]:
             oracle["start_order"].append(tid)
