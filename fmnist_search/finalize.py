@@ -122,7 +122,9 @@ def _runs(parent: Path) -> list[Path]:
 
 
 def _seconds(metrics: dict[str, Any]) -> float | None:
-    try:
+    if metrics.get("wall_seconds") is not None:
+        return float(metrics["wall_seconds"])
+    try:  # a run written before wall_seconds was recorded: its whole-second timestamps
         return (datetime.fromisoformat(metrics["finished"])
                 - datetime.fromisoformat(metrics["started"])).total_seconds()
     except (KeyError, TypeError, ValueError):

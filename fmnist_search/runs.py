@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,7 +64,7 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
     keras.backend.clear_session()
     keras.utils.set_random_seed(spec.seed)
     policy = training.set_precision(spec.precision)
-    started = now()
+    started, clock = now(), time.perf_counter()
     values = builder.resolve(spec.values)
     model = builder.build_model(values, data.num_classes, weights_path=spec.weights_path)
     trainable, frozen = training.count_params(model)
@@ -115,6 +116,7 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         "versions": versions(),
         "started": started,
         "finished": now(),
+        "wall_seconds": time.perf_counter() - clock,  # the timestamps are whole seconds
     }
     return write_run(parent, metrics, result.history, model), metrics
 
