@@ -7,6 +7,8 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     <project>/oracle.json, tuner0.json Keras Tuner's own state (oracle.json.bak: last good copy)
     <project>/trial_<id>/trial.json    Keras Tuner's trial (values, status, metrics)
     <project>/trial_<id>/record.json   TrialRecord: our account (timings, params, history)
+    <project>/workers/<id>.json        a distributed worker's heartbeat (``tuning.worker``)
+    <project>/workers/<id>.log         a local worker's output; chief.json: the chief's address
     .<project>.lock                    one search process per project
     baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras
     retrained/<project>-<trial>/<run-id>/   the same for a retrained trial
@@ -48,6 +50,8 @@ BASELINES = "baselines"
 RETRAINED = "retrained"
 FINALIZED = "finalized"
 FINAL_JSON = "final.json"
+WORKERS = "workers"
+CHIEF_JSON = "chief.json"
 
 
 class ProjectRecord(TypedDict, total=False):
@@ -152,6 +156,11 @@ def check_name(value: str | None, what: str = "--project") -> str:
 
 def project_dir(root: Path, project: str) -> Path:
     return root / check_name(project)
+
+
+def worker_file(project: Path, worker_id: str, suffix: str) -> Path:
+    """A distributed worker's heartbeat (``.json``) or log (``.log``) in the project."""
+    return project / WORKERS / f"{check_name(worker_id, '--worker-id')}{suffix}"
 
 
 def trial_order(trial_id: str) -> tuple[int, str]:

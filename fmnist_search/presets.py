@@ -56,6 +56,14 @@ class Preset:
         return self.final_epochs or self.epochs
 
 
+def from_dict(data: dict[str, Any]) -> Preset:
+    """A preset as a project's ``run.json`` recorded it (``Preset.as_dict``)."""
+    known = {f.name for f in fields(Preset)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["final_baselines"] = tuple(values.get("final_baselines", ()))
+    return Preset(**values)
+
+
 TABLES = ("fixed", "final")
 SCALARS = {f.name: f.type for f in fields(Preset) if f.name not in ("name", *TABLES)}
 

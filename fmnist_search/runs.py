@@ -7,6 +7,7 @@ crash or kill never leaves a directory that looks finished but is not.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import shutil
 import time
@@ -25,13 +26,26 @@ from fmnist_search.results import results_root  # noqa: F401 - defined there, wi
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", "model.keras")
 
 
+def code_digest() -> str:
+    """A digest of this package's sources: two checkouts of one version can still differ."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
     import keras
     import keras_tuner
     import tensorflow as tf
 
+    import fmnist_search
+
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "keras-tuner": keras_tuner.__version__}
+            "keras": keras.__version__, "keras-tuner": keras_tuner.__version__,
+            "fmnist-search": fmnist_search.__version__, "code": code_digest()}
 
 
 def now() -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fmnist_search.cli import analysis_commands as analysis
+from fmnist_search.cli import distributed_commands as distributed
 from fmnist_search.cli import search_commands as search
 from fmnist_search.cli import train_commands as train
 from fmnist_search.cli.common import Parser, err_console, format_error, shared_options
@@ -29,6 +30,8 @@ COMMANDS: dict[str, Command] = {
     "describe": Command(train.add_describe, train.cmd_describe),
     "baseline": Command(train.add_baseline, train.cmd_baseline),
     "run": Command(search.add_run, search.cmd_run),
+    "chief": Command(distributed.add_chief, distributed.cmd_chief),
+    "worker": Command(distributed.add_worker, distributed.cmd_worker),
     "finalize": Command(search.add_finalize, search.cmd_finalize),
     "leaderboard": Command(search.add_leaderboard, search.cmd_leaderboard),
     "show": Command(search.add_show, search.cmd_show),

@@ -138,6 +138,60 @@ def class_list(text: str) -> str:
     return text
 
 
+def address(text: str) -> str:
+    """HOST:PORT (checked here; parsed again by ``tuning.distributed``)."""
+    from fmnist_search.tuning.distributed import parse_address
+
+    try:
+        parse_address(text, "")
+    except Exception:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an address: give HOST:PORT, e.g. 127.0.0.1:8470") from None
+    return text
+
+
+def bind_host(text: str) -> str:
+    import ipaddress
+
+    host = text.strip("[]")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an IP address of this machine: give one such as 127.0.0.1, "
+                "10.0.0.5 or 0.0.0.0 (every interface)") from None
+    return host
+
+
+def port(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} must be a port from 1 to 65535 (0: a free one)")
+    return value
+
+
+def worker_id(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text) or "chief" in text.lower():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a worker id: use up to 64 letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, without the word 'chief' (Keras Tuner reserves "
+            "it), e.g. gpu-node1")
+    return text
+
+
+def cpu_list(text: str) -> tuple[int, ...]:
+    try:
+        cpus = tuple(sorted({int(c) for c in text.split(",") if c.strip()}))
+    except ValueError:
+        cpus = ()
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of core numbers, e.g. 0,1")
+    return cpus
+
+
 # --------------------------------------------------------------------------- shared options
 
 

@@ -21,7 +21,9 @@ from fmnist_search.cli.common import (
 from fmnist_search.errors import UserError
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
+    """A search in this process, or (``--workers N``, or the ``chief`` command) a chief that
+    serves the oracle to worker processes; everything else is the same."""
     from fmnist_search import layout, preflight, presets, report, results, space
 
     if args.project is not None:
@@ -50,8 +52,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{preset.trials} trials, {preset.epochs} epochs max, "
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
     signals = tuning.StopSignals()
+    runner = _distributed_runner(args, chief)
     try:
-        outcome = tuning.search(req, console, signals)
+        outcome = tuning.search(req, console, signals, runner)
     except KeyboardInterrupt as exc:
         done = tuning.finished_count(root / project)
         why = f"Stopped by {exc.args[0]}" if isinstance(exc, tuning.Stopped) else "Stopped"
@@ -81,6 +84,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"{preset.final_epoch_count} epochs on the whole training split")
         _finalize(root, project, args)
     return 0
+
+
+def _distributed_runner(args: argparse.Namespace, chief: bool):
+    if not chief and args.workers <= 1:
+        return None
+    from fmnist_search.tuning import supervisor
+
+    extra = (["--debug"] if args.debug else []) + (
+        ["--data-dir", args.data_dir] if args.data_dir else [])
+    opts = supervisor.DistributedOptions(
+        workers=0 if chief else args.workers, workers_per_gpu=args.workers_per_gpu,
+        bind=getattr(args, "bind", "127.0.0.1"), port=getattr(args, "port", 0),
+        heartbeat_timeout=args.heartbeat_timeout, worker_extra=extra)
+    return supervisor.chief_runner(opts, console)
 
 
 def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | None = None,
@@ -236,9 +253,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_run(sub, shared: SharedOptions) -> argparse.ArgumentParser:
-    p = sub.add_parser("run", parents=[shared.common, shared.data, shared.train],
-                       help="a Keras Tuner search over a space (resumable)")
+def add_run(sub, shared: SharedOptions, name: str = "run",
+            help: str = "a Keras Tuner search over a space (resumable)"
+            ) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, parents=[shared.common, shared.data, shared.train], help=help)
     p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
     p.add_argument("--search", default="standard",
                    help="search preset: quick, standard, report, best, or a .toml path")
@@ -261,6 +279,16 @@ def add_run(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                    "takes longer")
     p.add_argument("--no-finalize", action="store_true",
                    help="skip the preset's final stage (and its share of --max-time)")
+    g = p.add_argument_group("parallel trials (Keras Tuner's chief/worker mode)")
+    if name == "run":
+        g.add_argument("--workers", type=options.positive_int, default=1,
+                       help="trials trained at once, each in its own worker process (default 1: "
+                       "in this process; on a CPU the cores are divided between workers)")
+    g.add_argument("--workers-per-gpu", type=options.positive_int, default=1,
+                   help="workers sharing one GPU (small models leave a large GPU mostly idle)")
+    g.add_argument("--heartbeat-timeout", type=options.positive_float, default=120.0,
+                   help="seconds without a heartbeat after which a worker's trial is handed to "
+                   "another worker (default 120)")
     return p
 
 

@@ -1,8 +1,10 @@
 """The live display of a search: one rich Progress for the trials (with ETA), then the current
-trial's epoch and batch bars; one line per finished trial."""
+trial's epoch and batch bars (or, for a distributed chief, one row per worker); one line per
+trial that starts and per trial that ends."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -26,10 +28,13 @@ class SearchDisplay:
     def note(self, text: str) -> None:
         self.console.print(f"[yellow]repaired[/]: {escape(text)}")
 
-    def trial_begin(self, trial_id: str, number: int, name: str) -> None:
-        self.console.print(f"[bold]trial {trial_id}[/] ({number}/{self.total}) {escape(name)}")
+    def trial_begin(self, trial_id: str, number: int, name: str, where: str = "") -> None:
+        on = f" on {where}" if where else ""
+        self.console.print(f"[bold]trial {trial_id}[/] ({number}/{self.total}){on} "
+                           f"{escape(name)}")
 
-    def trial_end(self, record: dict[str, Any]) -> None:
+    def trial_end(self, record: dict[str, Any], label: str = "") -> None:
+        """One line; ``label`` names the trial where trials run side by side."""
         if record["status"] == "PRUNED":
             line = f"  [yellow]pruned[/]: {escape(record['reason'])}"
         elif record["status"] == "REJECTED":
@@ -42,6 +47,69 @@ class SearchDisplay:
                     f"{record['params']:,} params   best so far {self.best:.4f}")
         else:
             line = f"  [red]failed[/]: {escape(record['reason'])}"
-        self.console.print(line)
+        self.console.print(f"  {escape(label)}{line.lstrip()}" if label else line)
         self.progress.advance(self.task)
         self.progress.update(self.task, status=self._status())
+
+
+class RecordWatcher:
+    """The chief's view of trials that run in other processes: it reads their ``record.json``
+    files and the workers' heartbeats, and drives a ``SearchDisplay`` with them."""
+
+    def __init__(self, display: SearchDisplay, project_dir: Path) -> None:
+        from fmnist_search import layout
+
+        self.display = display
+        self.project_dir = project_dir
+        self.begun: set[str] = set()
+        self.ended: set[str] = set()
+        for d in layout.trial_dirs(project_dir):
+            record = layout.read_trial_record(d)
+            if record and record.get("status") != "RUNNING":
+                self.ended.add(d.name.removeprefix("trial_"))
+        self.rows: dict[str, Any] = {}  # worker id -> its progress task
+
+    def tick(self) -> None:
+        from fmnist_search import layout
+
+        beats = self._beats()
+        where = {b.get("trial"): w for w, b in beats.items() if b.get("trial")}
+        for d in layout.trial_dirs(self.project_dir):
+            trial_id = d.name.removeprefix("trial_")
+            if trial_id in self.ended:
+                continue
+            record = layout.read_trial_record(d)
+            if record is None:
+                continue
+            if record.get("status") == "RUNNING" and trial_id not in self.begun:
+                self.begun.add(trial_id)
+                name = record.get("architecture") or beats.get(where.get(trial_id), {}).get(
+                    "architecture", "")
+                self.display.trial_begin(trial_id, len(self.ended) + len(self.begun),
+                                         name, where.get(trial_id, ""))
+            elif record.get("status") != "RUNNING":
+                self.ended.add(trial_id)
+                self.begun.discard(trial_id)
+                self.display.trial_end(record, f"trial {trial_id} ")
+        self._show_workers(beats)
+
+    def _beats(self) -> dict[str, dict[str, Any]]:
+        from fmnist_search import layout
+
+        folder = self.project_dir / layout.WORKERS
+        beats = {}
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if path.name != layout.CHIEF_JSON and (state := layout.read_json(path)):
+                beats[path.stem] = state
+        return beats
+
+    def _show_workers(self, beats: dict[str, dict[str, Any]]) -> None:
+        progress = self.display.progress
+        for worker, beat in beats.items():
+            if worker not in self.rows:
+                self.rows[worker] = progress.add_task(f"  {worker}", total=None, status="")
+            trial = beat.get("trial")
+            status = (f"trial {trial}: epoch {beat.get('epoch', 0)}/{beat.get('epochs', '?')}"
+                      if trial else beat.get("status", ""))
+            progress.update(self.rows[worker], total=beat.get("epochs") if trial else None,
+                            completed=beat.get("epoch", 0) if trial else 0, status=status)

@@ -12,7 +12,7 @@ import gc
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +83,8 @@ class SearchRequest:
         return {"project": self.project, "command": self.command,
                 "space_name": self.space.name, "space_path": str(self.space.path),
                 "preset": self.preset.as_dict(), "precision": policy,
-                "data": self.data.fingerprint(), "versions": versions(), "created": now()}
+                "data": self.data.fingerprint(), "data_digest": self.data.digest(),
+                "versions": versions(), "created": now()}
 
 
 @dataclass
@@ -96,6 +97,9 @@ class SearchOutcome:
     did_nothing: bool
     exhausted: bool = False  # the oracle had nothing more to propose (e.g. Hyperband's brackets)
     repairs: list[str] = field(default_factory=list)
+
+
+Runner = Callable[..., "str | None"]  # (tuner, request, display, signals) -> stop reason
 
 
 @contextmanager
@@ -118,7 +122,7 @@ def _startup_objects_frozen() -> Iterator[None]:
 
 
 @contextmanager
-def _quiet_keras(debug: bool) -> Iterator[None]:
+def quiet_keras(debug: bool) -> Iterator[None]:
     """Silence, for the search only, what every trial would repeat by design.
 
     Hyperband reloads a previous round's weights into a freshly compiled model whose optimizer
@@ -141,9 +145,13 @@ def _quiet_keras(debug: bool) -> Iterator[None]:
             kt_config.DEBUG = kt_debug
 
 
-def search(req: SearchRequest, console: Console, signals: StopSignals | None = None
-           ) -> SearchOutcome:
-    """Run (or resume) the project until it has ``preset.trials`` finished trials."""
+def search(req: SearchRequest, console: Console, signals: StopSignals | None = None,
+           runner: Runner | None = None) -> SearchOutcome:
+    """Run (or resume) the project until it has ``preset.trials`` finished trials.
+
+    ``runner`` drives the tuner once it is built (default: ``run_tuner``, trials in this
+    process); the distributed chief passes its own, which serves the oracle to workers.
+    """
     import keras
 
     signals = signals or StopSignals()
@@ -163,25 +171,34 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
                                 project_mod.best_so_far(project_dir))
         for note in repairs:
             display.note(note)
-        p = req.preset
-        limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
-                             lambda: project_mod.val_curves(project_dir))
-        hypermodel = SearchHyperModel(req.space, req.data.num_classes, req.preset.patience,
-                                      display.progress, StopCheck(signals.check), policy,
-                                      limits)
         deadline = time.time() + req.max_time if req.max_time else None
-        with state.atomic_saves(signals.critical), _quiet_keras(req.debug):
-            tuner = make_tuner(hypermodel, req.preset, req.root, req.project, display, signals,
-                               Limits(req.preset.trials, deadline, req.finalize_reserve),
-                               req.seed)
-            stopped = _run(tuner, req, display, signals)
+        limits = Limits(req.preset.trials, deadline, req.finalize_reserve)
+        with state.atomic_saves(signals.critical), quiet_keras(req.debug):
+            tuner = build_tuner(req, display, signals, policy, limits)
+            stopped = (runner or run_tuner)(tuner, req, display, signals)
         after = project_mod.finished_count(project_dir)
         return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
                              False, exhausted=stopped is None and after < req.preset.trials,
                              repairs=repairs)
 
 
-def _run(tuner, req: SearchRequest, display: SearchDisplay, signals: StopSignals) -> str | None:
+def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals, policy: str,
+                limits: Limits):
+    """The project's tuner and hypermodel: the same in one process, a chief or a worker."""
+    p = req.preset
+    project_dir = req.project_dir
+    trial_limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
+                               lambda: project_mod.val_curves(project_dir))
+    hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
+                                  display.progress, StopCheck(signals.check), policy,
+                                  trial_limits)
+    return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed)
+
+
+def run_tuner(tuner, req: SearchRequest, display: SearchDisplay, signals: StopSignals
+              ) -> str | None:
+    """Train trials in this process until the tuner stops; the reason ("trials", "time") or
+    None when the oracle had nothing more to propose."""
     kwargs = {} if req.preset.tuner == "hyperband" else {"epochs": req.preset.epochs}
     with _startup_objects_frozen(), display.progress, signals.installed():
         try:

@@ -12,6 +12,7 @@ always agree with each other.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -48,13 +49,16 @@ class StopSignals:
 
     @contextmanager
     def critical(self) -> Iterator[None]:
-        """Defer a stop until the block is done (nesting allowed)."""
+        """Defer a stop until the block is done (nesting allowed). Only the main thread stops
+        here: a distributed chief writes state from its server's threads, and the stop belongs
+        to its main loop."""
         self._depth += 1
         try:
             yield
         finally:
             self._depth -= 1
-        self.check()
+        if threading.current_thread() is threading.main_thread():
+            self.check()
 
     @contextmanager
     def installed(self) -> Iterator[StopSignals]:

@@ -50,7 +50,7 @@ class ConsecutiveFailures(UserError):
 
 @dataclass
 class Limits:
-    trials: int
+    trials: int | None  # None: a distributed worker, whose chief keeps the count
     deadline: float | None = None  # Unix time after which no trial starts
     reserve: Callable[[], float] | None = None  # seconds kept before the deadline (finalize)
 
@@ -71,11 +71,16 @@ class RecordingMixin:
     hypermodel: SearchHyperModel
 
     def finished(self) -> int:
-        return sum(1 for t in self.oracle.trials.values() if t.status in FINISHED)
+        trials = getattr(self.oracle, "trials", None)  # a worker's oracle is the chief's proxy
+        if trials is None:
+            from fmnist_search.tuning.project import finished_count
+
+            return finished_count(Path(self.project_dir))
+        return sum(1 for t in trials.values() if t.status in FINISHED)
 
     def pre_create_trial(self):
         self.signals.check()
-        if self.finished() >= self.limits.trials:
+        if self.limits.trials is not None and self.finished() >= self.limits.trials:
             raise SearchStopped("trials")
         if self.ended and self.limits.deadline is not None:
             reserve = self.limits.reserve() if self.limits.reserve else 0.0
@@ -87,8 +92,9 @@ class RecordingMixin:
         super().on_trial_begin(trial)
         values = dict(trial.hyperparameters.values)
         self.started[trial.trial_id] = time.time()
-        self._write_record(trial, {"status": "RUNNING"})
-        self.display.trial_begin(trial.trial_id, self.finished() + 1, _safe_name(values))
+        name = _safe_name(values)
+        self._write_record(trial, {"status": "RUNNING", "architecture": name})
+        self.display.trial_begin(trial.trial_id, self.finished() + 1, name)
 
     def on_trial_end(self, trial):
         with self.signals.critical():

@@ -1,0 +1,341 @@
+"""The chief of a distributed search: Keras Tuner's own oracle servicer, with the edges filed off.
+
+Keras Tuner's distributed mode serves the oracle over gRPC and lets workers ask it for trials
+(``KERASTUNER_ORACLE_IP``/``PORT``/``TUNER_ID``). We keep its servicer and oracle and replace
+only the chief's loop (``oracle_chief.start_server``), whose known faults are ours to fix:
+
+- it has no heartbeat: a dead worker's trial stayed RUNNING and the chief waited forever. Here a
+  local worker's death is seen by its supervisor at once, a remote one's by its heartbeat file
+  going stale (``--heartbeat-timeout``); the trial is retried, and after ``MAX_ATTEMPTS`` deaths
+  it ends FAILED with the reason instead of killing workers forever;
+- it never stopped its server and polled every 20 s; here the loop ends as soon as the search is
+  done and every worker has been told to stop, and the server is stopped;
+- the stop rules (trial count, ``--max-time`` with the finalize reserve) live in one place, the
+  chief, instead of in each worker; a late report of a trial that already ended (a worker
+  thought dead that was not) is ignored, so no trial is counted twice.
+
+The oracle's own lock (``synchronized``) guards every change to its state; the servicer runs
+one request at a time, as Keras Tuner's does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fmnist_search import layout
+from fmnist_search.errors import UserError
+from fmnist_search.tuning.state import FINISHED
+
+MAX_ATTEMPTS = 3  # deaths of its worker after which a trial ends FAILED
+HEARTBEAT_EVERY = 5.0  # seconds between a worker's heartbeats
+HEARTBEAT_TIMEOUT = 120.0  # default: a remote worker silent this long is presumed dead
+LOOP_EVERY = 0.5  # seconds between the chief's checks
+STOP_GRACE = 15.0  # after the search is done: how long workers may still ask, to be told stop
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_address(text: str, option: str, default_port: int | None = None) -> Address:
+    """``HOST:PORT``, ``[IPv6]:PORT``, or a bare host when a default port is given."""
+    host, sep, port = text.rpartition(":")
+    if not sep or (host.count(":") and not host.startswith("[")):
+        host, port = text, "" if default_port is None else str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"{option} {text!r} is not an address: give HOST:PORT, for example "
+                        "127.0.0.1:8470 or node1:8470 ([::1]:8470 for IPv6).")
+    return Address(host, int(port))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Beat:
+    """What the chief last saw of a worker's heartbeat, timed by the chief's own clock (the
+    workers' clocks may disagree with it)."""
+
+    count: int = -1
+    seen: float = field(default_factory=time.monotonic)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _synchronized(func: Callable) -> Callable:
+    from keras_tuner.src.engine.oracle import synchronized
+
+    return synchronized(func)
+
+
+class Chief:
+    """The oracle's gatekeeper: what workers are handed, and when the search is over."""
+
+    def __init__(self, tuner, display, signals, heartbeat_timeout: float = HEARTBEAT_TIMEOUT):
+        self.oracle = tuner.oracle
+        self.limits = tuner.limits
+        self.project_dir = Path(tuner.project_dir)
+        self.display = display
+        self.signals = signals
+        self.heartbeat_timeout = heartbeat_timeout
+        self.lock = threading.RLock()
+        self.attempts: Counter[str] = Counter()
+        self.expected_restart: set[str] = set()  # told by the supervisor, not to count twice
+        self.known: set[str] = set()
+        self.told_to_stop: set[str] = set()
+        self.stop_reason: str | None = None
+        self.done_at: float | None = None
+        self.ended = 0
+        self.fatal: str | None = None
+        self.beats: dict[str, Beat] = {}
+
+    # ---------------------------------------------------------------- called by the servicer
+
+    def create_trial(self, tuner_id: str):
+        from keras_tuner.src.engine import trial as trial_module
+
+        with self.lock:
+            self.known.add(tuner_id)
+            ongoing = self.oracle.ongoing_trials.get(tuner_id)
+            if ongoing is not None:  # this worker died and came back during its trial
+                if tuner_id in self.expected_restart:
+                    self.expected_restart.discard(tuner_id)
+                else:
+                    self.lost(tuner_id, "its worker started again during the trial")
+                if tuner_id in self.oracle.ongoing_trials:
+                    return self.oracle.create_trial(tuner_id)  # the same trial, retried
+            reason = self._stop_reason()
+            if reason is not None:
+                self.told_to_stop.add(tuner_id)
+                return trial_module.Trial(self.oracle.get_space(),
+                                          status=trial_module.TrialStatus.STOPPED)
+            trial = self.oracle.create_trial(tuner_id)
+            if trial.status == trial_module.TrialStatus.STOPPED:
+                self.stop_reason = self.stop_reason or "exhausted"
+                self.told_to_stop.add(tuner_id)
+            return trial
+
+    def end_trial(self, trial) -> None:
+        with self.lock:
+            known = self.oracle.trials.get(trial.trial_id)
+            if known is None or known.status in FINISHED:
+                self.display.note(f"a late report of trial {trial.trial_id}, which had already "
+                                  "ended, was ignored")
+                return
+            _forget_retry(self.oracle, trial.trial_id)
+            self.oracle.end_trial(trial)
+            self.ended += 1
+
+    # ---------------------------------------------------------------- called by the loop
+
+    def lost(self, tuner_id: str, why: str, requeue: bool = False) -> None:
+        """A worker died (or went silent) during its trial: retry it, or end it FAILED."""
+        with self.lock:
+            trial = self.oracle.ongoing_trials.get(tuner_id)
+            if trial is None:
+                return
+            self.attempts[trial.trial_id] += 1
+            n = self.attempts[trial.trial_id]
+            if n >= MAX_ATTEMPTS:
+                self._fail(trial, f"its worker died {n} times while training it (the last "
+                           f"time: {why}); a trial that kills its worker usually runs out of "
+                           "memory")
+                return
+            if requeue:
+                _requeue(self.oracle, tuner_id)
+            self.display.note(f"{tuner_id} was lost during trial {trial.trial_id} ({why}): the "
+                              f"trial runs again (attempt {n + 1} of {MAX_ATTEMPTS})")
+
+    def expect_restart(self, tuner_id: str, why: str) -> None:
+        """The supervisor saw a local worker die and starts it again under the same id."""
+        with self.lock:
+            self.lost(tuner_id, why)
+            if tuner_id in self.oracle.ongoing_trials:
+                self.expected_restart.add(tuner_id)
+
+    def check_heartbeats(self) -> None:
+        now = time.monotonic()
+        for tuner_id in list(self.oracle.ongoing_trials):
+            path = layout.worker_file(self.project_dir, tuner_id, ".json")
+            state = layout.read_json(path) or {}
+            beat = self.beats.setdefault(tuner_id, Beat())
+            if state.get("count", -1) != beat.count:
+                beat.count, beat.seen, beat.state = state.get("count", -1), now, state
+            elif now - beat.seen > self.heartbeat_timeout:
+                self.lost(tuner_id, f"no heartbeat for {now - beat.seen:.0f} s", requeue=True)
+                beat.seen = now
+
+    def done(self) -> bool:
+        """The search is over: a stop was decided, nothing runs, every worker was told."""
+        with self.lock:
+            if self._stop_reason() is None or self.oracle.ongoing_trials:
+                self.done_at = None
+                return False
+            self.done_at = self.done_at or time.monotonic()
+            waiting = self.known - self.told_to_stop
+            return not waiting or time.monotonic() - self.done_at > STOP_GRACE
+
+    # ---------------------------------------------------------------- internals
+
+    def _stop_reason(self) -> str | None:
+        if self.fatal is not None:
+            return "fatal"
+        if self.stop_reason in ("exhausted", "time", "trials"):
+            return self.stop_reason
+        if self.oracle._retry_queue:  # trials to retry are handed out before any stop
+            return None
+        finished = sum(1 for t in self.oracle.trials.values() if t.status in FINISHED)
+        if finished + len(self.oracle.ongoing_trials) >= self.limits.trials:
+            if finished >= self.limits.trials:
+                self.stop_reason = "trials"
+            return "trials"
+        deadline = self.limits.deadline
+        if self.ended and deadline is not None:
+            reserve = self.limits.reserve() if self.limits.reserve else 0.0
+            if time.time() + reserve >= deadline:
+                self.stop_reason = "time"
+                return "time"
+        return None
+
+    def _fail(self, trial, reason: str) -> None:
+        from keras_tuner.src.engine import trial as trial_module
+
+        trial_dir = self.project_dir / f"trial_{trial.trial_id}"
+        record = layout.read_trial_record(trial_dir) or {}
+        started = record.get("started", time.time())
+        layout.write_trial_record(trial_dir, {
+            "trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
+            "started": started, "status": "FAILED", "reason": reason, "finished": time.time(),
+            "wall_seconds": time.time() - started})
+        trial.status = trial_module.TrialStatus.FAILED
+        trial.message = reason
+        _forget_retry(self.oracle, trial.trial_id)
+        self.oracle.end_trial(trial)
+        self.ended += 1
+        self.display.note(f"trial {trial.trial_id} failed: {reason}")
+
+
+@_synchronized
+def _requeue(oracle, tuner_id: str) -> None:
+    trial = oracle.ongoing_trials.pop(tuner_id)
+    oracle.tuner_ids.discard(tuner_id)
+    oracle._retry_queue.append(trial.trial_id)
+    oracle.save()
+
+
+@_synchronized
+def _forget_retry(oracle, trial_id: str) -> None:
+    oracle._retry_queue[:] = [t for t in oracle._retry_queue if t != trial_id]
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+def silence_stray_print() -> None:
+    """Keras Tuner 1.4's ``Parent.to_proto`` prints a conditional value on every conversion
+    (a leftover debug print), so every trial of a space with conditions would print "1" in
+    the chief's and each worker's output. Conversion is what gRPC does all the time."""
+    import contextlib
+    import io
+
+    from keras_tuner.src.engine import conditions
+
+    original = conditions.Parent.to_proto
+    if getattr(original, "silenced", False):
+        return
+
+    def to_proto(self):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return original(self)
+
+    to_proto.silenced = True
+    conditions.Parent.to_proto = to_proto
+
+
+
+def start_server(chief: Chief, address: Address):
+    """Keras Tuner's servicer, with trial creation and ending routed through the chief."""
+    silence_stray_print()
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+    from keras_tuner.src.engine import trial as trial_module
+
+    class Servicer(OracleServicer):
+        def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method name)
+            trial = chief.create_trial(request.tuner_id)
+            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+
+        def EndTrial(self, request, context):  # noqa: N802
+            chief.end_trial(trial_module.Trial.from_proto(request.trial))
+            return protos.get_service().EndTrialResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(Servicer(chief.oracle), server)
+    try:
+        port = server.add_insecure_port(str(address))
+    except RuntimeError:
+        port = 0
+    if not port:
+        raise UserError(f"Cannot listen on {address}: the port is in use or the address is not "
+                        "this machine's. Choose another --port (0 picks a free one) or --bind.")
+    server.start()
+    return server, Address(address.host, port)
+
+
+def security_warning(address: Address) -> str:
+    return (f"The chief listens on {address} without authentication or encryption: anyone who "
+            "can reach this port can read and change the search. Use it only on a private "
+            "network, or bind 127.0.0.1 and reach it through an SSH tunnel.")
+
+
+def serve(chief: Chief, supervise: Callable[[], bool], on_tick: Callable[[], None]) -> str | None:
+    """The chief's loop, until ``supervise`` (the local workers, or remote ones' state) says
+    the search is over. Returns the stop reason, as ``search.run_tuner`` does."""
+    while True:
+        chief.signals.check()
+        chief.check_heartbeats()
+        on_tick()
+        if supervise():
+            break
+        time.sleep(LOOP_EVERY)
+    if chief.fatal:
+        raise UserError(chief.fatal)
+    reason = chief.stop_reason
+    return None if reason == "exhausted" else reason
+
+
+def write_chief_json(project_dir: Path, address: Address, public: str) -> None:
+    import os
+
+    (project_dir / layout.WORKERS).mkdir(parents=True, exist_ok=True)
+    layout.write_json(project_dir / layout.WORKERS / layout.CHIEF_JSON,
+                      {"address": public, "bound": str(address), "pid": os.getpid(),
+                       "host": socket.gethostname(), "started": time.time()})

@@ -1,0 +1,283 @@
+"""A distributed worker: Keras Tuner's own worker tuner, on a project the chief already opened.
+
+A worker learns everything about the search from the project's ``run.json`` (space, preset,
+data settings, seed), so it is started with only the chief's address and the project. It trains
+what the chief hands it with the same hypermodel and records as a single-process search
+(``search.build_tuner``), and writes a heartbeat (``workers/<id>.json``: its trial and epoch)
+every few seconds, which is how the chief tells a silent worker from a slow one.
+
+Before it asks for a trial, it checks that it would train the project's search and not another:
+its code and library versions, the space file it finds here and the data it loads here must be
+the ones in ``run.json``; otherwise it is refused, with what differs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fmnist_search import layout
+from fmnist_search.errors import UserError
+from fmnist_search.tuning.display import SearchDisplay
+from fmnist_search.tuning.distributed import HEARTBEAT_EVERY, Address, silence_stray_print
+from fmnist_search.tuning.signals import StopSignals
+
+WAIT_FOR_PROJECT = 60.0  # seconds a worker waits for the chief to write run.json
+PARENT_ENV = "FMNIST_SEARCH_PARENT_PID"  # set by a local supervisor: die with it
+IDLE_PAUSE = (0.2, 5.0)  # Hyperband's "wait for this bracket": first and longest pause
+
+
+@dataclass
+class WorkerRequest:
+    root: Path
+    project: str
+    chief: Address
+    worker_id: str
+    data_dir: str | None = None
+    threads: int | None = None  # TensorFlow's threads (CPU workers share the cores)
+    cpus: tuple[int, ...] | None = None  # cores this worker is pinned to
+    debug: bool = False
+    chief_timeout: float = 120.0  # how long a call to the chief may wait for an answer
+
+    @property
+    def project_dir(self) -> Path:
+        return layout.project_dir(self.root, self.project)
+
+
+# --------------------------------------------------------------------------- is it the same?
+
+
+def version_differences(recorded: dict[str, str], here: dict[str, str]) -> list[str]:
+    """What differs between the project's versions and this machine's (Python by minor)."""
+    out = []
+    for key, value in recorded.items():
+        mine = here.get(key)
+        if key == "python" and mine is not None:
+            value, mine = ".".join(value.split(".")[:2]), ".".join(mine.split(".")[:2])
+        if mine is not None and mine != value:
+            out.append(f"{key} {mine} here, {value} in the project")
+    return out
+
+
+def _wait_for_project(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]:
+    path = wreq.project_dir / layout.RUN_JSON
+    deadline = time.monotonic() + WAIT_FOR_PROJECT
+    while (record := layout.read_project(wreq.project_dir)) is None:
+        signals.check()
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"No project '{wreq.project}' in {wreq.root} ({path} not found after "
+                f"{WAIT_FOR_PROJECT:.0f} s). Start the chief first (`fmnist-search chief`), and "
+                "give every worker the same --results-dir, on a file system they all share.")
+        time.sleep(1.0)
+    return record
+
+
+def request_from_project(record: dict[str, Any], wreq: WorkerRequest,
+                         prepare: Callable) -> Any:
+    """The project's search request, rebuilt here; refused where this machine differs."""
+    from fmnist_search import data, presets, runs
+    from fmnist_search.tuning.search import SearchRequest
+
+    where = wreq.project_dir / layout.RUN_JSON
+    differ = version_differences(record.get("versions", {}), runs.versions())
+    if differ:
+        raise UserError(f"This worker cannot join project '{wreq.project}': its versions differ "
+                        f"from {where} ({'; '.join(differ)}). Install the same fmnist-search "
+                        "checkout and packages on every machine.")
+    identity = record.get("identity", {})
+    sp = _same_space(record, identity, where)
+    preset = presets.from_dict(record["preset"])
+    d = record["data"]
+    settings = data.DataSettings(tuple(d["classes"]), d["val_fraction"], d["subset"], d["seed"],
+                                 wreq.data_dir, d.get("train_csv"), d.get("test_csv"),
+                                 bool(d.get("fashion_labels")))
+    ds = prepare(settings)
+    changed = sorted(k for k in set(d) | set(ds.fingerprint())
+                     if d.get(k) != ds.fingerprint().get(k))
+    if record.get("data_digest") not in (None, ds.digest()):
+        changed.append("the images themselves (data_digest)")
+    if changed:
+        raise UserError(f"This worker cannot join project '{wreq.project}': the data it loads "
+                        f"here differs from the project's ({', '.join(changed)} differ; see "
+                        f"{where}). Give it the same data files (--data-dir, or the same CSV "
+                        "paths) as the chief.")
+    return SearchRequest(sp, preset, ds, wreq.root, wreq.project, seed=identity["seed"],
+                         command=record.get("command", ""), debug=wreq.debug)
+
+
+def _same_space(record: dict[str, Any], identity: dict[str, Any], where: Path):
+    from fmnist_search import space
+
+    candidates = [record.get("space_path"), record.get("space_name")]
+    for name in [c for c in candidates if c]:
+        if name == record.get("space_path") and not Path(name).is_file():
+            continue
+        with suppress(UserError):
+            sp = space.load_named(name)
+            if sp.text != identity.get("space"):
+                raise UserError(
+                    f"This worker cannot join: its space file {sp.path} differs from the space "
+                    f"the project was started with (recorded in {where}). Use the same "
+                    "checkout of the spaces on every machine.")
+            return sp
+    raise UserError(f"This worker cannot join: the project's space ({record.get('space_name')}, "
+                    f"{record.get('space_path')}) was not found on this machine. Use the same "
+                    "checkout of the spaces on every machine.")
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+class Heartbeat:
+    """``workers/<id>.json``, rewritten every few seconds by a thread: its count changing is
+    what tells the chief this worker is alive; its trial and epoch feed the chief's display."""
+
+    def __init__(self, project_dir: Path, worker_id: str, every: float = HEARTBEAT_EVERY):
+        self.path = layout.worker_file(project_dir, worker_id, ".json")
+        self.every = every
+        self.count = 0
+        self.progress = None  # the worker's rich Progress, where its epoch bar lives
+        self.state: dict[str, Any] = {"worker": worker_id, "host": socket.gethostname(),
+                                      "pid": os.getpid(), "status": "starting", "trial": None}
+        self._stop = threading.Event()
+
+    def beat(self) -> None:
+        state = dict(self.state)
+        if state.get("trial") and self.progress is not None:
+            epochs = [t for t in self.progress.tasks if t.description.strip() == "epochs"]
+            if epochs:
+                state.update(epoch=int(epochs[-1].completed), epochs=epochs[-1].total)
+        self.count += 1
+        with suppress(OSError, UserError):  # a full disk is reported by the trial's own writes
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            layout.write_json(self.path, {**state, "count": self.count, "time": time.time()})
+
+    @contextmanager
+    def running(self, parent_pid: int | None) -> Iterator[Heartbeat]:
+        self.beat()
+        thread = threading.Thread(target=self._loop, args=(parent_pid,), daemon=True,
+                                  name="heartbeat")
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=5)
+            self.state.update(status="stopped", trial=None)
+            self.beat()
+
+    def _loop(self, parent_pid: int | None) -> None:
+        orphaned_at = None
+        while not self._stop.wait(self.every if orphaned_at is None else 1.0):
+            self.beat()
+            if parent_pid and os.getppid() != parent_pid and orphaned_at is None:
+                # The supervising command died (even kill -9): stop as if it had been Ctrl-C.
+                orphaned_at = time.monotonic()
+                os.kill(os.getpid(), signal.SIGTERM)
+            elif orphaned_at is not None and time.monotonic() - orphaned_at > 30:
+                os._exit(128 + signal.SIGTERM)
+
+
+class WorkerDisplay(SearchDisplay):
+    """The worker's own log, which also keeps its heartbeat's trial current."""
+
+    def __init__(self, console: Console, heartbeat: Heartbeat) -> None:
+        super().__init__(console, 0, 0)
+        self.heartbeat = heartbeat
+        heartbeat.progress = self.progress
+        heartbeat.state["status"] = "waiting for a trial"
+
+    def trial_begin(self, trial_id: str, number: int, name: str, where: str = "") -> None:
+        self.heartbeat.state.update(trial=trial_id, architecture=name, status="training")
+        self.heartbeat.beat()
+        self.console.print(f"[bold]trial {trial_id}[/] {name}")
+
+    def trial_end(self, record: dict[str, Any], label: str = "") -> None:
+        super().trial_end(record, label)
+        self.heartbeat.state.update(trial=None, status="waiting for a trial")
+        self.heartbeat.beat()
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def _pace(client) -> None:
+    """Hyperband answers IDLE while a bracket waits for its running trials, and Keras Tuner's
+    worker asks again at once, in a loop that keeps a core busy; pause, longer each time."""
+    from keras_tuner.src.engine import trial as trial_module
+
+    ask = client.create_trial
+    pause = [IDLE_PAUSE[0]]
+
+    def create_trial(tuner_id):
+        trial = ask(tuner_id)
+        if trial.status == trial_module.TrialStatus.IDLE:
+            time.sleep(pause[0])
+            pause[0] = min(pause[0] * 2, IDLE_PAUSE[1])
+        else:
+            pause[0] = IDLE_PAUSE[0]
+        return trial
+
+    client.create_trial = create_trial
+
+
+def configure_devices(threads: int | None, cpus: tuple[int, ...] | None) -> None:
+    """Pin this process to its share of the cores, before TensorFlow starts its thread pools."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+
+
+def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
+               signals: StopSignals | None = None) -> None:
+    """Join the chief's search and train what it hands out, until it says stop."""
+    import grpc
+    import keras
+    from keras_tuner.src.distribute import oracle_client
+
+    from fmnist_search import training
+    from fmnist_search.tuning import state
+    from fmnist_search.tuning.search import build_tuner, quiet_keras, run_tuner
+    from fmnist_search.tuning.tuner import Limits
+
+    signals = signals or StopSignals()
+    configure_devices(wreq.threads, wreq.cpus)
+    record = _wait_for_project(wreq, signals)
+    req = request_from_project(record, wreq, prepare)
+    os.environ.update(KERASTUNER_TUNER_ID=wreq.worker_id, KERASTUNER_ORACLE_IP=wreq.chief.host,
+                      KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
+    oracle_client.TIMEOUT = wreq.chief_timeout
+    keras.utils.set_random_seed(req.seed)
+    policy = training.set_precision(req.preset.precision)
+    heartbeat = Heartbeat(wreq.project_dir, wreq.worker_id)
+    display = WorkerDisplay(console, heartbeat)
+    parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else None
+    console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
+    with heartbeat.running(parent), state.atomic_saves(signals.critical), \
+            quiet_keras(req.debug):
+        try:
+            tuner = build_tuner(req, display, signals, policy, Limits(None))
+            _pace(tuner.oracle)
+            silence_stray_print()
+            run_tuner(tuner, req, display, signals)
+        except grpc.RpcError as exc:
+            raise UserError(
+                f"The chief at {wreq.chief} did not answer ({exc.code().name} after up to "
+                f"{wreq.chief_timeout:.0f} s): it has stopped or cannot be reached. What this "
+                "worker finished is saved; start it again once the chief runs.") from exc
+    console.print(f"{wreq.worker_id}: the chief says the search is done")
