@@ -140,6 +140,13 @@ class Chief:
                 self.told_to_stop.add(tuner_id)
             return trial
 
+    def update_trial(self, trial_id: str, metrics: dict, step: int):
+        with self.lock:
+            known = self.oracle.trials.get(trial_id)
+            if known is not None and known.status in FINISHED:
+                return known  # a late report: the trial's result is already final
+            return self.oracle.update_trial(trial_id, metrics, step=step)
+
     def end_trial(self, trial) -> None:
         with self.lock:
             known = self.oracle.trials.get(trial.trial_id)
@@ -149,6 +156,7 @@ class Chief:
                 return
             _forget_retry(self.oracle, trial.trial_id)
             self.oracle.end_trial(trial)
+            self.oracle.save()  # Keras Tuner saved it before dropping the trial from ongoing
             self.ended += 1
 
     # ---------------------------------------------------------------- called by the loop
@@ -236,6 +244,7 @@ class Chief:
         trial.message = reason
         _forget_retry(self.oracle, trial.trial_id)
         self.oracle.end_trial(trial)
+        self.oracle.save()
         self.ended += 1
         self.display.note(f"trial {trial.trial_id} failed: {reason}")
 
@@ -292,6 +301,10 @@ def start_server(chief: Chief, address: Address):
         def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method name)
             trial = chief.create_trial(request.tuner_id)
             return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+
+        def UpdateTrial(self, request, context):  # noqa: N802
+            trial = chief.update_trial(request.trial_id, request.metrics, request.step)
+            return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
 
         def EndTrial(self, request, context):  # noqa: N802
             chief.end_trial(trial_module.Trial.from_proto(request.trial))

@@ -72,8 +72,12 @@ def version_differences(recorded: dict[str, str], here: dict[str, str]) -> list[
 def _wait_for_project(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]:
     path = wreq.project_dir / layout.RUN_JSON
     deadline = time.monotonic() + WAIT_FOR_PROJECT
+    told = False
     while (record := layout.read_project(wreq.project_dir)) is None:
         signals.check()
+        if not told:
+            print(f"waiting for the chief to create {path} ...", flush=True)
+            told = True
         if time.monotonic() > deadline:
             raise UserError(
                 f"No project '{wreq.project}' in {wreq.root} ({path} not found after "
@@ -123,17 +127,49 @@ def _same_space(record: dict[str, Any], identity: dict[str, Any], where: Path):
     for name in [c for c in candidates if c]:
         if name == record.get("space_path") and not Path(name).is_file():
             continue
-        with suppress(UserError):
+        try:
             sp = space.load_named(name)
-            if sp.text != identity.get("space"):
-                raise UserError(
-                    f"This worker cannot join: its space file {sp.path} differs from the space "
-                    f"the project was started with (recorded in {where}). Use the same "
-                    "checkout of the spaces on every machine.")
-            return sp
+        except UserError:
+            continue
+        if sp.text != identity.get("space"):
+            raise UserError(
+                f"This worker cannot join: its space file {sp.path} differs from the space "
+                f"the project was started with (recorded in {where}). Use the same "
+                "checkout of the spaces on every machine.")
+        return sp
     raise UserError(f"This worker cannot join: the project's space ({record.get('space_name')}, "
                     f"{record.get('space_path')}) was not found on this machine. Use the same "
                     "checkout of the spaces on every machine.")
+
+
+def check_id_free(project_dir: Path, worker_id: str) -> None:
+    """Two live workers under one id would be handed the same trial: refuse the second."""
+    beat = layout.read_json(layout.worker_file(project_dir, worker_id, ".json")) or {}
+    if beat.get("status") in (None, "stopped") or beat.get("pid") == os.getpid():
+        return
+    if beat.get("host") == socket.gethostname():
+        alive = _pid_alive(int(beat.get("pid", 0)))
+    else:
+        alive = time.time() - float(beat.get("time", 0)) < 6 * HEARTBEAT_EVERY
+    if alive:
+        raise UserError(
+            f"Worker id {worker_id!r} is in use in project '{project_dir.name}' (process "
+            f"{beat.get('pid')} on {beat.get('host')}). Give each worker its own --worker-id "
+            "(and the same one when you restart it, so it resumes its trial).")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with suppress(OSError):  # a zombie is dead: its parent has not reaped it yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][:1] != "Z"
+    return True
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -258,6 +294,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
     signals = signals or StopSignals()
     configure_devices(wreq.threads, wreq.cpus)
     record = _wait_for_project(wreq, signals)
+    check_id_free(wreq.project_dir, wreq.worker_id)
     req = request_from_project(record, wreq, prepare)
     os.environ.update(KERASTUNER_TUNER_ID=wreq.worker_id, KERASTUNER_ORACLE_IP=wreq.chief.host,
                       KERASTUNER_ORACLE_PORT=str(wreq.chief.port))

@@ -1,0 +1,332 @@
+"""Distributed searches on loopback with tiny trials: every requested trial completed exactly
+once, whatever is killed; the chief's rules tested directly on a real Keras Tuner oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import search_args
+
+from fmnist_search import layout, results
+from fmnist_search.cli import main
+from fmnist_search.tuning import distributed, supervisor, worker
+from fmnist_search.tuning.signals import StopSignals
+from fmnist_search.tuning.tuner import Limits
+
+# --------------------------------------------------------------------------- pure functions
+
+
+@pytest.mark.parametrize("text, host, port", [
+    ("127.0.0.1:8470", "127.0.0.1", 8470), ("node1:1", "node1", 1),
+    ("[::1]:9000", "::1", 9000), ("localhost:0", "localhost", 0)])
+def test_addresses_parse(text, host, port):
+    address = distributed.parse_address(text, "--chief")
+    assert (address.host, address.port) == (host, port)
+
+
+@pytest.mark.parametrize("text", ["nohost", "host:", ":80", "h:99999", "h:port", "::1"])
+def test_bad_addresses_are_refused(text):
+    with pytest.raises(distributed.UserError, match="--chief"):
+        distributed.parse_address(text, "--chief")
+
+
+def test_only_loopback_is_called_loopback():
+    assert distributed.Address("127.0.0.1", 1).loopback
+    assert distributed.Address("::1", 1).loopback
+    assert not distributed.Address("0.0.0.0", 1).loopback
+    assert not distributed.Address("10.0.0.5", 1).loopback
+
+
+def test_devices_gpu_each_then_shared():
+    plans = supervisor.plan_devices(4, 2, ["0", "1"], [0, 1])
+    assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "0", "1", "1"]
+    assert all(p.env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for p in plans)
+    assert supervisor.plan_devices(2, 1, ["3", "5"], [0])[1].env == {"CUDA_VISIBLE_DEVICES": "5"}
+    with pytest.raises(distributed.UserError, match="--workers-per-gpu"):
+        supervisor.plan_devices(3, 1, ["0", "1"], [0])
+
+
+def test_devices_cpu_cores_divided():
+    plans = supervisor.plan_devices(2, 1, [], [0, 1, 2, 3])
+    assert [p.cpus for p in plans] == [(0, 1), (2, 3)] and [p.threads for p in plans] == [2, 2]
+    plans = supervisor.plan_devices(3, 1, [], [0, 1])  # more workers than cores: one each
+    assert [p.cpus for p in plans] == [(0,), (1,), (0,)]
+
+
+def test_version_differences_name_what_differs():
+    recorded = {"python": "3.11.7", "keras": "3.15.1", "code": "abc"}
+    assert worker.version_differences(recorded, {"python": "3.11.9", "keras": "3.15.1",
+                                                 "code": "abc"}) == []
+    differ = worker.version_differences(recorded, {"python": "3.12.1", "keras": "3.15.1",
+                                                   "code": "def"})
+    assert differ == ["python 3.12 here, 3.11 in the project", "code def here, abc in the project"]
+
+
+# --------------------------------------------------------------------------- the chief's rules
+
+
+class _Display:
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def _chief(tmp_path, trials=3, timeout=120.0):
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    hp.Int("x", 0, 1000)
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
+                                           max_trials=50, hyperparameters=hp, seed=1)
+    oracle._set_project_dir(str(tmp_path), "p")
+    tuner = SimpleNamespace(oracle=oracle, limits=Limits(trials),
+                            project_dir=str(tmp_path / "p"))
+    return distributed.Chief(tuner, _Display(), StopSignals(), timeout)
+
+
+def _complete(chief, trial, score=0.5):
+    """What a worker's EndTrial does: its own copy of the trial, completed, goes back."""
+    chief.update_trial(trial.trial_id, {"val_accuracy": score}, 0)
+    trial = type(trial).from_proto(trial.to_proto())
+    trial.status = "COMPLETED"
+    chief.end_trial(trial)
+
+
+def test_a_trial_that_keeps_killing_its_worker_ends_failed(tmp_path):
+    chief = _chief(tmp_path)
+    trial = chief.create_trial("worker-1")
+    layout.write_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}",
+                              {"trial_id": trial.trial_id, "status": "RUNNING", "started": 1.0})
+    for _ in range(distributed.MAX_ATTEMPTS - 1):
+        chief.expect_restart("worker-1", "was killed by SIGKILL")
+        assert chief.create_trial("worker-1").trial_id == trial.trial_id  # retried
+    chief.expect_restart("worker-1", "was killed by SIGKILL")
+    assert chief.oracle.trials[trial.trial_id].status == "FAILED"
+    record = layout.read_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}")
+    assert record["status"] == "FAILED" and "3 times" in record["reason"]
+    assert "SIGKILL" in record["reason"] and record["started"] == 1.0
+    assert chief.create_trial("worker-1").trial_id != trial.trial_id
+
+
+def test_stop_when_enough_trials_run_and_everyone_is_told(tmp_path):
+    chief = _chief(tmp_path, trials=2)
+    a, b = chief.create_trial("w1"), chief.create_trial("w2")
+    assert chief.create_trial("w3").status == "STOPPED"  # two running make two: no third
+    assert not chief.done()
+    _complete(chief, a)
+    assert chief.create_trial("w1").status == "STOPPED"
+    _complete(chief, b)
+    assert not chief.done()  # w2 has not been told yet
+    assert chief.create_trial("w2").status == "STOPPED"
+    assert chief.done() and chief.stop_reason == "trials"
+
+
+def test_a_silent_workers_trial_goes_to_another_and_its_late_report_is_ignored(tmp_path):
+    chief = _chief(tmp_path, timeout=0.05)
+    trial = chief.create_trial("w1")
+    beat = layout.worker_file(tmp_path / "p", "w1", ".json")
+    beat.parent.mkdir(parents=True)
+    layout.write_json(beat, {"count": 1})
+    chief.check_heartbeats()
+    time.sleep(0.1)
+    chief.check_heartbeats()  # the same count for longer than the timeout: presumed dead
+    again = chief.create_trial("w2")
+    assert again.trial_id == trial.trial_id
+    _complete(chief, again, 0.7)
+    _complete(chief, trial, 0.1)  # w1 was alive after all; its report comes too late
+    assert chief.oracle.trials[trial.trial_id].score == 0.7
+    assert chief.ended == 1 and any("late report" in n for n in chief.display.notes)
+
+
+def test_the_time_budget_stops_new_trials(tmp_path):
+    chief = _chief(tmp_path, trials=10)
+    chief.limits.deadline = time.time() - 1
+    first = chief.create_trial("w1")  # nothing ended yet: a budget always lets one run
+    assert first.status == "RUNNING"
+    _complete(chief, first)
+    assert chief.create_trial("w1").status == "STOPPED" and chief.stop_reason == "time"
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fmnist_search", *args],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _alive(pid: int) -> bool:
+    return worker._pid_alive(pid)
+
+
+def _worker_pids(project: Path) -> list[int]:
+    return [json.loads(p.read_text())["pid"] for p in (project / "workers").glob("worker-*.json")]
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _check_complete(root: Path, project: str, trials: int) -> None:
+    """Exactly ``trials`` trials, each COMPLETED once, in Keras Tuner's state and in ours."""
+    rows = results.trial_rows(root, project)
+    assert sorted(r["status"] for r in rows) == ["COMPLETED"] * trials
+    oracle = json.loads((root / project / "oracle.json").read_text())
+    assert len(oracle["end_order"]) == len(set(oracle["end_order"])) == trials
+    assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
+    records = [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
+    assert [r["status"] for r in records] == ["COMPLETED"] * trials
+
+
+def _settled(project: Path) -> None:
+    for pid in _worker_pids(project):
+        _wait_for(lambda pid=pid: not _alive(pid), 40, f"worker process {pid} to exit")
+
+
+@pytest.mark.slow
+def test_two_local_workers_complete_a_hyperband_search(tmp_path, csv_data, capsys):
+    args = search_args(csv_data, tmp_path, "p", 6, "--workers", "2")
+    args[args.index("random")] = "hyperband"
+    args[args.index("--epochs") + 1] = "3"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    root = tmp_path / "res"
+    _check_complete(root, "p", 6)
+    assert "Started 2 workers" in out and "on worker-1" in out and "on worker-2" in out
+    assert (root / "p" / "tuner0.json").is_file()  # resumable in one process too
+    for pid in _worker_pids(root / "p"):
+        assert not _alive(pid)
+    assert main(["leaderboard", "p", "--results-dir", str(root)]) == 0
+    assert "p" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_restarted_and_nothing_is_duplicated(tmp_path, csv_data):
+    args = search_args(csv_data, tmp_path, "p", 4, "--workers", "2")
+    args[args.index("--epochs") + 1] = "25"
+    project = tmp_path / "res" / "p"
+    proc = _spawn(args, tmp_path / "out.txt")
+    beat = project / "workers" / "worker-1.json"
+    _wait_for(lambda: (layout.read_json(beat) or {}).get("status") == "training", 180,
+              "worker-1 to train")
+    state = layout.read_json(beat)
+    os.kill(state["pid"], signal.SIGKILL)
+    killed_trial = state["trial"]
+    assert proc.wait(timeout=300) == 0, (tmp_path / "out.txt").read_text()
+    out = (tmp_path / "out.txt").read_text()
+    assert "worker-1 was killed by SIGKILL: started again" in out
+    _check_complete(tmp_path / "res", "p", 4)
+    assert (project / f"trial_{killed_trial}").is_dir()
+    _settled(project)
+
+
+@pytest.mark.slow
+def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resumes(tmp_path,
+                                                                                   csv_data):
+    args = search_args(csv_data, tmp_path, "p", 5, "--workers", "2")
+    args[args.index("--epochs") + 1] = "25"
+    project = tmp_path / "res" / "p"
+    proc = _spawn(args, tmp_path / "out1.txt")
+
+    def one_done_one_running() -> bool:
+        records = [layout.read_trial_record(d) or {} for d in layout.trial_dirs(project)]
+        statuses = [r.get("status") for r in records]
+        return "COMPLETED" in statuses and "RUNNING" in statuses
+
+    _wait_for(one_done_one_running, 240, "a finished and a running trial")
+    pids = _worker_pids(project)
+    proc.kill()
+    proc.wait()
+    finished = {d.name: (d / "record.json").read_text() for d in layout.trial_dirs(project)
+                if (layout.read_trial_record(d) or {}).get("status") == "COMPLETED"}
+    for pid in pids:  # orphaned workers notice and stop by themselves
+        _wait_for(lambda pid=pid: not _alive(pid), 45, f"orphaned worker {pid} to exit")
+    rerun = subprocess.run([sys.executable, "-m", "fmnist_search", *args], capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    _check_complete(tmp_path / "res", "p", 5)
+    for name, text in finished.items():  # nothing finished was run again
+        assert (project / name / "record.json").read_text() == text
+    _settled(project)
+
+
+@pytest.mark.slow
+def test_a_chief_and_a_worker_started_by_hand_complete_a_bayesian_search(tmp_path, csv_data):
+    port = distributed.free_port()
+    args = search_args(csv_data, tmp_path, "p", 3)
+    args[0] = "chief"
+    args[args.index("random")] = "bayesian"
+    chief = _spawn([*args, "--port", str(port)], tmp_path / "chief.txt")
+    work = _spawn(["worker", "--chief", f"127.0.0.1:{port}", "--project", "p",
+                   "--results-dir", str(tmp_path / "res"), "--worker-id", "by-hand"],
+                  tmp_path / "worker.txt")
+    assert work.wait(timeout=300) == 0, (tmp_path / "worker.txt").read_text()
+    assert chief.wait(timeout=60) == 0, (tmp_path / "chief.txt").read_text()
+    assert f"listening on 127.0.0.1:{port}" in (tmp_path / "chief.txt").read_text()
+    assert "the chief says the search is done" in (tmp_path / "worker.txt").read_text()
+    _check_complete(tmp_path / "res", "p", 3)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.fixture
+def one_trial_project(tmp_path, csv_data):
+    assert main(search_args(csv_data, tmp_path, "p", 1)) == 0
+    return tmp_path / "res" / "p"
+
+
+def _edit_run_json(project: Path, change) -> None:
+    record = json.loads((project / "run.json").read_text())
+    change(record)
+    (project / "run.json").write_text(json.dumps(record))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, culprit", [
+    (lambda r: r["versions"].update(code="0123456789abcdef"), "code"),
+    (lambda r: r["versions"].update(keras="2.0.0"), "keras"),
+    (lambda r: r.update(data_digest="0000"), "data_digest"),
+    (lambda r: r["data"].update(n_train=7), "n_train"),
+    (lambda r: r["identity"].update(space="[hp.x]\n"), "space file"),
+], ids=["code", "keras", "images", "data", "space"])
+def test_a_worker_unlike_the_project_is_refused(one_trial_project, capsys, change, culprit):
+    _edit_run_json(one_trial_project, change)
+    argv = ["worker", "--chief", "127.0.0.1:1", "--project", "p", "--results-dir",
+            str(one_trial_project.parent), "--worker-id", "w"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cannot join" in err and culprit in err and "Traceback" not in err
+    assert not (one_trial_project / "workers" / "w.json").exists()  # it never joined
+
+
+@pytest.mark.slow
+def test_a_second_live_worker_with_the_same_id_is_refused(one_trial_project, capsys):
+    beat = layout.worker_file(one_trial_project, "w", ".json")
+    beat.parent.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        import socket
+
+        layout.write_json(beat, {"status": "training", "pid": sleeper.pid,
+                                 "host": socket.gethostname(), "time": time.time()})
+        argv = ["worker", "--chief", "127.0.0.1:1", "--project", "p", "--results-dir",
+                str(one_trial_project.parent), "--worker-id", "w"]
+        assert main(argv) == 2
+        assert "is in use" in " ".join(capsys.readouterr().err.split())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
