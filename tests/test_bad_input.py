@@ -268,6 +268,26 @@ CASES = [
     ("finalize unknown project", ["finalize", "nope", *R], ["nope"]),
     ("finalize top 0", ["finalize", "p", "--top", "0", *R], ["--top 0"]),
     ("finalize epochs 0", ["finalize", "p", "--epochs", "0", *R], ["--epochs 0"]),
+    # ---------------------------------------------------------------- distributed
+    ("run workers 0", ["run", "--workers", "0", *R], ["--workers 0"]),
+    ("run workers per gpu 0", ["run", "--workers-per-gpu", "0", *R], ["--workers-per-gpu 0"]),
+    ("run heartbeat timeout 0", ["run", "--heartbeat-timeout", "0", *R],
+     ["--heartbeat-timeout 0"]),
+    ("chief port too large", ["chief", "--port", "70000", *R], ["--port", "70000"]),
+    ("chief bind not an address", ["chief", "--bind", "my laptop", *R],
+     ["--bind", "'my laptop'"]),
+    ("worker chief without port", ["worker", "--chief", "node1", "--project", "p", *R],
+     ["--chief", "'node1'"]),
+    ("worker id with chief", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
+                              "--worker-id", "chief-2", *R], ["--worker-id", "'chief-2'"]),
+    ("worker id with slash", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
+                              "--worker-id", "../w", *R], ["--worker-id", "'../w'"]),
+    ("worker project escapes", ["worker", "--chief", "127.0.0.1:1", "--project", "../x", *R],
+     ["--project", "'../x'"]),
+    ("worker cpus not numbers", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
+                                 "--cpus", "a,b", *R], ["--cpus", "'a,b'"]),
+    ("worker project space missing", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
+                                      "--worker-id", "w", *R], ["cannot join", "tiny"]),
 ]
 
 

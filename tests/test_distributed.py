@@ -70,6 +70,22 @@ def test_version_differences_name_what_differs():
     assert differ == ["python 3.12 here, 3.11 in the project", "code def here, abc in the project"]
 
 
+def test_hyperband_waits_do_not_spin(monkeypatch):
+    """IDLE answers (a bracket waiting for its running trials) pause the worker, longer each
+    time up to a ceiling; a real trial resets the pause."""
+    from keras_tuner.src.engine.trial import Trial
+
+    answers = ["IDLE"] * 8 + ["RUNNING", "IDLE"]
+    client = SimpleNamespace(create_trial=lambda tuner_id: Trial(None, status=answers.pop(0)))
+    pauses: list[float] = []
+    monkeypatch.setattr(worker.time, "sleep", pauses.append)
+    worker._pace(client)
+    statuses = [client.create_trial("w").status for _ in range(10)]
+    assert statuses == ["IDLE"] * 8 + ["RUNNING", "IDLE"]
+    assert pauses[:6] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0] and pauses[6:8] == [5.0, 5.0]
+    assert pauses[8] == 0.2  # after a trial, the first wait is short again
+
+
 # --------------------------------------------------------------------------- the chief's rules
 
 
@@ -261,6 +277,25 @@ def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resume
     for name, text in finished.items():  # nothing finished was run again
         assert (project / name / "record.json").read_text() == text
     _settled(project)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_supervisor_and_its_workers_cleanly(tmp_path, csv_data):
+    args = search_args(csv_data, tmp_path, "p", 3, "--workers", "2")
+    args[args.index("--epochs") + 1] = "25"
+    project = tmp_path / "res" / "p"
+    proc = _spawn(args, tmp_path / "out.txt")
+    _wait_for(lambda: any((layout.read_json(b) or {}).get("status") == "training"
+                          for b in (project / "workers").glob("worker-*.json")), 180,
+              "a worker to train")
+    pids = _worker_pids(project)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    out = (tmp_path / "out.txt").read_text()
+    assert "Stopped by SIGTERM" in out and "Rerun the same command to resume" in out
+    assert not [pid for pid in pids if _alive(pid)]  # stopped before the command returned
+    oracle = json.loads((project / "oracle.json").read_text())  # readable, consistent
+    assert set(oracle["ongoing_trials"].values()) <= set(oracle["start_order"])
 
 
 @pytest.mark.slow
