@@ -93,7 +93,7 @@ class _Display:
     def __init__(self):
         self.notes: list[str] = []
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, label: str = "") -> None:
         self.notes.append(text)
 
 

@@ -25,8 +25,8 @@ class SearchDisplay:
     def _status(self) -> str:
         return f"best {self.best:.4f}" if self.best is not None else ""
 
-    def note(self, text: str) -> None:
-        self.console.print(f"[yellow]repaired[/]: {escape(text)}")
+    def note(self, text: str, label: str = "repaired") -> None:
+        self.console.print(f"[yellow]{label}[/]: {escape(text)}")
 
     def trial_begin(self, trial_id: str, number: int, name: str, where: str = "") -> None:
         on = f" on {where}" if where else ""

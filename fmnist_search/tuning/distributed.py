@@ -113,6 +113,7 @@ class Chief:
         self.ended = 0
         self.fatal: str | None = None
         self.beats: dict[str, Beat] = {}
+        self.silent: set[str] = set()  # workers presumed dead by their heartbeat
 
     # ---------------------------------------------------------------- called by the servicer
 
@@ -152,7 +153,7 @@ class Chief:
             known = self.oracle.trials.get(trial.trial_id)
             if known is None or known.status in FINISHED:
                 self.display.note(f"a late report of trial {trial.trial_id}, which had already "
-                                  "ended, was ignored")
+                                  "ended, was ignored", "distributed")
                 return
             _forget_retry(self.oracle, trial.trial_id)
             self.oracle.end_trial(trial)
@@ -177,7 +178,7 @@ class Chief:
             if requeue:
                 _requeue(self.oracle, tuner_id)
             self.display.note(f"{tuner_id} was lost during trial {trial.trial_id} ({why}): the "
-                              f"trial runs again (attempt {n + 1} of {MAX_ATTEMPTS})")
+                              f"trial runs again (attempt {n + 1} of {MAX_ATTEMPTS})", "distributed")
 
     def expect_restart(self, tuner_id: str, why: str) -> None:
         """The supervisor saw a local worker die and starts it again under the same id."""
@@ -196,6 +197,7 @@ class Chief:
                 beat.count, beat.seen, beat.state = state.get("count", -1), now, state
             elif now - beat.seen > self.heartbeat_timeout:
                 self.lost(tuner_id, f"no heartbeat for {now - beat.seen:.0f} s", requeue=True)
+                self.silent.add(tuner_id)
                 beat.seen = now
 
     def done(self) -> bool:
@@ -246,7 +248,7 @@ class Chief:
         self.oracle.end_trial(trial)
         self.oracle.save()
         self.ended += 1
-        self.display.note(f"trial {trial.trial_id} failed: {reason}")
+        self.display.note(f"trial {trial.trial_id} failed: {reason}", "distributed")
 
 
 @_synchronized

@@ -146,6 +146,10 @@ class LocalWorkers:
         """Restart the dead; True once every worker has exited for good."""
         for w in self.workers:
             rc = None if w.done or w.proc is None else w.proc.poll()
+            if rc is None and w.worker_id in chief.silent:  # alive but hung: its trial has
+                chief.silent.discard(w.worker_id)  # gone to another worker; start it afresh
+                _signal(w.proc, signal.SIGKILL)
+                rc = w.proc.wait()
             if rc is None:
                 continue
             if rc == 0 or self.stopping or chief.signals.signum is not None:

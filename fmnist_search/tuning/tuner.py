@@ -97,6 +97,11 @@ class RecordingMixin:
         self.display.trial_begin(trial.trial_id, self.finished() + 1, name)
 
     def on_trial_end(self, trial):
+        if self._ended_elsewhere(trial):
+            self.hypermodel.fits.pop(trial.trial_id, None)
+            self.display.note(f"trial {trial.trial_id} was finished by another worker while "
+                              "this one was presumed dead: this result is dropped", "distributed")
+            return
         with self.signals.critical():
             record = self._finished_record(trial)
             self._write_record(trial, record)
@@ -109,6 +114,13 @@ class RecordingMixin:
             self.failures_in_a_row = 0
         if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
             raise ConsecutiveFailures(record["reason"])
+
+    def _ended_elsewhere(self, trial) -> bool:
+        """A distributed worker's trial may have been handed to another worker (this one's
+        heartbeat went silent) and finished there: its record must not be overwritten."""
+        if self.limits.trials is not None:
+            return False  # one process: nobody else runs its trials
+        return self.oracle.get_trial(trial.trial_id).status in FINISHED
 
     def _finished_record(self, trial) -> dict[str, Any]:
         fit = self.hypermodel.fits.pop(trial.trial_id, None)
