@@ -98,9 +98,11 @@ def _write_results(d: Path) -> None:
             "train_csv": str(d / "five.csv"), "test_csv": None, "fashion_labels": False}
     project = root / "p"
     project.mkdir(parents=True)
-    (project / "run.json").write_text(json.dumps({
-        "project": "p", "data": data, "space_name": "tiny",
-        "preset": {"epochs": 1, "precision": "fp32", "patience": 0}}))
+    record = {"project": "p", "data": data, "space_name": "tiny",
+              "preset": {"epochs": 1, "precision": "fp32", "patience": 0}}
+    (project / "run.json").write_text(json.dumps(record))
+    (project / "workers").mkdir()  # as if a chief were serving it
+    (project / "workers" / "chief.json").write_text(json.dumps({"session": record}))
     values = {"stages": 1, "filters_1": 4, "dense_layers": 0, "learning_rate": 0.002}
     for trial in ("00", "01"):
         folder = project / f"trial_{trial}"

@@ -25,14 +25,15 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fmnist_search import layout
 from fmnist_search.errors import UserError
-from fmnist_search.tuning.state import FINISHED
+from fmnist_search.tuning.state import FINISHED, OBJECTIVE, RECORD_FINISHED
 
 MAX_ATTEMPTS = 3  # deaths of its worker after which a trial ends FAILED
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's heartbeats
@@ -87,14 +88,33 @@ class Beat:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def _synchronized(func: Callable) -> Callable:
-    from keras_tuner.src.engine.oracle import synchronized
+@contextmanager
+def _oracle_locked(oracle) -> Iterator[None]:
+    """Keras Tuner's per-oracle lock, taken as its ``synchronized`` takes it (by thread name),
+    but released even when the block raises: its own decorator would keep it held forever and
+    every later request would block."""
+    from keras_tuner.src.engine.oracle import LOCKS, THREADS
 
-    return synchronized(func)
+    name = threading.current_thread().name
+    mine = THREADS[oracle] == name
+    if not mine:
+        LOCKS[oracle].acquire()
+        THREADS[oracle] = name
+    try:
+        yield
+    finally:
+        if not mine:
+            THREADS[oracle] = None
+            LOCKS[oracle].release()
 
 
 class Chief:
-    """The oracle's gatekeeper: what workers are handed, and when the search is over."""
+    """The oracle's gatekeeper: what workers are handed, and when the search is over.
+
+    ``sender`` is the worker id a report came with (gRPC metadata our workers add); a report
+    about a trial that another worker now holds is ignored, so a worker presumed dead that was
+    only slow cannot end (or add its numbers to) the trial its successor is training.
+    """
 
     def __init__(self, tuner, display, signals, heartbeat_timeout: float = HEARTBEAT_TIMEOUT):
         self.oracle = tuner.oracle
@@ -131,42 +151,57 @@ class Chief:
                 if tuner_id in self.oracle.ongoing_trials:
                     return self.oracle.create_trial(tuner_id)  # the same trial, retried
             reason = self._stop_reason()
+            if reason == "wait":  # enough trials are running; one may yet need a retry
+                return trial_module.Trial(self.oracle.get_space(),
+                                          status=trial_module.TrialStatus.IDLE)
             if reason is not None:
                 self.told_to_stop.add(tuner_id)
                 return trial_module.Trial(self.oracle.get_space(),
                                           status=trial_module.TrialStatus.STOPPED)
             trial = self.oracle.create_trial(tuner_id)
+            record = layout.read_trial_record(self.project_dir / f"trial_{trial.trial_id}") \
+                if trial.status == trial_module.TrialStatus.RUNNING else None
+            if record and record.get("status") in RECORD_FINISHED:  # recorded by a worker
+                self._finish_from_record(trial, record)  # killed before the chief heard
+                return self.create_trial(tuner_id)
             if trial.status == trial_module.TrialStatus.STOPPED:
                 self.stop_reason = self.stop_reason or "exhausted"
                 self.told_to_stop.add(tuner_id)
             return trial
 
-    def update_trial(self, trial_id: str, metrics: dict, step: int):
+    def update_trial(self, trial_id: str, metrics: dict, step: int, sender: str | None = None):
         with self.lock:
             known = self.oracle.trials.get(trial_id)
-            if known is not None and known.status in FINISHED:
-                return known  # a late report: the trial's result is already final
+            if known is None or known.status in FINISHED or self._not_theirs(trial_id, sender):
+                return known  # a late report: the trial is final, or someone else's now
             return self.oracle.update_trial(trial_id, metrics, step=step)
 
-    def end_trial(self, trial) -> None:
+    def end_trial(self, trial, sender: str | None = None) -> None:
         with self.lock:
             known = self.oracle.trials.get(trial.trial_id)
-            if known is None or known.status in FINISHED:
-                self.display.note(f"a late report of trial {trial.trial_id}, which had already "
-                                  "ended, was ignored", "distributed")
+            if known is None or known.status in FINISHED or self._not_theirs(trial.trial_id,
+                                                                             sender):
+                self.display.note(f"a late report of trial {trial.trial_id} from "
+                                  f"{sender or 'a worker'} was ignored (the trial had ended or "
+                                  "had been handed to another worker)", "distributed")
                 return
-            _forget_retry(self.oracle, trial.trial_id)
-            self.oracle.end_trial(trial)
-            self.oracle.save()  # Keras Tuner saved it before dropping the trial from ongoing
-            self.ended += 1
+            self._end(trial)
 
     # ---------------------------------------------------------------- called by the loop
 
     def lost(self, tuner_id: str, why: str, requeue: bool = False) -> None:
-        """A worker died (or went silent) during its trial: retry it, or end it FAILED."""
+        """A worker died (or went silent) during its trial: keep a result it had recorded,
+        else retry the trial, or end it FAILED after ``MAX_ATTEMPTS`` deaths."""
         with self.lock:
             trial = self.oracle.ongoing_trials.get(tuner_id)
             if trial is None:
+                return
+            record = layout.read_trial_record(self.project_dir / f"trial_{trial.trial_id}")
+            if record and record.get("status") in RECORD_FINISHED:
+                self._finish_from_record(trial, record)
+                self.display.note(f"{tuner_id} was lost after it recorded trial "
+                                  f"{trial.trial_id} ({record['status'].lower()}): the recorded "
+                                  "result is kept, not rerun", "distributed")
                 return
             self.attempts[trial.trial_id] += 1
             n = self.attempts[trial.trial_id]
@@ -175,35 +210,45 @@ class Chief:
                            f"time: {why}); a trial that kills its worker usually runs out of "
                            "memory")
                 return
+            _forget_metrics(trial)  # a retry reports its own, not on top of the lost attempt's
             if requeue:
-                _requeue(self.oracle, tuner_id)
+                with _oracle_locked(self.oracle):
+                    self.oracle.ongoing_trials.pop(tuner_id)
+                    self.oracle.tuner_ids.discard(tuner_id)
+                    self.oracle._retry_queue.append(trial.trial_id)
+                    self.oracle.save()
             self.display.note(f"{tuner_id} was lost during trial {trial.trial_id} ({why}): the "
-                              f"trial runs again (attempt {n + 1} of {MAX_ATTEMPTS})", "distributed")
+                              f"trial runs again (attempt {n + 1} of {MAX_ATTEMPTS})",
+                              "distributed")
 
     def expect_restart(self, tuner_id: str, why: str) -> None:
         """The supervisor saw a local worker die and starts it again under the same id."""
         with self.lock:
             self.lost(tuner_id, why)
+            self.beats.pop(tuner_id, None)  # the new process's heartbeats start afresh
+            self.silent.discard(tuner_id)
             if tuner_id in self.oracle.ongoing_trials:
                 self.expected_restart.add(tuner_id)
 
     def check_heartbeats(self) -> None:
         now = time.monotonic()
-        for tuner_id in list(self.oracle.ongoing_trials):
-            path = layout.worker_file(self.project_dir, tuner_id, ".json")
-            state = layout.read_json(path) or {}
-            beat = self.beats.setdefault(tuner_id, Beat())
-            if state.get("count", -1) != beat.count:
-                beat.count, beat.seen, beat.state = state.get("count", -1), now, state
-            elif now - beat.seen > self.heartbeat_timeout:
-                self.lost(tuner_id, f"no heartbeat for {now - beat.seen:.0f} s", requeue=True)
-                self.silent.add(tuner_id)
-                beat.seen = now
+        with self.lock:
+            for tuner_id in list(self.oracle.ongoing_trials):
+                path = layout.worker_file(self.project_dir, tuner_id, ".json")
+                state = layout.read_json(path) or {}
+                beat = self.beats.setdefault(tuner_id, Beat())
+                if state.get("count", -1) != beat.count:
+                    beat.count, beat.seen, beat.state = state.get("count", -1), now, state
+                elif now - beat.seen > self.heartbeat_timeout:
+                    self.lost(tuner_id, f"no heartbeat for {now - beat.seen:.0f} s",
+                              requeue=True)
+                    self.silent.add(tuner_id)
+                    beat.seen = now
 
     def done(self) -> bool:
         """The search is over: a stop was decided, nothing runs, every worker was told."""
         with self.lock:
-            if self._stop_reason() is None or self.oracle.ongoing_trials:
+            if self._stop_reason() in (None, "wait") or self.oracle.ongoing_trials:
                 self.done_at = None
                 return False
             self.done_at = self.done_at or time.monotonic()
@@ -212,18 +257,29 @@ class Chief:
 
     # ---------------------------------------------------------------- internals
 
+    def _not_theirs(self, trial_id: str, sender: str | None) -> bool:
+        if sender is None:
+            return False
+        holders = [t for t, trial in self.oracle.ongoing_trials.items()
+                   if trial.trial_id == trial_id]
+        return bool(holders) and sender not in holders
+
     def _stop_reason(self) -> str | None:
+        """None: hand out a trial; "wait": not now (IDLE); else why the search is over."""
         if self.fatal is not None:
             return "fatal"
+        if self.signals.signum is not None:
+            return "signal"
         if self.stop_reason in ("exhausted", "time", "trials"):
             return self.stop_reason
         if self.oracle._retry_queue:  # trials to retry are handed out before any stop
             return None
         finished = sum(1 for t in self.oracle.trials.values() if t.status in FINISHED)
-        if finished + len(self.oracle.ongoing_trials) >= self.limits.trials:
-            if finished >= self.limits.trials:
-                self.stop_reason = "trials"
+        if finished >= self.limits.trials:
+            self.stop_reason = "trials"
             return "trials"
+        if finished + len(self.oracle.ongoing_trials) >= self.limits.trials:
+            return "wait"
         deadline = self.limits.deadline
         if self.ended and deadline is not None:
             reserve = self.limits.reserve() if self.limits.reserve else 0.0
@@ -231,6 +287,33 @@ class Chief:
                 self.stop_reason = "time"
                 return "time"
         return None
+
+    def _end(self, trial) -> None:
+        with _oracle_locked(self.oracle):
+            self.oracle._retry_queue[:] = [t for t in self.oracle._retry_queue
+                                           if t != trial.trial_id]
+        self.oracle.end_trial(trial)
+        self.oracle.save()  # Keras Tuner saved it before dropping the trial from ongoing
+        self.ended += 1
+
+    def _finish_from_record(self, trial, record: dict[str, Any]) -> None:
+        """End a trial as its worker had recorded it (the kill came before Keras Tuner heard)."""
+        from keras_tuner.src.engine import trial as trial_module
+
+        ended = trial_module.Trial.from_proto(trial.to_proto())
+        if RECORD_FINISHED[record["status"]] == "FAILED":
+            ended.status = trial_module.TrialStatus.FAILED
+            ended.message = record.get("reason") or "failed"
+        else:
+            _forget_metrics(trial)
+            rows = record.get("history") or [{OBJECTIVE: record[OBJECTIVE]}]
+            for step, row in enumerate(rows):
+                metrics = {k: float(v) for k, v in row.items()
+                           if k in ("loss", "accuracy", "val_loss", OBJECTIVE)}
+                if metrics:
+                    self.oracle.update_trial(trial.trial_id, metrics, step=step)
+            ended.status = trial_module.TrialStatus.COMPLETED
+        self._end(ended)
 
     def _fail(self, trial, reason: str) -> None:
         from keras_tuner.src.engine import trial as trial_module
@@ -242,26 +325,17 @@ class Chief:
             "trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
             "started": started, "status": "FAILED", "reason": reason, "finished": time.time(),
             "wall_seconds": time.time() - started})
-        trial.status = trial_module.TrialStatus.FAILED
-        trial.message = reason
-        _forget_retry(self.oracle, trial.trial_id)
-        self.oracle.end_trial(trial)
-        self.oracle.save()
-        self.ended += 1
+        ended = trial_module.Trial.from_proto(trial.to_proto())
+        ended.status = trial_module.TrialStatus.FAILED
+        ended.message = reason
+        self._end(ended)
         self.display.note(f"trial {trial.trial_id} failed: {reason}", "distributed")
 
 
-@_synchronized
-def _requeue(oracle, tuner_id: str) -> None:
-    trial = oracle.ongoing_trials.pop(tuner_id)
-    oracle.tuner_ids.discard(tuner_id)
-    oracle._retry_queue.append(trial.trial_id)
-    oracle.save()
+def _forget_metrics(trial) -> None:
+    from keras_tuner.src.engine.metrics_tracking import MetricsTracker
 
-
-@_synchronized
-def _forget_retry(oracle, trial_id: str) -> None:
-    oracle._retry_queue[:] = [t for t in oracle._retry_queue if t != trial_id]
+    trial.metrics = MetricsTracker()
 
 
 # ------------------------------------------------------------------------------ the server
@@ -305,11 +379,15 @@ def start_server(chief: Chief, address: Address):
             return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
 
         def UpdateTrial(self, request, context):  # noqa: N802
-            trial = chief.update_trial(request.trial_id, request.metrics, request.step)
+            trial = chief.update_trial(request.trial_id, request.metrics, request.step,
+                                       _sender(context))
+            if trial is None:
+                trial = trial_module.Trial(chief.oracle.get_space(), trial_id=request.trial_id,
+                                           status=trial_module.TrialStatus.FAILED)
             return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
 
         def EndTrial(self, request, context):  # noqa: N802
-            chief.end_trial(trial_module.Trial.from_proto(request.trial))
+            chief.end_trial(trial_module.Trial.from_proto(request.trial), _sender(context))
             return protos.get_service().EndTrialResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
@@ -323,6 +401,13 @@ def start_server(chief: Chief, address: Address):
                         "this machine's. Choose another --port (0 picks a free one) or --bind.")
     server.start()
     return server, Address(address.host, port)
+
+
+SENDER_KEY = "fmnist-worker"  # gRPC metadata: which worker sends a report
+
+
+def _sender(context) -> str | None:
+    return dict(context.invocation_metadata() or ()).get(SENDER_KEY)
 
 
 def security_warning(address: Address) -> str:
@@ -347,10 +432,15 @@ def serve(chief: Chief, supervise: Callable[[], bool], on_tick: Callable[[], Non
     return None if reason == "exhausted" else reason
 
 
-def write_chief_json(project_dir: Path, address: Address, public: str) -> None:
+def write_chief_json(project_dir: Path, address: Address, public: str,
+                     session: dict[str, Any]) -> None:
+    """Where the chief listens, and the search as this run of it has it (``session``: the
+    shape of ``run.json``, with this run's preset, precision and versions), which workers
+    build their search from and are checked against."""
     import os
 
     (project_dir / layout.WORKERS).mkdir(parents=True, exist_ok=True)
     layout.write_json(project_dir / layout.WORKERS / layout.CHIEF_JSON,
                       {"address": public, "bound": str(address), "pid": os.getpid(),
-                       "host": socket.gethostname(), "started": time.time()})
+                       "host": socket.gethostname(), "started": time.time(),
+                       "session": session})

@@ -11,7 +11,6 @@ every worker (SIGTERM, then SIGKILL after a grace period), and a worker whose su
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,13 +96,16 @@ def available_cpus() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
+QUICK_DEATH = 60.0  # a worker dying sooner than this after its start counts toward MAX_RESTARTS
+
+
 @dataclass
 class _Worker:
     worker_id: str
     device: WorkerDevice
     proc: subprocess.Popen | None = None
     deaths_in_a_row: int = 0
-    ended_at_start: int = 0
+    started: float = 0.0
     done: bool = False
 
 
@@ -140,7 +143,7 @@ class LocalWorkers:
         with open(log, "a") as out:
             w.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                       stderr=subprocess.STDOUT, env=env)
-        w.ended_at_start = chief.ended
+        w.started = time.monotonic()
 
     def poll(self, chief: Chief) -> bool:
         """Restart the dead; True once every worker has exited for good."""
@@ -152,7 +155,8 @@ class LocalWorkers:
                 rc = w.proc.wait()
             if rc is None:
                 continue
-            if rc == 0 or self.stopping or chief.signals.signum is not None:
+            if rc == 0 or self.stopping or chief.signals.signum is not None \
+                    or w.worker_id in chief.told_to_stop:  # its work was over anyway
                 w.done = True
             elif rc == 2:
                 chief.fatal = f"{w.worker_id} stopped: {_last_error(self._log(w))}"
@@ -162,10 +166,11 @@ class LocalWorkers:
         return chief.fatal is not None or all(w.done for w in self.workers)
 
     def _restart(self, w: _Worker, chief: Chief, why: str) -> None:
-        w.deaths_in_a_row = 1 if chief.ended > w.ended_at_start else w.deaths_in_a_row + 1
+        quick = time.monotonic() - w.started < QUICK_DEATH
+        w.deaths_in_a_row = w.deaths_in_a_row + 1 if quick else 1
         if w.deaths_in_a_row > MAX_RESTARTS:
-            chief.fatal = (f"{w.worker_id} died {w.deaths_in_a_row} times in a row ({why}) "
-                           f"without finishing a trial; see {self._log(w)}")
+            chief.fatal = (f"{w.worker_id} died {w.deaths_in_a_row} times in a row, each within "
+                           f"{QUICK_DEATH:.0f} s of its start ({why}); see {self._log(w)}")
             w.done = True
             return
         self.console.print(f"[yellow]{w.worker_id} {escape(why)}: started again[/]")
@@ -191,8 +196,34 @@ class LocalWorkers:
                 proc.wait()
 
 
+def stop_orphans(project_dir: Path) -> list[int]:
+    """Stop this machine's workers of the project whose supervisor is gone (killed with
+    ``kill -9`` a moment ago): they stop by themselves within seconds, but a rerun must not
+    start beside them. Workers of a live supervisor or of another machine are left alone."""
+    from fmnist_search.tuning.worker import _pid_alive
+
+    folder = project_dir / layout.WORKERS
+    stopped = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        beat = layout.read_json(path) or {}
+        pid, parent = int(beat.get("pid") or 0), int(beat.get("parent") or 0)
+        if (beat.get("host") != socket.gethostname() or beat.get("status") == "stopped"
+                or not parent or _pid_alive(parent) or not _pid_alive(pid)):
+            continue
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stopped.append(pid)
+    return stopped
+
+
 def _signal(proc: subprocess.Popen, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with suppress(ProcessLookupError):
         proc.send_signal(signum)
 
 
@@ -234,12 +265,15 @@ def chief_runner(opts: DistributedOptions, console: Console):
     def run(tuner, req, display, signals) -> str | None:
         tuner.oracle.verbose = 0  # its display would print each trial's table here
         tuner.save()  # tuner0.json: what a resume (in one process or distributed) reloads
+        for pid in stop_orphans(req.project_dir):
+            console.print(f"stopped worker process {pid} left by an earlier run")
         chief = Chief(tuner, display, signals, opts.heartbeat_timeout)
         server, address = start_server(chief, Address(opts.bind, opts.port))
         workers = None
         try:
             public = _public_address(address)
-            write_chief_json(req.project_dir, address, str(public))
+            session = {**req.run_record(tuner.hypermodel.policy), "identity": req.identity()}
+            write_chief_json(req.project_dir, address, str(public), session)
             if not address.loopback:
                 console.print(f"[bold yellow]warning[/]: {escape(security_warning(address))}")
             if opts.workers:

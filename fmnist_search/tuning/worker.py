@@ -1,14 +1,16 @@
 """A distributed worker: Keras Tuner's own worker tuner, on a project the chief already opened.
 
-A worker learns everything about the search from the project's ``run.json`` (space, preset,
-data settings, seed), so it is started with only the chief's address and the project. It trains
-what the chief hands it with the same hypermodel and records as a single-process search
-(``search.build_tuner``), and writes a heartbeat (``workers/<id>.json``: its trial and epoch)
-every few seconds, which is how the chief tells a silent worker from a slow one.
+A worker learns the search from the running chief's ``workers/chief.json`` (the shape of
+``run.json``, with this run's preset, precision and versions: a resume with new limits or
+after an upgrade is what the chief has, not what the project was created with), so it is
+started with only the chief's address and the project. It trains what the chief hands it with
+the same hypermodel and records as a single-process search (``search.build_tuner``), and writes
+a heartbeat (``workers/<id>.json``: its trial and epoch) every few seconds, which is how the
+chief tells a dead worker from a slow one.
 
-Before it asks for a trial, it checks that it would train the project's search and not another:
+Before it asks for a trial it checks that it would train the chief's search and not another:
 its code and library versions, the space file it finds here and the data it loads here must be
-the ones in ``run.json``; otherwise it is refused, with what differs.
+the chief's; otherwise it is refused, with what differs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from rich.console import Console
 from fmnist_search import layout
 from fmnist_search.errors import UserError
 from fmnist_search.tuning.display import SearchDisplay
-from fmnist_search.tuning.distributed import HEARTBEAT_EVERY, Address, silence_stray_print
+from fmnist_search.tuning.distributed import (
+    HEARTBEAT_EVERY,
+    SENDER_KEY,
+    Address,
+    silence_stray_print,
+)
 from fmnist_search.tuning.signals import StopSignals
 
 WAIT_FOR_PROJECT = 60.0  # seconds a worker waits for the chief to write run.json
@@ -69,38 +76,47 @@ def version_differences(recorded: dict[str, str], here: dict[str, str]) -> list[
     return out
 
 
-def _wait_for_project(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]:
-    path = wreq.project_dir / layout.RUN_JSON
+def _wait_for_chief(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]:
+    """The chief's session (``workers/chief.json``): the search as the running chief has it
+    (the project's identity, and this run's preset, precision and versions)."""
+    path = wreq.project_dir / layout.WORKERS / layout.CHIEF_JSON
     deadline = time.monotonic() + WAIT_FOR_PROJECT
     told = False
-    while (record := layout.read_project(wreq.project_dir)) is None:
+    while (record := (layout.read_json(path) or {}).get("session")) is None:
         signals.check()
         if not told:
             print(f"waiting for the chief to create {path} ...", flush=True)
             told = True
         if time.monotonic() > deadline:
             raise UserError(
-                f"No project '{wreq.project}' in {wreq.root} ({path} not found after "
+                f"No chief for project '{wreq.project}' in {wreq.root} ({path} not found after "
                 f"{WAIT_FOR_PROJECT:.0f} s). Start the chief first (`fmnist-search chief`), and "
                 "give every worker the same --results-dir, on a file system they all share.")
         time.sleep(1.0)
     return record
 
 
-def request_from_project(record: dict[str, Any], wreq: WorkerRequest,
-                         prepare: Callable) -> Any:
-    """The project's search request, rebuilt here; refused where this machine differs."""
-    from fmnist_search import data, presets, runs
-    from fmnist_search.tuning.search import SearchRequest
+def check_session(record: dict[str, Any], wreq: WorkerRequest):
+    """The cheap checks, before this worker shows itself to the chief: the same code and
+    libraries, and the same space file here. Returns the space."""
+    from fmnist_search import runs
 
-    where = wreq.project_dir / layout.RUN_JSON
+    where = wreq.project_dir / layout.WORKERS / layout.CHIEF_JSON
     differ = version_differences(record.get("versions", {}), runs.versions())
     if differ:
         raise UserError(f"This worker cannot join project '{wreq.project}': its versions differ "
-                        f"from {where} ({'; '.join(differ)}). Install the same fmnist-search "
-                        "checkout and packages on every machine.")
-    identity = record.get("identity", {})
-    sp = _same_space(record, identity, where)
+                        f"from the chief's in {where} ({'; '.join(differ)}). Install the same "
+                        "fmnist-search checkout and packages on every machine.")
+    return _same_space(record, record.get("identity", {}), where)
+
+
+def request_from_session(record: dict[str, Any], sp, wreq: WorkerRequest,
+                         prepare: Callable) -> Any:
+    """The chief's search request, rebuilt here with data loaded here (refused if it differs)."""
+    from fmnist_search import data, presets
+    from fmnist_search.tuning.search import SearchRequest
+
+    where = wreq.project_dir / layout.WORKERS / layout.CHIEF_JSON
     preset = presets.from_dict(record["preset"])
     d = record["data"]
     settings = data.DataSettings(tuple(d["classes"]), d["val_fraction"], d["subset"], d["seed"],
@@ -113,11 +129,12 @@ def request_from_project(record: dict[str, Any], wreq: WorkerRequest,
         changed.append("the images themselves (data_digest)")
     if changed:
         raise UserError(f"This worker cannot join project '{wreq.project}': the data it loads "
-                        f"here differs from the project's ({', '.join(changed)} differ; see "
+                        f"here differs from the chief's ({', '.join(changed)} differ; see "
                         f"{where}). Give it the same data files (--data-dir, or the same CSV "
                         "paths) as the chief.")
-    return SearchRequest(sp, preset, ds, wreq.root, wreq.project, seed=identity["seed"],
-                         command=record.get("command", ""), debug=wreq.debug)
+    return SearchRequest(sp, preset, ds, wreq.root, wreq.project,
+                         seed=record["identity"]["seed"], command=record.get("command", ""),
+                         debug=wreq.debug)
 
 
 def _same_space(record: dict[str, Any], identity: dict[str, Any], where: Path):
@@ -179,14 +196,17 @@ class Heartbeat:
     """``workers/<id>.json``, rewritten every few seconds by a thread: its count changing is
     what tells the chief this worker is alive; its trial and epoch feed the chief's display."""
 
-    def __init__(self, project_dir: Path, worker_id: str, every: float = HEARTBEAT_EVERY):
+    def __init__(self, project_dir: Path, worker_id: str, every: float = HEARTBEAT_EVERY,
+                 parent: int | None = None):
         self.path = layout.worker_file(project_dir, worker_id, ".json")
         self.every = every
         self.count = 0
         self.progress = None  # the worker's rich Progress, where its epoch bar lives
         self.state: dict[str, Any] = {"worker": worker_id, "host": socket.gethostname(),
-                                      "pid": os.getpid(), "status": "starting", "trial": None}
+                                      "pid": os.getpid(), "parent": parent,
+                                      "status": "starting", "trial": None}
         self._stop = threading.Event()
+        self.discarded = False
 
     def beat(self) -> None:
         state = dict(self.state)
@@ -199,6 +219,10 @@ class Heartbeat:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             layout.write_json(self.path, {**state, "count": self.count, "time": time.time()})
 
+    def discard(self) -> None:
+        self._stop.set()
+        self.discarded = True
+
     @contextmanager
     def running(self, parent_pid: int | None) -> Iterator[Heartbeat]:
         self.beat()
@@ -210,8 +234,12 @@ class Heartbeat:
         finally:
             self._stop.set()
             thread.join(timeout=5)
-            self.state.update(status="stopped", trial=None)
-            self.beat()
+            if self.discarded:
+                with suppress(OSError):
+                    self.path.unlink()
+            else:
+                self.state.update(status="stopped", trial=None)
+                self.beat()
 
     def _loop(self, parent_pid: int | None) -> None:
         orphaned_at = None
@@ -268,6 +296,50 @@ def _pace(client) -> None:
     client.create_trial = create_trial
 
 
+def _identify(client, worker_id: str) -> None:
+    """Send this worker's id with every report (gRPC metadata), so that the chief can ignore
+    the report of a worker it presumed dead and whose trial it has handed to another."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_client
+    from keras_tuner.src.engine import trial as trial_module
+
+    metadata = ((SENDER_KEY, worker_id),)
+
+    def update_trial(trial_id, metrics, step=0):
+        request = protos.get_service().UpdateTrialRequest(trial_id=trial_id, metrics=metrics,
+                                                          step=step)
+        response = client.stub.UpdateTrial(request, wait_for_ready=True,
+                                           timeout=oracle_client.TIMEOUT, metadata=metadata)
+        return trial_module.Trial.from_proto(response.trial)
+
+    def end_trial(trial):
+        request = protos.get_service().EndTrialRequest(trial=trial.to_proto())
+        client.stub.EndTrial(request, wait_for_ready=True, timeout=oracle_client.TIMEOUT,
+                             metadata=metadata)
+
+    client.update_trial = update_trial
+    client.end_trial = end_trial
+
+
+@contextmanager
+def id_lock(project_dir: Path, worker_id: str) -> Iterator[None]:
+    """Held for the worker's life: a second live worker under the same id (on this machine,
+    or on any sharing the results directory where its file system has locks) is refused."""
+    import fcntl
+
+    path = layout.worker_file(project_dir, worker_id, ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"Worker id {worker_id!r} is in use in project '{project_dir.name}' by another "
+                "live worker. Give each worker its own --worker-id (and the same one when you "
+                "restart it, so it resumes its trial).") from None
+        yield
+
+
 def configure_devices(threads: int | None, cpus: tuple[int, ...] | None) -> None:
     """Pin this process to its share of the cores, before TensorFlow starts its thread pools."""
     if cpus and hasattr(os, "sched_setaffinity"):
@@ -282,34 +354,51 @@ def configure_devices(threads: int | None, cpus: tuple[int, ...] | None) -> None
 def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                signals: StopSignals | None = None) -> None:
     """Join the chief's search and train what it hands out, until it says stop."""
-    import grpc
     import keras
     from keras_tuner.src.distribute import oracle_client
 
     from fmnist_search import training
+
+    signals = signals or StopSignals()
+    configure_devices(wreq.threads, wreq.cpus)
+    session = _wait_for_chief(wreq, signals)
+    sp = check_session(session, wreq)
+    check_id_free(wreq.project_dir, wreq.worker_id)
+    parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else None
+    heartbeat = Heartbeat(wreq.project_dir, wreq.worker_id, parent=parent)
+    # The heartbeat starts before the slow part (data, TensorFlow): a restarted worker that
+    # is still starting is not taken for a dead one.
+    with id_lock(wreq.project_dir, wreq.worker_id), heartbeat.running(parent):
+        try:
+            req = request_from_session(session, sp, wreq, prepare)
+        except UserError:
+            heartbeat.discard()  # refused: it never was a worker of this search
+            raise
+        os.environ.update(KERASTUNER_TUNER_ID=wreq.worker_id,
+                          KERASTUNER_ORACLE_IP=wreq.chief.host,
+                          KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
+        oracle_client.TIMEOUT = wreq.chief_timeout
+        keras.utils.set_random_seed(req.seed)
+        policy = training.set_precision(req.preset.precision)
+        display = WorkerDisplay(console, heartbeat)
+        console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
+        _train(wreq, req, display, signals, policy)
+    console.print(f"{wreq.worker_id}: the chief says the search is done")
+
+
+def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignals,
+           policy: str) -> None:
+    import grpc
+
     from fmnist_search.tuning import state
     from fmnist_search.tuning.search import build_tuner, quiet_keras, run_tuner
     from fmnist_search.tuning.tuner import Limits
 
-    signals = signals or StopSignals()
-    configure_devices(wreq.threads, wreq.cpus)
-    record = _wait_for_project(wreq, signals)
-    check_id_free(wreq.project_dir, wreq.worker_id)
-    req = request_from_project(record, wreq, prepare)
-    os.environ.update(KERASTUNER_TUNER_ID=wreq.worker_id, KERASTUNER_ORACLE_IP=wreq.chief.host,
-                      KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
-    oracle_client.TIMEOUT = wreq.chief_timeout
-    keras.utils.set_random_seed(req.seed)
-    policy = training.set_precision(req.preset.precision)
-    heartbeat = Heartbeat(wreq.project_dir, wreq.worker_id)
-    display = WorkerDisplay(console, heartbeat)
-    parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else None
-    console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
-    with heartbeat.running(parent), state.atomic_saves(signals.critical), \
-            quiet_keras(req.debug):
+    with state.atomic_saves(signals.critical), quiet_keras(req.debug):
         try:
             tuner = build_tuner(req, display, signals, policy, Limits(None))
             _pace(tuner.oracle)
+            _identify(tuner.oracle, wreq.worker_id)
             silence_stray_print()
             run_tuner(tuner, req, display, signals)
         except grpc.RpcError as exc:
@@ -317,4 +406,3 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                 f"The chief at {wreq.chief} did not answer ({exc.code().name} after up to "
                 f"{wreq.chief_timeout:.0f} s): it has stopped or cannot be reached. What this "
                 "worker finished is saved; start it again once the chief runs.") from exc
-    console.print(f"{wreq.worker_id}: the chief says the search is done")
