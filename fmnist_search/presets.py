@@ -37,6 +37,7 @@ class Preset:
     final_epochs: int = 0  # the final protocol's epochs (0: the preset's epochs)
     final_baselines: tuple[str, ...] = ()  # report models trained beside them
     final_baselines_epochs: bool = False  # train those with final_epochs too
+    start_from_default: bool = False  # the first trial trains the space's default point
     fixed: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)  # values the final protocol pins
 
@@ -84,9 +85,9 @@ def parse(path: Path, data: dict) -> Preset:
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
-    if "final_baselines_epochs" in data and not isinstance(data["final_baselines_epochs"], bool):
-        raise UserError(f"{path}: final_baselines_epochs = {data['final_baselines_epochs']!r} "
-                        "must be true or false.")
+    for key in ("final_baselines_epochs", "start_from_default"):
+        if key in data and not isinstance(data[key], bool):
+            raise UserError(f"{path}: {key} = {data[key]!r} must be true or false.")
     names = data.get("final_baselines", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise UserError(f"{path}: final_baselines = {names!r} must be a list of baseline "

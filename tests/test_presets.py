@@ -71,6 +71,14 @@ def test_best_preset_is_budget_aware():
     assert best.tuner == "hyperband" and best.subset >= 0.5 and best.prune_after >= 1
     assert best.max_params == 1_000_000 and best.finalize_top >= 1
     assert best.final_baselines == ("model3",) and best.final["schedule"] == "cosine"
+    assert best.start_from_default and best.iterations * 20 >= best.trials  # brackets last
+
+
+def test_a_preset_survives_run_json():
+    from dataclasses import asdict
+
+    best = presets.load("best")
+    assert asdict(presets.from_dict(best.as_dict())) == asdict(best)
 
 
 @pytest.mark.parametrize("text, named", [
@@ -79,6 +87,7 @@ def test_best_preset_is_budget_aware():
     ("prune_after = -1", "prune_after"),
     ("final_baselines = ['model99']", "model99"),
     ("final_baselines_epochs = 1", "final_baselines_epochs"),
+    ("start_from_default = 'yes'", "start_from_default"),
     ("[final]\nschedule = 'linear'", "schedule"),
     ("[final]\nwidth = 3", "width"),
 ])

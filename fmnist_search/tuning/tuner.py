@@ -175,6 +175,29 @@ def _safe_name(values: dict[str, Any]) -> str:
         return f"(cannot be built: {exc})"
 
 
+def start_from_default(oracle) -> None:
+    """Make the project's first trial the space's default point (every hyperparameter at its
+    ``default``), then sample as usual: a search that starts from a known-good configuration,
+    as Optuna's ``enqueue_trial`` or Hyperopt's ``points_to_evaluate`` allow. Keras Tuner's
+    oracles draw every new configuration through ``_random_values``; only the first draw of a
+    project with no trials changes (a resumed project is untouched)."""
+    from keras_tuner.src.engine import hyperparameters as hp_module
+
+    draw = oracle._random_values
+
+    def random_values():
+        if oracle.trials:
+            return draw()
+        hps = hp_module.HyperParameters()
+        for hp in oracle.hyperparameters.space:
+            hps.merge([hp])
+            if hps.is_active(hp):
+                hps.values[hp.name] = hp.default
+        return hps.values
+
+    oracle._random_values = random_values
+
+
 def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: str,
                display: SearchDisplay, signals: StopSignals, limits: Limits, seed: int):
     base = TUNERS[preset.tuner]
@@ -190,9 +213,13 @@ def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: s
         display=display, signals=signals, limits=limits,
     )
     if preset.tuner == "hyperband":
-        return cls(max_epochs=preset.epochs, factor=preset.factor,
-                   hyperband_iterations=preset.iterations, **common)
-    if preset.tuner == "bayesian":
+        tuner = cls(max_epochs=preset.epochs, factor=preset.factor,
+                    hyperband_iterations=preset.iterations, **common)
+    elif preset.tuner == "bayesian":
         initial = max(3, min(10, preset.trials // 4))  # KT's default (3 x dims) is ~100 here
-        return cls(max_trials=preset.trials, num_initial_points=initial, **common)
-    return cls(max_trials=preset.trials, **common)
+        tuner = cls(max_trials=preset.trials, num_initial_points=initial, **common)
+    else:
+        tuner = cls(max_trials=preset.trials, **common)
+    if preset.start_from_default:
+        start_from_default(tuner.oracle)
+    return tuner
