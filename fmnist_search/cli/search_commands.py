@@ -89,8 +89,13 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
 def _distributed_runner(args: argparse.Namespace, chief: bool):
     if not chief and args.workers <= 1:
         return None
+    import os
+
     from fmnist_search.tuning import supervisor
 
+    # The chief builds one model to learn the space; on a GPU, TensorFlow would otherwise take
+    # all of its memory for this process and leave none to the workers (read at first use).
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     extra = (["--debug"] if args.debug else []) + (
         ["--data-dir", args.data_dir] if args.data_dir else [])
     opts = supervisor.DistributedOptions(
