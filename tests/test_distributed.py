@@ -255,6 +255,14 @@ def _settled(project: Path) -> None:
         _wait_for(lambda pid=pid: not _alive(pid), 40, f"worker process {pid} to exit")
 
 
+def _start_search(csv_data, tmp_path, trials: int, out: str = "out.txt"):
+    """``run --workers 2`` in a subprocess, with trials long enough (25 tiny epochs, a few
+    seconds) to be caught mid-trial: its arguments (to rerun it), project folder and process."""
+    args = search_args(csv_data, tmp_path, "p", trials, "--workers", "2")
+    args[args.index("--epochs") + 1] = "25"
+    return args, tmp_path / "res" / "p", _spawn(args, tmp_path / out)
+
+
 @pytest.mark.slow
 def test_two_local_workers_complete_a_hyperband_search(tmp_path, csv_data, capsys):
     args = search_args(csv_data, tmp_path, "p", 6, "--workers", "2")
@@ -276,10 +284,7 @@ def test_two_local_workers_complete_a_hyperband_search(tmp_path, csv_data, capsy
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_restarted_and_nothing_is_duplicated(tmp_path, csv_data):
-    args = search_args(csv_data, tmp_path, "p", 4, "--workers", "2")
-    args[args.index("--epochs") + 1] = "25"
-    project = tmp_path / "res" / "p"
-    proc = _spawn(args, tmp_path / "out.txt")
+    args, project, proc = _start_search(csv_data, tmp_path, 4, "out.txt")
     beat = project / "workers" / "worker-1.json"
     seen: dict = {}
 
@@ -303,10 +308,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_nothing_is_duplicated(tmp_pa
 @pytest.mark.slow
 def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resumes(tmp_path,
                                                                                    csv_data):
-    args = search_args(csv_data, tmp_path, "p", 5, "--workers", "2")
-    args[args.index("--epochs") + 1] = "25"
-    project = tmp_path / "res" / "p"
-    proc = _spawn(args, tmp_path / "out1.txt")
+    args, project, proc = _start_search(csv_data, tmp_path, 5, "out1.txt")
 
     def one_done_one_running() -> bool:
         records = [layout.read_trial_record(d) or {} for d in layout.trial_dirs(project)]
@@ -333,10 +335,7 @@ def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resume
 
 @pytest.mark.slow
 def test_sigterm_stops_the_supervisor_and_its_workers_cleanly(tmp_path, csv_data):
-    args = search_args(csv_data, tmp_path, "p", 3, "--workers", "2")
-    args[args.index("--epochs") + 1] = "25"
-    project = tmp_path / "res" / "p"
-    proc = _spawn(args, tmp_path / "out.txt")
+    args, project, proc = _start_search(csv_data, tmp_path, 3, "out.txt")
     beats = [project / "workers" / f"worker-{i}.json" for i in (1, 2)]
     _wait_for(lambda: all(b.exists() for b in beats) and any(
         (layout.read_json(b) or {}).get("status") == "training" for b in beats), 180,
