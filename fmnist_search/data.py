@@ -386,10 +386,11 @@ class DataSettings:
 
     @classmethod
     def from_record(cls, data: dict, data_dir: str | None = None,
-                    test_csv: str | None = None) -> DataSettings:
-        """A project's recorded data settings on the whole training split (as ``retrain``
-        trains): the same classes, split and seed; a test CSV given now replaces its own."""
-        return cls(tuple(data["classes"]), data["val_fraction"], 1.0, data["seed"], data_dir,
+                    test_csv: str | None = None, subset: float = 1.0) -> DataSettings:
+        """A project's recorded data settings, on the whole training split by default (as
+        ``retrain`` trains; a distributed worker passes the search's subset): the same classes,
+        split and seed; a test CSV given now replaces its own."""
+        return cls(tuple(data["classes"]), data["val_fraction"], subset, data["seed"], data_dir,
                    data.get("train_csv"), test_csv or data.get("test_csv"),
                    bool(data.get("fashion_labels")))
 

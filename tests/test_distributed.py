@@ -225,7 +225,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def _alive(pid: int) -> bool:
-    return worker._pid_alive(pid)
+    return worker.pid_alive(pid)
 
 
 def _worker_pids(project: Path) -> list[int]:

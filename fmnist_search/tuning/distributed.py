@@ -33,7 +33,12 @@ from typing import Any
 
 from fmnist_search import layout
 from fmnist_search.errors import UserError
-from fmnist_search.tuning.state import FINISHED, OBJECTIVE, RECORD_FINISHED
+from fmnist_search.tuning.state import (
+    FINISHED,
+    HISTORY_METRICS,
+    OBJECTIVE,
+    RECORD_FINISHED,
+)
 
 MAX_ATTEMPTS = 3  # deaths of its worker after which a trial ends FAILED
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's heartbeats
@@ -159,10 +164,10 @@ class Chief:
                 return trial_module.Trial(self.oracle.get_space(),
                                           status=trial_module.TrialStatus.STOPPED)
             trial = self.oracle.create_trial(tuner_id)
-            record = layout.read_trial_record(self.project_dir / f"trial_{trial.trial_id}") \
+            record = self._recorded(trial) \
                 if trial.status == trial_module.TrialStatus.RUNNING else None
-            if record and record.get("status") in RECORD_FINISHED:  # recorded by a worker
-                self._finish_from_record(trial, record)  # killed before the chief heard
+            if record:  # a worker recorded it and was killed before the chief heard
+                self._finish_from_record(trial, record)
                 return self.create_trial(tuner_id)
             if trial.status == trial_module.TrialStatus.STOPPED:
                 self.stop_reason = self.stop_reason or "exhausted"
@@ -196,8 +201,8 @@ class Chief:
             trial = self.oracle.ongoing_trials.get(tuner_id)
             if trial is None:
                 return
-            record = layout.read_trial_record(self.project_dir / f"trial_{trial.trial_id}")
-            if record and record.get("status") in RECORD_FINISHED:
+            record = self._recorded(trial)
+            if record:
                 self._finish_from_record(trial, record)
                 self.display.note(f"{tuner_id} was lost after it recorded trial "
                                   f"{trial.trial_id} ({record['status'].lower()}): the recorded "
@@ -296,6 +301,11 @@ class Chief:
         self.oracle.save()  # Keras Tuner saved it before dropping the trial from ongoing
         self.ended += 1
 
+    def _recorded(self, trial) -> dict[str, Any] | None:
+        """The trial's ``record.json`` when it says the trial finished, else None."""
+        record = layout.read_trial_record(self.project_dir / f"trial_{trial.trial_id}")
+        return record if record and record.get("status") in RECORD_FINISHED else None
+
     def _finish_from_record(self, trial, record: dict[str, Any]) -> None:
         """End a trial as its worker had recorded it (the kill came before Keras Tuner heard)."""
         from keras_tuner.src.engine import trial as trial_module
@@ -308,8 +318,7 @@ class Chief:
             _forget_metrics(trial)
             rows = record.get("history") or [{OBJECTIVE: record[OBJECTIVE]}]
             for step, row in enumerate(rows):
-                metrics = {k: float(v) for k, v in row.items()
-                           if k in ("loss", "accuracy", "val_loss", OBJECTIVE)}
+                metrics = {k: float(v) for k, v in row.items() if k in HISTORY_METRICS}
                 if metrics:
                     self.oracle.update_trial(trial.trial_id, metrics, step=step)
             ended.status = trial_module.TrialStatus.COMPLETED

@@ -28,6 +28,7 @@ from fmnist_search.errors import UserError
 
 OBJECTIVE = "val_accuracy"
 FINISHED = ("COMPLETED", "FAILED", "INVALID")
+HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # a record's, for Keras Tuner
 BACKUP_SUFFIX = ".bak"
 # Our record's final statuses, and what each is in Keras Tuner's state: a pruned trial ended
 # normally with its score; a rejected one never trained.
@@ -184,7 +185,7 @@ def _finish_from_record(state: dict, record: dict) -> None:
         return
     history = record.get("history") or []
     metrics = {}
-    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for name in HISTORY_METRICS:
         observations = [{"value": [float(row[name])], "step": i}
                         for i, row in enumerate(history) if name in row]
         if observations:

@@ -200,7 +200,7 @@ def stop_orphans(project_dir: Path) -> list[int]:
     """Stop this machine's workers of the project whose supervisor is gone (killed with
     ``kill -9`` a moment ago): they stop by themselves within seconds, but a rerun must not
     start beside them. Workers of a live supervisor or of another machine are left alone."""
-    from fmnist_search.tuning.worker import _pid_alive
+    from fmnist_search.tuning.worker import pid_alive
 
     folder = project_dir / layout.WORKERS
     stopped = []
@@ -208,14 +208,14 @@ def stop_orphans(project_dir: Path) -> list[int]:
         beat = layout.read_json(path) or {}
         pid, parent = int(beat.get("pid") or 0), int(beat.get("parent") or 0)
         if (beat.get("host") != socket.gethostname() or beat.get("status") == "stopped"
-                or not parent or _pid_alive(parent) or not _pid_alive(pid)):
+                or not parent or pid_alive(parent) or not pid_alive(pid)):
             continue
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_WAIT
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         stopped.append(pid)

@@ -60,6 +60,10 @@ class WorkerRequest:
     def project_dir(self) -> Path:
         return layout.project_dir(self.root, self.project)
 
+    @property
+    def chief_json(self) -> Path:
+        return self.project_dir / layout.WORKERS / layout.CHIEF_JSON
+
 
 # --------------------------------------------------------------------------- is it the same?
 
@@ -79,7 +83,7 @@ def version_differences(recorded: dict[str, str], here: dict[str, str]) -> list[
 def _wait_for_chief(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]:
     """The chief's session (``workers/chief.json``): the search as the running chief has it
     (the project's identity, and this run's preset, precision and versions)."""
-    path = wreq.project_dir / layout.WORKERS / layout.CHIEF_JSON
+    path = wreq.chief_json
     deadline = time.monotonic() + WAIT_FOR_PROJECT
     told = False
     while (record := (layout.read_json(path) or {}).get("session")) is None:
@@ -101,7 +105,7 @@ def check_session(record: dict[str, Any], wreq: WorkerRequest):
     libraries, and the same space file here. Returns the space."""
     from fmnist_search import runs
 
-    where = wreq.project_dir / layout.WORKERS / layout.CHIEF_JSON
+    where = wreq.chief_json
     differ = version_differences(record.get("versions", {}), runs.versions())
     if differ:
         raise UserError(f"This worker cannot join project '{wreq.project}': its versions differ "
@@ -116,15 +120,12 @@ def request_from_session(record: dict[str, Any], sp, wreq: WorkerRequest,
     from fmnist_search import data, presets
     from fmnist_search.tuning.search import SearchRequest
 
-    where = wreq.project_dir / layout.WORKERS / layout.CHIEF_JSON
+    where = wreq.chief_json
     preset = presets.from_dict(record["preset"])
     d = record["data"]
-    settings = data.DataSettings(tuple(d["classes"]), d["val_fraction"], d["subset"], d["seed"],
-                                 wreq.data_dir, d.get("train_csv"), d.get("test_csv"),
-                                 bool(d.get("fashion_labels")))
-    ds = prepare(settings)
-    changed = sorted(k for k in set(d) | set(ds.fingerprint())
-                     if d.get(k) != ds.fingerprint().get(k))
+    ds = prepare(data.DataSettings.from_record(d, wreq.data_dir, subset=d["subset"]))
+    here = ds.fingerprint()
+    changed = sorted(k for k in set(d) | set(here) if d.get(k) != here.get(k))
     if record.get("data_digest") not in (None, ds.digest()):
         changed.append("the images themselves (data_digest)")
     if changed:
@@ -165,7 +166,7 @@ def check_id_free(project_dir: Path, worker_id: str) -> None:
     if beat.get("status") in (None, "stopped") or beat.get("pid") == os.getpid():
         return
     if beat.get("host") == socket.gethostname():
-        alive = _pid_alive(int(beat.get("pid", 0)))
+        alive = pid_alive(int(beat.get("pid", 0)))
     else:
         alive = time.time() - float(beat.get("time", 0)) < 6 * HEARTBEAT_EVERY
     if alive:
@@ -175,7 +176,7 @@ def check_id_free(project_dir: Path, worker_id: str) -> None:
             "(and the same one when you restart it, so it resumes its trial).")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
