@@ -9,6 +9,11 @@ Usage (the README's command):
 
     python benchmarks/bench_best.py --max-time 3h
 
+``--reuse-baselines DIR`` copies the finished report-model runs of an earlier results
+directory into the fresh one first, so finalize reuses them (as it does for a user's second
+search in one results directory) and the budget keeps no time for them: their training time is
+recorded beside the command's (``reused_wall_seconds``) for an honest total.
+
 Options after ``--`` go to ``fmnist-search run`` unchanged (a smoke check of the script:
 ``--max-time 30s --out /tmp/best.json -- --subset 0.02 --trials 2 --no-finalize``).
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +32,8 @@ from pathlib import Path
 
 import common
 
+from fmnist_search import finalize, layout, results
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -33,12 +41,16 @@ def main() -> int:
     parser.add_argument("--results-dir", type=Path,
                         help="where the run writes (default: a fresh temporary directory)")
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/best.json)")
+    parser.add_argument("--reuse-baselines", type=Path, metavar="DIR",
+                        help="copy DIR/baselines (finished report-model runs) in first")
     parser.add_argument("extra", nargs="*", help="after --: more options for `run`")
     args = parser.parse_args()
     root = args.results_dir or Path(tempfile.mkdtemp(prefix="bench-best-"))
     if root.exists() and any(root.iterdir()):
         parser.error(f"--results-dir {root} is not empty: the benchmark needs a fresh one")
     project = "best"
+    if args.reuse_baselines:
+        shutil.copytree(args.reuse_baselines / layout.BASELINES, root / layout.BASELINES)
     cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", "resnet", "--search",
            "best", "--max-time", args.max_time, "--project", project, "--results-dir",
            str(root), *args.extra]
@@ -46,8 +58,6 @@ def main() -> int:
     start = time.time()
     proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
     wall = time.time() - start
-
-    from fmnist_search import finalize, layout, results
 
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []
     final = layout.read_final(root, project) or {}
@@ -63,6 +73,10 @@ def main() -> int:
             "finalize_seconds": final.get("stages", {}).get("finalize_seconds"),
             "models": final.get("stages", {}).get("models", []),
         },
+        "reused_from": str(args.reuse_baselines) if args.reuse_baselines else None,
+        "reused_wall_seconds": sum(m.get("seconds") or 0.0
+                                   for m in final.get("stages", {}).get("models", [])
+                                   if m.get("reused")),
         "trials": dict(Counter(r["status"] for r in rows)),
         "best_screening": max((r for r in rows if r["status"] == "COMPLETED"),
                               key=lambda r: r["val_accuracy"], default=None),
@@ -70,7 +84,7 @@ def main() -> int:
         "final_epochs": final.get("epochs"),
         "final_table": [{k: r.get(k) for k in (
             "stage", "name", "test_accuracy", "val_accuracy", "params", "seconds_per_epoch",
-            "epochs", "wall_seconds", "screening_val_accuracy", "architecture")}
+            "epochs", "wall_seconds", "reused", "screening_val_accuracy", "architecture")}
             for r in final.get("rows", [])],
     }
     if args.out:

@@ -85,19 +85,25 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
             name, "final", values, epochs, directory / name,
             {"project": req.project, "trial": row["trial"]},
             {k: row.get(k) for k in ("val_accuracy", "epochs", "seconds_per_epoch", "n_train")}))
-    for base_name in preset.get("final_baselines") or []:
-        base = baselines.load(base_name)
-        base_epochs = epochs if preset.get("final_baselines_epochs") else int(
-            base.values.get("epochs", epochs))
-        candidates.append(Candidate(
-            base.name, "baseline", {**base.values, "epochs": base_epochs}, base_epochs,
-            req.root / layout.BASELINES / base.name,
-            {"baseline": base.name, "file": str(base.path)}, {}))
+    candidates += [baseline_candidate(req.root, name, epochs,
+                                      bool(preset.get("final_baselines_epochs")))
+                   for name in preset.get("final_baselines") or []]
     settings = {"top": top, "epochs": epochs, "final_values": final_values,
                 "precision": req.precision or preset.get("precision", "auto"),
                 "data": DataSettings.from_record(run["data"], req.data_dir,
                                                  req.test_csv)}
     return run, candidates, settings
+
+
+def baseline_candidate(root: Path, name: str, final_epochs: int,
+                       use_final_epochs: bool) -> Candidate:
+    """A report model of the final table: its own protocol, and ``final_epochs`` epochs when
+    the preset says so (else its own)."""
+    base = baselines.load(name)
+    epochs = final_epochs if use_final_epochs else int(base.values.get("epochs", final_epochs))
+    return Candidate(base.name, "baseline", {**base.values, "epochs": epochs}, epochs,
+                     root / layout.BASELINES / base.name,
+                     {"baseline": base.name, "file": str(base.path)}, {})
 
 
 def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict] | None:

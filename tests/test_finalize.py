@@ -170,3 +170,39 @@ def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
     assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0, 30.0], 2, 10, 2.0))
     req.finalize = False  # --no-finalize
     assert req.finalize_reserve() == 0.0
+
+
+def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
+    """A report model already trained on the same data for as many epochs is reused by
+    finalize, so the search does not keep time for it; one trained for other epochs, or on
+    other data, still counts."""
+    from fmnist_search import presets
+    from fmnist_search.budget import finalize_reserve
+    from fmnist_search.data import DataSettings
+    from fmnist_search.tuning.search import SearchRequest
+
+    class Data:  # the search's data: a subset of the training split
+        def fingerprint(self):
+            return DataSettings(subset=0.5).fingerprint()
+
+    preset = presets.Preset(subset=0.5, finalize_top=1, final_epochs=10,
+                            final_baselines=["model3"], final_baselines_epochs=True)
+    req = SearchRequest(None, preset, Data(), tmp_path, "p", seed=1)
+    directory = tmp_path / "p" / "trial_0"
+    directory.mkdir(parents=True)
+    layout.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": 0.9,
+                                          "seconds_per_epoch": 10.0, "values": {}})
+    with_model3 = finalize_reserve([10.0], 1, 10, 2.0, baseline_epochs=[10])
+    assert req.finalize_reserve() == pytest.approx(with_model3)
+
+    def finished_model3(name, epochs, subset):
+        run = tmp_path / layout.BASELINES / "model3" / name
+        run.mkdir(parents=True)
+        layout.write_metrics(run, {"epochs": epochs,
+                                   "data": DataSettings(subset=subset).fingerprint()})
+
+    finished_model3("20260101-000000-000001", 40, 1.0)  # its own 40 epochs: not the final 10
+    finished_model3("20260101-000000-000002", 10, 0.5)  # 10 epochs, but on the subset
+    assert req.finalize_reserve() == pytest.approx(with_model3)
+    finished_model3("20260101-000000-000003", 10, 1.0)
+    assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0], 1, 10, 2.0))

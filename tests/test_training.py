@@ -187,3 +187,47 @@ def test_tta_averages_with_the_mirror_image():
                                training.predict(model, symmetric)[0], rtol=1e-5, atol=1e-7)
     loss = training.evaluate(model, x, y, classes)["loss"]
     assert training.evaluate(model, x, y, classes, tta=True)["loss"] != loss
+
+
+def test_one_epoch_cost_leaves_out_the_first_batches_tracing(monkeypatch):
+    """A one-epoch trial's seconds per epoch is its epoch less the first training and first
+    validation batch's excess over the median batch (tracing), not the whole first epoch."""
+    from fmnist_search import callbacks
+
+    clock = iter([0.0,                   # epoch begins
+                  0.0, 10.0, 11.0, 12.0,  # train batch starts: 10 s, then 1 s batches
+                  13.0, 17.0, 17.5, 18.0,  # validation batch starts: 4 s, then 0.5 s
+                  18.5])                  # epoch ends
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    log = callbacks.EpochLog()
+    log.on_epoch_begin(0)
+    for batch in range(4):
+        log.on_train_batch_begin(batch)
+    for batch in range(4):
+        log.on_test_batch_begin(batch)
+    log.on_epoch_end(0, {"loss": 1.0, "learning_rate": 1e-3})
+    assert log.rows[0]["seconds"] == 18.5
+    assert log.tracing_seconds == pytest.approx(9.0 + 3.5)
+    assert log.seconds_per_epoch() == pytest.approx(18.5 - 12.5)
+
+
+def test_epoch_cost_of_a_real_fit_is_positive_and_below_its_first_epoch():
+    """Adversarial side: a real fit whose batches are all about as cheap (a tiny model) still
+    reports a positive cost, no more than the first epoch's wall time; with more than one
+    epoch, the first epoch is left out as before."""
+    import keras
+
+    from fmnist_search.callbacks import EpochLog
+
+    x = np.zeros((256, 4), "float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    log = EpochLog()
+    model.fit(x, np.zeros(256), batch_size=16, epochs=1, validation_data=(x, np.zeros(256)),
+              verbose=0, callbacks=[log])
+    assert 0 < log.seconds_per_epoch() <= log.rows[0]["seconds"]
+    assert log.tracing_seconds > 0  # the first batch traced the training function
+    model.fit(x, np.zeros(256), batch_size=16, epochs=3, verbose=0, callbacks=[two := EpochLog()])
+    assert two.seconds_per_epoch() == pytest.approx(np.median([r["seconds"]
+                                                               for r in two.rows[1:]]))
+    keras.backend.clear_session()

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from fmnist_search import budget, layout, training
 from fmnist_search.callbacks import StopCheck
-from fmnist_search.data import Dataset
+from fmnist_search.data import Dataset, DataSettings
 from fmnist_search.errors import UserError
 from fmnist_search.presets import Preset
 from fmnist_search.space import Space
@@ -59,12 +59,19 @@ class SearchRequest:
                                        baseline_epochs=self._baseline_epochs())
 
     def _baseline_epochs(self) -> list[int]:
-        from fmnist_search import baselines
+        """Epochs of the report models finalize will train. One already trained on the same
+        data for as many epochs is reused by finalize, so it needs no time: a second search in
+        the same results directory gets that time for screening."""
+        from fmnist_search import finalize
 
         p = self.preset
-        return [p.final_epoch_count if p.final_baselines_epochs
-                else int(baselines.load(name).values.get("epochs", p.final_epoch_count))
-                for name in p.final_baselines]
+        candidates = [finalize.baseline_candidate(self.root, name, p.final_epoch_count,
+                                                  p.final_baselines_epochs)
+                      for name in p.final_baselines]
+        if not candidates:
+            return []
+        final_data = DataSettings.from_record(self.data.fingerprint()).fingerprint()
+        return [c.epochs for c in candidates if finalize.finished_run(c, final_data) is None]
 
     @property
     def project_dir(self) -> Path:
