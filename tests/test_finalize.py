@@ -152,6 +152,39 @@ def test_epoch_cost_guard_rejects_a_slow_configuration():
     assert guard.estimate is not None and 0 < guard.estimate < 3600
 
 
+def test_cost_guard_holds_every_measured_epoch_to_the_limit():
+    """A configuration whose first steps look cheap but whose epochs measure over the limit
+    (here: slow batches after the timed ones; in a real run, 100-175 s epochs estimated under
+    90) is rejected at the end of the epoch, continued Hyperband epochs included."""
+    import time
+
+    import keras
+    import numpy as np
+
+    from fmnist_search.callbacks import EpochCostGuard, EpochLog, Rejected
+
+    class SlowLater(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch >= 12:
+                time.sleep(0.05)
+
+    x = np.zeros((320, 4), "float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    for initial_epoch, estimate in ((0, True), (1, False)):
+        log = EpochLog()
+        guard = EpochCostGuard(0.3, log, estimate=estimate)
+        with pytest.raises(Rejected, match="epoch .* took"):
+            model.fit(x, np.zeros(320), batch_size=16, epochs=initial_epoch + 2,
+                      initial_epoch=initial_epoch, verbose=0,
+                      callbacks=[log, SlowLater(), guard])
+        assert len(log.rows) == 1 and guard.estimate is not None and guard.estimate < 0.3
+    log = EpochLog()
+    model.fit(x, np.zeros(320), batch_size=16, epochs=2, verbose=0,
+              callbacks=[log, SlowLater(), EpochCostGuard(3600, log)])
+    assert len(log.rows) == 2
+
+
 def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
     from fmnist_search import presets
     from fmnist_search.tuning.search import SearchRequest

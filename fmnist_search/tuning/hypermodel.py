@@ -104,15 +104,16 @@ class SearchHyperModel(kt.HyperModel):
         if limits.max_params and trainable + frozen > limits.max_params:
             self._reject(trial_id, f"rejected: {trainable + frozen:,} parameters > "
                          f"--max-params {limits.max_params:,}", trainable + frozen)
+        log, shown = _progress_callbacks(self.progress, epochs)
         guards: list = []
-        if limits.max_seconds_per_epoch and initial_epoch == 0:
-            guards.append(EpochCostGuard(limits.max_seconds_per_epoch))
+        if limits.max_seconds_per_epoch:
+            guards.append(EpochCostGuard(limits.max_seconds_per_epoch, log,
+                                         estimate=initial_epoch == 0))
         median = None
         if limits.prune_after:
             median = MedianStop(limits.curves(), limits.prune_after)
             guards.append(median)
         callbacks = with_disk_guard(callbacks, model)
-        log, shown = _progress_callbacks(self.progress, epochs)
         try:
             result = training.fit(
                 model, values, (x, y), validation_data, epochs, self.patience,
