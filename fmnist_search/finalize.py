@@ -109,22 +109,8 @@ def baseline_candidate(root: Path, name: str, final_epochs: int,
 def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict] | None:
     """The newest finished run of this model with the same values (a final model), epochs
     and data: finalize does not train it again."""
-    key = results.data_key(data)
-    for path in reversed(_runs(candidate.parent)):
-        metrics = layout.read_metrics(path)
-        if metrics is None or results.data_key(metrics.get("data", {})) != key:
-            continue
-        if metrics.get("epochs") != candidate.epochs:
-            continue
-        if candidate.stage == "final" and metrics.get("values") != candidate.values:
-            continue
-        return path, metrics
-    return None
-
-
-def _runs(parent: Path) -> list[Path]:
-    """Finished runs under ``parent``, oldest first (hidden ``.partial`` ones skipped)."""
-    return layout.run_dirs(parent.parent, "", parent.name) if parent.is_dir() else []
+    return results.finished_run(candidate.parent, candidate.epochs, data,
+                                candidate.values if candidate.stage == "final" else None)
 
 
 def _seconds(metrics: dict[str, Any]) -> float | None:

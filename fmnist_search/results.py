@@ -81,6 +81,25 @@ def data_key(data: dict[str, Any]) -> tuple:
     return tuple(json.dumps(data.get(k)) for k in DATA_KEYS)
 
 
+def finished_run(parent: Path, epochs: int, data: dict[str, Any],
+                 values: dict[str, Any] | None = None) -> tuple[Path, dict] | None:
+    """The newest finished run under ``parent`` (one model's run directories) of ``epochs``
+    epochs on ``data``, and with ``values`` when given: a model ``finalize`` would reuse."""
+    if not parent.is_dir():
+        return None
+    key = data_key(data)
+    for path in reversed(layout.run_dirs(parent.parent, "", parent.name)):
+        metrics = layout.read_metrics(path)
+        if metrics is None or data_key(metrics.get("data", {})) != key:
+            continue
+        if metrics.get("epochs") != epochs:
+            continue
+        if values is not None and metrics.get("values") != values:
+            continue
+        return path, metrics
+    return None
+
+
 def latest_runs(root: Path, kind: str, prefer_data: tuple | None = None) -> list[dict[str, Any]]:
     """The newest finished run of each model under ``root/kind`` (hidden partial dirs skipped);
     with ``prefer_data``, the newest run on those data settings where a model has one."""

@@ -62,16 +62,20 @@ class SearchRequest:
         """Epochs of the report models finalize will train. One already trained on the same
         data for as many epochs is reused by finalize, so it needs no time: a second search in
         the same results directory gets that time for screening."""
-        from fmnist_search import finalize
+        from fmnist_search import baselines, results
 
         p = self.preset
-        candidates = [finalize.baseline_candidate(self.root, name, p.final_epoch_count,
-                                                  p.final_baselines_epochs)
-                      for name in p.final_baselines]
-        if not candidates:
+        if not p.final_baselines:
             return []
         final_data = DataSettings.from_record(self.data.fingerprint()).fingerprint()
-        return [c.epochs for c in candidates if finalize.finished_run(c, final_data) is None]
+        out = []
+        for base in map(baselines.load, p.final_baselines):
+            n = p.final_epoch_count if p.final_baselines_epochs else int(
+                base.values.get("epochs", p.final_epoch_count))
+            if results.finished_run(self.root / layout.BASELINES / base.name, n,
+                                    final_data) is None:
+                out.append(n)
+        return out
 
     @property
     def project_dir(self) -> Path:
