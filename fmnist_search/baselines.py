@@ -27,6 +27,11 @@ class Baseline:
     outside: list[str] = field(default_factory=list)
     path: Path | None = None
 
+    def final_epochs(self, final_epochs: int, use_final_epochs: bool) -> int:
+        """Its epochs in a search's final table: the final stage's when the preset says so
+        (``final_baselines_epochs``), else its own protocol's."""
+        return final_epochs if use_final_epochs else int(self.values.get("epochs", final_epochs))
+
     def hyperparameters(self):
         """The pinned values as Keras Tuner ``Fixed`` hyperparameters."""
         import keras_tuner as kt

@@ -182,12 +182,19 @@ class EpochLog(keras.callbacks.Callback):
             self._starts = None
         self.rows.append(row)
 
+    def epoch_cost(self, index: int = -1) -> float:
+        """One logged epoch's seconds; the fit's first epoch less its tracing."""
+        row = self.rows[index]
+        if row is not self.rows[0]:
+            return row["seconds"]
+        return max(row["seconds"] - self.tracing_seconds, 0.0) or row["seconds"]
+
     def seconds_per_epoch(self) -> float:
         """Median over epochs after the first; a fit of one epoch: that epoch less its tracing."""
-        times = [r["seconds"] for r in self.rows]
-        if len(times) == 1:
-            return max(times[0] - self.tracing_seconds, 0.0) or times[0]
-        return float(np.median(times[1:])) if times else float("nan")
+        if len(self.rows) == 1:
+            return self.epoch_cost(0)
+        return float(np.median([r["seconds"] for r in self.rows[1:]])) if self.rows \
+            else float("nan")
 
 
 def first_batch_excess(times: list[float]) -> float:
@@ -315,10 +322,9 @@ class EpochCostGuard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.log is None or not self.log.rows:
             return
-        row = self.log.rows[-1]
-        cost = row["seconds"] - (self.log.tracing_seconds if len(self.log.rows) == 1 else 0.0)
+        cost = self.log.epoch_cost()
         if cost > self.limit:
-            raise Rejected(f"rejected: epoch {row['epoch']} took {cost:.1f} s > "
+            raise Rejected(f"rejected: epoch {self.log.rows[-1]['epoch']} took {cost:.1f} s > "
                            f"--max-seconds-per-epoch {self.limit:g}")
 
     def on_train_batch_end(self, batch, logs=None):

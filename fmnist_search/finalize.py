@@ -100,7 +100,7 @@ def baseline_candidate(root: Path, name: str, final_epochs: int,
     """A report model of the final table: its own protocol, and ``final_epochs`` epochs when
     the preset says so (else its own)."""
     base = baselines.load(name)
-    epochs = final_epochs if use_final_epochs else int(base.values.get("epochs", final_epochs))
+    epochs = base.final_epochs(final_epochs, use_final_epochs)
     return Candidate(base.name, "baseline", {**base.values, "epochs": epochs}, epochs,
                      root / layout.BASELINES / base.name,
                      {"baseline": base.name, "file": str(base.path)}, {})

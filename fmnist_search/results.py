@@ -85,8 +85,6 @@ def finished_run(parent: Path, epochs: int, data: dict[str, Any],
                  values: dict[str, Any] | None = None) -> tuple[Path, dict] | None:
     """The newest finished run under ``parent`` (one model's run directories) of ``epochs``
     epochs on ``data``, and with ``values`` when given: a model ``finalize`` would reuse."""
-    if not parent.is_dir():
-        return None
     key = data_key(data)
     for path in reversed(layout.run_dirs(parent.parent, "", parent.name)):
         metrics = layout.read_metrics(path)

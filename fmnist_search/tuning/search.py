@@ -70,8 +70,7 @@ class SearchRequest:
         final_data = DataSettings.from_record(self.data.fingerprint()).fingerprint()
         out = []
         for base in map(baselines.load, p.final_baselines):
-            n = p.final_epoch_count if p.final_baselines_epochs else int(
-                base.values.get("epochs", p.final_epoch_count))
+            n = base.final_epochs(p.final_epoch_count, p.final_baselines_epochs)
             if results.finished_run(self.root / layout.BASELINES / base.name, n,
                                     final_data) is None:
                 out.append(n)
