@@ -86,6 +86,7 @@ def main() -> int:
             "stage", "name", "test_accuracy", "val_accuracy", "params", "seconds_per_epoch",
             "epochs", "wall_seconds", "reused", "screening_val_accuracy", "architecture")}
             for r in final.get("rows", [])],
+        "final_skipped": final.get("skipped", []),  # not started: past --max-time
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,3 +32,10 @@ def finalize_reserve(seconds_per_epoch: Sequence[float], top: int, final_epochs:
     training = sum(measured) * final_epochs * scale
     training += sum(measured) / len(measured) * sum(baseline_epochs) * scale
     return training * (1 + margin) + floor
+
+
+def model_seconds(seconds_per_epoch: float, epochs: int, scale: float = 1.0,
+                  margin: float = MARGIN) -> float:
+    """Seconds to train one model of ``epochs`` epochs at a measured screening cost: what
+    finalize checks against the deadline before it starts a model that may not fit."""
+    return seconds_per_epoch * scale * epochs * (1 + margin)

@@ -15,6 +15,7 @@ trained with the same values, epochs and data, and trains only the rest.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import baselines, layout, results
+from fmnist_search import baselines, budget, layout, results
 from fmnist_search.data import Dataset, DataSettings
 from fmnist_search.errors import UserError
 
@@ -39,6 +40,9 @@ class FinalizeRequest:
     precision: str | None = None  # default: the search's
     data_dir: str | None = None
     test_csv: str | None = None  # default: the project's own
+    # Unix time --max-time ends (a `run` pipeline): a model that would not finish by then is
+    # not started, except the best configuration, so the pipeline always ends with one.
+    deadline: float | None = None
 
 
 @dataclass
@@ -132,6 +136,31 @@ def screening_seconds(root: Path, project: str) -> float | None:
     return max(r["finished"] for r in records) - min(r["started"] for r in records)
 
 
+def estimated_seconds(candidates: list[Candidate], scale: float) -> dict[str, float | None]:
+    """Each model's expected training time: a configuration's from its screening seconds
+    per epoch (``scale``: whole split / screening subset), a report model's at the mean of
+    theirs, as the search's reserve assumes (``budget.finalize_reserve``)."""
+    per_epoch = {c.name: c.screening.get("seconds_per_epoch") for c in candidates
+                 if c.stage == "final"}
+    known = [float(s) for s in per_epoch.values() if s]
+    mean = sum(known) / len(known) if known else None
+    out: dict[str, float | None] = {}
+    for c in candidates:
+        spe = per_epoch.get(c.name) if c.stage == "final" else mean
+        out[c.name] = budget.model_seconds(float(spe), c.epochs, scale) if spe else None
+    return out
+
+
+def _past_deadline(deadline: float | None, cost: float | None,
+                   rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The estimate and the time left when a model would end past the deadline, else None.
+    Never before a final model is in the table: the best configuration always trains."""
+    if deadline is None or cost is None or not any(r["stage"] == "final" for r in rows):
+        return None
+    left = deadline - time.time()
+    return {"estimated_seconds": cost, "left_seconds": max(left, 0.0)} if cost > left else None
+
+
 def final_row(candidate: Candidate, path: Path, metrics: dict[str, Any],
               seconds: float | None, reused: bool) -> dict[str, Any]:
     return {
@@ -159,11 +188,20 @@ def finalize(req: FinalizeRequest, console: Console,
         "project": req.project, **settings, "data": fingerprint,
         "stages": {"screening_seconds": screening_seconds(req.root, req.project),
                    "models": []},
-        "rows": [], "complete": False,
+        "rows": [], "skipped": [], "complete": False,
     }
+    costs = estimated_seconds(candidates, 1.0 / float(run.get("preset", {}).get("subset", 1.0)))
     dataset: Dataset | None = None
     for candidate in candidates:
         done = finished_run(candidate, fingerprint)
+        if done is None and (late := _past_deadline(req.deadline, costs[candidate.name],
+                                                    record["rows"])):
+            console.print(f"[bold]{candidate.name}[/]: not trained: it needs about "
+                          f"{late['estimated_seconds'] / 60:.0f} min and "
+                          f"{late['left_seconds'] / 60:.0f} min are left of --max-time; "
+                          f"`fmnist-search finalize {req.project}` trains it later")
+            record["skipped"].append({"name": candidate.name, "stage": candidate.stage, **late})
+            continue
         if done is not None:
             path, metrics = done
             console.print(f"[bold]{candidate.name}[/]: already trained with these settings "

@@ -38,6 +38,10 @@ class Preset:
     final_baselines: tuple[str, ...] = ()  # report models trained beside them
     final_baselines_epochs: bool = False  # train those with final_epochs too
     start_from_default: bool = False  # the first trial trains the space's default point
+    # The least share of --max-time the search gets whatever finalize's reserve says: on a slow
+    # day the reserve for slow candidates can exceed the budget and end the search after one
+    # trial. Finalize then trains the top configurations that fit the time left (at least one).
+    min_search_share: float = 0.0
     fixed: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)  # values the final protocol pins
 
@@ -81,7 +85,8 @@ def parse(path: Path, data: dict) -> Preset:
                         f"{', '.join(sorted([*SCALARS, *TABLES]))}.")
     checks = {"trials": int, "epochs": int, "factor": int, "iterations": int, "patience": int,
               "subset": (int, float), "prune_after": int, "max_params": int,
-              "max_seconds_per_epoch": (int, float), "finalize_top": int, "final_epochs": int}
+              "max_seconds_per_epoch": (int, float), "finalize_top": int, "final_epochs": int,
+              "min_search_share": (int, float)}
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
@@ -140,6 +145,9 @@ def validate(preset: Preset, where: str) -> None:
                 "final_epochs"):
         if getattr(preset, key) < 0:
             raise UserError(f"{where}: {key} {getattr(preset, key)} must be 0 (off) or more.")
+    if not 0 <= preset.min_search_share < 1:
+        raise UserError(f"{where}: min_search_share {preset.min_search_share} must be a "
+                        "fraction in [0, 1) of --max-time (0: the reserve alone decides).")
     if preset.final_epochs > top:
         raise UserError(f"{where}: final_epochs {preset.final_epochs} is more than the builder "
                         f"supports ({top}).")

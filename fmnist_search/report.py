@@ -229,6 +229,9 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
     note = (f"screening {_duration(stages.get('screening_seconds'))}, finalize "
             f"{_duration(stages.get('finalize_seconds'))}"
             + ("" if record.get("complete") else " (incomplete: rerun finalize to go on)"))
+    skipped = [s["name"] for s in record.get("skipped") or []]
+    if skipped:
+        note += f"; not trained for --max-time: {', '.join(skipped)} (finalize trains them)"
     table = Table(title=f"{title or 'Final models of ' + str(record.get('project'))} "
                   f"({record.get('epochs')} epochs, whole training split; {note})")
     for col in ("stage", "model", "test acc", "val acc", "params", "s/epoch", "epochs",

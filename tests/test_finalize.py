@@ -58,7 +58,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     preset.write_text(PRESET)
     _rigged(monkeypatch)
     root = tmp_path / "res"
-    args = search_args(csv_data, tmp_path, "b", 5, "--search", str(preset))
+    args = search_args(csv_data, tmp_path, "b", 5, "--search", str(preset), "--max-time", "1h")
     assert main(args) == 0
     out = " ".join(capsys.readouterr().out.split())
     status = {r["trial"]: r["status"] for r in results.trial_rows(root, "b")}
@@ -106,6 +106,21 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
         == before
     again = layout.read_final(root, "b")
     assert all(m["reused"] for m in again["stages"]["models"])
+    # A deadline that leaves no time: the trained two are reused, the third is not started.
+    import time
+
+    from rich.console import Console
+
+    from fmnist_search import finalize
+    from fmnist_search.cli.common import prepare_data
+
+    late = finalize.finalize(finalize.FinalizeRequest(root, "b", top=3, deadline=time.time()),
+                             Console(), prepare_data)
+    assert [r["stage"] for r in late["rows"]] == ["final", "final", "baseline"]
+    assert all(r["reused"] for r in late["rows"])
+    assert [s["stage"] for s in late["skipped"]] == ["final"] and late["complete"]
+    assert late["skipped"][0]["estimated_seconds"] > late["skipped"][0]["left_seconds"] == 0
+    assert "not trained" in " ".join(capsys.readouterr().out.split())
     assert main(["finalize", "b", "--top", "3", "--results-dir", str(root)]) == 0
     third = layout.read_final(root, "b")
     assert [m["reused"] for m in third["stages"]["models"]] == [True, True, False, True]
@@ -201,8 +216,37 @@ def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
     from fmnist_search.budget import finalize_reserve
 
     assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0, 30.0], 2, 10, 2.0))
+    # On a slow day the estimate can exceed the budget: min_search_share caps it.
+    req.max_time = 1000.0
+    assert req.finalize_reserve() > 600
+    req.preset = presets.Preset(subset=0.5, finalize_top=2, final_epochs=10,
+                                min_search_share=0.4)
+    assert req.finalize_reserve() == pytest.approx(600.0)
     req.finalize = False  # --no-finalize
     assert req.finalize_reserve() == 0.0
+
+
+def test_finalize_estimates_each_model_and_always_trains_the_best():
+    import time
+
+    from fmnist_search.budget import model_seconds
+    from fmnist_search.finalize import Candidate, _past_deadline, estimated_seconds
+
+    def final(name, spe):
+        return Candidate(name, "final", {}, 10, None, {}, {"seconds_per_epoch": spe})
+
+    model3 = Candidate("model3", "baseline", {}, 20, None, {}, {})
+    costs = estimated_seconds([final("a", 30.0), final("b", 10.0), final("c", None), model3],
+                              scale=2.0)
+    assert costs == {"a": pytest.approx(model_seconds(30.0, 10, 2.0)),
+                     "b": pytest.approx(model_seconds(10.0, 10, 2.0)), "c": None,
+                     "model3": pytest.approx(model_seconds(20.0, 20, 2.0))}
+    now = time.time()
+    assert _past_deadline(now - 1, 100.0, []) is None  # no final model yet: the best trains
+    rows = [{"stage": "final"}]
+    assert _past_deadline(now + 1000, 100.0, rows) is None
+    assert _past_deadline(now + 50, 100.0, rows)["estimated_seconds"] == 100.0
+    assert _past_deadline(None, 1e9, rows) is None and _past_deadline(now, None, rows) is None
 
 
 def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):

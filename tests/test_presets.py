@@ -88,6 +88,8 @@ def test_a_preset_survives_run_json():
     ("final_baselines = ['model99']", "model99"),
     ("final_baselines_epochs = 1", "final_baselines_epochs"),
     ("start_from_default = 'yes'", "start_from_default"),
+    ("min_search_share = 1.0", "min_search_share"),
+    ("min_search_share = 'half'", "min_search_share"),
     ("[final]\nschedule = 'linear'", "schedule"),
     ("[final]\nwidth = 3", "width"),
 ])

@@ -7,6 +7,7 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from fmnist_search import results
@@ -53,6 +54,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
     signals = tuning.StopSignals()
     runner = _distributed_runner(args, chief)
+    deadline = time.time() + max_time if max_time else None
     try:
         outcome = tuning.search(req, console, signals, runner)
     except KeyboardInterrupt as exc:
@@ -82,7 +84,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     if preset.finalize_top and not args.no_finalize:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
-        _finalize(root, project, args)
+        _finalize(root, project, args, deadline=deadline)
     return 0
 
 
@@ -106,13 +108,14 @@ def _distributed_runner(args: argparse.Namespace, chief: bool):
 
 
 def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | None = None,
-              epochs: int | None = None) -> dict:
+              epochs: int | None = None, deadline: float | None = None) -> dict:
     from fmnist_search import finalize, report
 
     req = finalize.FinalizeRequest(root, project, top, epochs,
                                    precision=getattr(args, "precision", None),
                                    data_dir=getattr(args, "data_dir", None),
-                                   test_csv=getattr(args, "test_csv", None))
+                                   test_csv=getattr(args, "test_csv", None),
+                                   deadline=deadline)
     record = finalize.finalize(req, console, prepare_data)
     console.print(report.final_table(record))
     return record

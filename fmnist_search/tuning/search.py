@@ -49,14 +49,18 @@ class SearchRequest:
     finalize: bool = True  # reserve --max-time for finalize when the preset has finalize_top
 
     def finalize_reserve(self) -> float:
-        """Seconds the final stage needs, from the best trials measured so far (``budget``)."""
+        """Seconds the final stage needs, from the best trials measured so far (``budget``),
+        at most what ``min_search_share`` leaves: the search is never starved by an estimate."""
         p = self.preset
         if not (self.finalize and p.finalize_top):
             return 0.0
         measured = project_mod.top_seconds_per_epoch(self.project_dir, p.finalize_top)
-        return budget.finalize_reserve(measured, p.finalize_top, p.final_epoch_count,
-                                       scale=1.0 / p.subset,
-                                       baseline_epochs=self._baseline_epochs())
+        reserve = budget.finalize_reserve(measured, p.finalize_top, p.final_epoch_count,
+                                          scale=1.0 / p.subset,
+                                          baseline_epochs=self._baseline_epochs())
+        if self.max_time and p.min_search_share:
+            return min(reserve, (1 - p.min_search_share) * self.max_time)
+        return reserve
 
     def _baseline_epochs(self) -> list[int]:
         """Epochs of the report models finalize will train. One already trained on the same
