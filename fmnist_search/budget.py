@@ -35,7 +35,8 @@ def finalize_reserve(seconds_per_epoch: Sequence[float], top: int, final_epochs:
 
 
 def model_seconds(seconds_per_epoch: float, epochs: int, scale: float = 1.0,
-                  margin: float = MARGIN) -> float:
-    """Seconds to train one model of ``epochs`` epochs at a measured screening cost: what
+                  margin: float = MARGIN, floor: float = FLOOR_SECONDS) -> float:
+    """Seconds to train one model of ``epochs`` epochs at a measured screening cost, with the
+    reserve's margin and floor (loading, building, the test set's evaluation, writing): what
     finalize checks against the deadline before it starts a model that may not fit."""
-    return seconds_per_epoch * scale * epochs * (1 + margin)
+    return seconds_per_epoch * scale * epochs * (1 + margin) + floor

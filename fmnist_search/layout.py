@@ -125,6 +125,9 @@ class FinalRecord(TypedDict, total=False):
     data: dict[str, Any]
     stages: dict[str, Any]  # screening: seconds; models: [{name, seconds, reused}]
     rows: list[dict[str, Any]]  # the final table: stage "final" or "baseline"
+    # models not started because they would have ended past --max-time (name, stage,
+    # estimated_seconds, left_seconds); `complete` is still true: finalize went through its list
+    skipped: list[dict[str, Any]]
     complete: bool
     updated: str
 

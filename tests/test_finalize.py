@@ -75,6 +75,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
 
     final = layout.read_final(root, "b")
     assert final["schema"] == layout.SCHEMA and final["complete"] and final["top"] == 2
+    assert final["skipped"] == []  # --max-time 1h: everything fits
     stages = [r["stage"] for r in final["rows"]]
     assert stages == ["final", "final", "baseline"]
     assert all(0 <= r["test_accuracy"] <= 1 for r in final["rows"])
@@ -128,6 +129,23 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert main(["compare", "b", "--out", str(tmp_path / "c.png"),
                  "--results-dir", str(root)]) == 0
     assert "3 finalized" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.slow
+def test_a_budget_too_small_still_ends_with_the_best_model(tmp_path, csv_data, capsys):
+    """--max-time 1s: the first trial runs (it always does), the best configuration is
+    finalized, and the report model, which cannot end in time, is named as skipped."""
+    preset = tmp_path / "tiny_best.toml"
+    preset.write_text(PRESET)
+    root = tmp_path / "res"
+    args = search_args(csv_data, tmp_path, "t", 5, "--search", str(preset), "--max-time", "1s")
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert len(results.trial_rows(root, "t")) == 1
+    final = layout.read_final(root, "t")
+    assert [r["stage"] for r in final["rows"]] == ["final"]
+    assert [s["name"] for s in final["skipped"]] == ["model3"]
+    assert "model3: not trained" in out and "not trained for --max-time: model3" in out
 
 
 def test_finalize_of_an_unknown_project_is_exit_2(tmp_path, capsys):

@@ -7,7 +7,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from fmnist_search import results
@@ -54,7 +53,6 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
     signals = tuning.StopSignals()
     runner = _distributed_runner(args, chief)
-    deadline = time.time() + max_time if max_time else None
     try:
         outcome = tuning.search(req, console, signals, runner)
     except KeyboardInterrupt as exc:
@@ -84,7 +82,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     if preset.finalize_top and not args.no_finalize:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
-        _finalize(root, project, args, deadline=deadline)
+        _finalize(root, project, args, deadline=outcome.deadline)
     return 0
 
 

@@ -111,6 +111,7 @@ class SearchOutcome:
     did_nothing: bool
     exhausted: bool = False  # the oracle had nothing more to propose (e.g. Hyperband's brackets)
     repairs: list[str] = field(default_factory=list)
+    deadline: float | None = None  # Unix time --max-time ends: finalize's deadline too
 
 
 Runner = Callable[..., "str | None"]  # (tuner, request, display, signals) -> stop reason
@@ -170,6 +171,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
 
     signals = signals or StopSignals()
     project_dir = req.project_dir
+    deadline = time.time() + req.max_time if req.max_time else None  # the whole pipeline's
     with project_mod.project_lock(req.root, req.project):
         if req.overwrite:
             layout.remove_project(req.root, req.project)
@@ -180,12 +182,11 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         before = project_mod.finished_count(project_dir)
         if before >= req.preset.trials:
             return SearchOutcome(project_dir, before, before, req.preset.trials, False, True,
-                                 repairs=repairs)
+                                 repairs=repairs, deadline=deadline)
         display = SearchDisplay(console, req.preset.trials, before,
                                 project_mod.best_so_far(project_dir))
         for note in repairs:
             display.note(note)
-        deadline = time.time() + req.max_time if req.max_time else None
         limits = Limits(req.preset.trials, deadline, req.finalize_reserve)
         with state.atomic_saves(signals.critical), quiet_keras(req.debug):
             tuner = build_tuner(req, display, signals, policy, limits)
@@ -193,7 +194,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         after = project_mod.finished_count(project_dir)
         return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
                              False, exhausted=stopped is None and after < req.preset.trials,
-                             repairs=repairs)
+                             repairs=repairs, deadline=deadline)
 
 
 def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals, policy: str,
