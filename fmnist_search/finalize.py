@@ -15,6 +15,7 @@ trained with the same values, epochs and data, and trains only the rest.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,22 @@ def _distinct_top(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     return out[:top]
 
 
+def cheap_first(rows: list[dict[str, Any]], n_val: int | None) -> list[dict[str, Any]]:
+    """The top configurations (best first) with those within one standard error of the best
+    screening accuracy moved to the front, cheapest epoch first: the one-standard-error rule
+    (Hastie, Tibshirani and Friedman, ESL 7.10). A screening score on a few thousand
+    validation images cannot tell them apart, and the cheaper one trains in less of what
+    --max-time leaves; measured: 0.9057 and 0.9053 on 6,000 images (one error is 0.0038), 38
+    and 20 s per epoch, and the cheaper one tested 0.9394 against 0.9286."""
+    if not rows or not n_val or rows[0].get("val_accuracy") is None:
+        return rows
+    best = float(rows[0]["val_accuracy"])
+    error = math.sqrt(best * (1 - best) / n_val)
+    close = [r for r in rows if (r.get("val_accuracy") or 0.0) >= best - error]
+    close.sort(key=lambda r: r.get("seconds_per_epoch") or math.inf)
+    return close + [r for r in rows if r not in close]
+
+
 def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[str, Any]]:
     """The project's record, the models of the final table, and the settings they share."""
     run = results.load_project(req.root, req.project)
@@ -77,7 +94,8 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
     top = req.top or preset.get("finalize_top") or DEFAULT_TOP
     epochs = req.epochs or preset.get("final_epochs") or int(preset["epochs"])
     final_values = dict(preset.get("final") or {})
-    chosen = _distinct_top(results.trial_rows(req.root, req.project), top)
+    chosen = cheap_first(_distinct_top(results.trial_rows(req.root, req.project), top),
+                         run.get("data", {}).get("n_val"))
     if not chosen:
         raise UserError(f"Project '{req.project}' has no finished trial to finalize yet.")
     directory = layout.final_dir(req.root, req.project)
@@ -89,9 +107,12 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
             name, "final", values, epochs, directory / name,
             {"project": req.project, "trial": row["trial"]},
             {k: row.get(k) for k in ("val_accuracy", "epochs", "seconds_per_epoch", "n_train")}))
-    candidates += [baseline_candidate(req.root, name, epochs,
-                                      bool(preset.get("final_baselines_epochs")))
-                   for name in preset.get("final_baselines") or []]
+    # The best configuration, the report models, then the other configurations: the order
+    # only matters when --max-time runs out, and then the comparison with the report's models
+    # (what the table is for) comes before a runner-up.
+    candidates[1:1] = [baseline_candidate(req.root, name, epochs,
+                                          bool(preset.get("final_baselines_epochs")))
+                       for name in preset.get("final_baselines") or []]
     settings = {"top": top, "epochs": epochs, "final_values": final_values,
                 "precision": req.precision or preset.get("precision", "auto"),
                 "data": DataSettings.from_record(run["data"], req.data_dir,

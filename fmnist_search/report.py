@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -238,7 +239,10 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
                 "wall", "screening val acc", "architecture"):
         table.add_column(col, justify="left" if col in ("stage", "model", "architecture")
                          else "right", no_wrap=col != "architecture")
-    for r in record.get("rows", []):
+    rows = sorted(record.get("rows", []),  # what won first, as the leaderboard's final rows
+                  key=lambda r: -r["test_accuracy"] if r.get("test_accuracy") is not None
+                  else math.inf)
+    for r in rows:
         wall = _duration(r.get("wall_seconds")) + (" (reused)" if r.get("reused") else "")
         table.add_row(r["stage"], str(r.get("name", r.get("trial"))), _test_accuracy(r),
                       _fmt(r.get("val_accuracy")), _fmt(r.get("params")),
