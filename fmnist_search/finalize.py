@@ -59,8 +59,8 @@ class Candidate:
     screening: dict[str, Any]  # the trial's screening numbers (a final model only)
 
 
-def _distinct_top(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
-    """The best ``top`` finished trials with distinct values (Hyperband trains one
+def _distinct_top(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished trials with distinct values, best first (Hyperband trains one
     configuration as several trials of growing epochs: the best of them stands for it)."""
     seen, out = set(), []
     for row in results.sort_rows([r for r in rows if r["status"] == "COMPLETED"]):
@@ -68,16 +68,17 @@ def _distinct_top(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
         if key not in seen:
             seen.add(key)
             out.append(row)
-    return out[:top]
+    return out
 
 
 def cheap_first(rows: list[dict[str, Any]], n_val: int | None) -> list[dict[str, Any]]:
-    """The top configurations (best first) with those within one standard error of the best
+    """The configurations (best first) with those within one standard error of the best
     screening accuracy moved to the front, cheapest epoch first: the one-standard-error rule
-    (Hastie, Tibshirani and Friedman, ESL 7.10). A screening score on a few thousand
-    validation images cannot tell them apart, and the cheaper one trains in less of what
-    --max-time leaves; measured: 0.9057 and 0.9053 on 6,000 images (one error is 0.0038), 38
-    and 20 s per epoch, and the cheaper one tested 0.9394 against 0.9286."""
+    (Hastie, Tibshirani and Friedman, ESL 7.10), so the top k are chosen by it too. A
+    screening score on a few thousand validation images cannot tell them apart, and the
+    cheaper one trains in less of what --max-time leaves; measured: 0.9057 and 0.9053 on 6,000
+    images (one error is 0.0038), 38 and 20 s per epoch, and the cheaper one tested 0.9394
+    against 0.9286."""
     if not rows or not n_val or rows[0].get("val_accuracy") is None:
         return rows
     best = float(rows[0]["val_accuracy"])
@@ -94,8 +95,8 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
     top = req.top or preset.get("finalize_top") or DEFAULT_TOP
     epochs = req.epochs or preset.get("final_epochs") or int(preset["epochs"])
     final_values = dict(preset.get("final") or {})
-    chosen = cheap_first(_distinct_top(results.trial_rows(req.root, req.project), top),
-                         run.get("data", {}).get("n_val"))
+    chosen = cheap_first(_distinct_top(results.trial_rows(req.root, req.project)),
+                         run.get("data", {}).get("n_val"))[:top]
     if not chosen:
         raise UserError(f"Project '{req.project}' has no finished trial to finalize yet.")
     directory = layout.final_dir(req.root, req.project)
