@@ -71,20 +71,20 @@ def _distinct_top(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def cheap_first(rows: list[dict[str, Any]], n_val: int | None) -> list[dict[str, Any]]:
+def simplest_first(rows: list[dict[str, Any]], n_val: int | None) -> list[dict[str, Any]]:
     """The configurations (best first) with those within one standard error of the best
-    screening accuracy moved to the front, cheapest epoch first: the one-standard-error rule
-    (Hastie, Tibshirani and Friedman, ESL 7.10), so the top k are chosen by it too. A
-    screening score on a few thousand validation images cannot tell them apart, and the
-    cheaper one trains in less of what --max-time leaves; measured: 0.9057 and 0.9053 on 6,000
-    images (one error is 0.0038), 38 and 20 s per epoch, and the cheaper one tested 0.9394
-    against 0.9286."""
+    screening accuracy moved to the front, fewest parameters first: the one-standard-error
+    rule (Hastie, Tibshirani and Friedman, ESL 7.10), which chooses the top k. A screening
+    score on a few thousand validation images cannot tell them apart; parameters rather than
+    measured seconds because this machine's speed drifts up to 2x between runs, and a choice
+    should not. Measured: 0.9057 (400,266 parameters) and 0.9053 (388,954) on 6,000 images
+    (one error is 0.0038); the smaller one tested 0.9394 against 0.9286, in half the time."""
     if not rows or not n_val or rows[0].get("val_accuracy") is None:
         return rows
     best = float(rows[0]["val_accuracy"])
     error = math.sqrt(best * (1 - best) / n_val)
     close = [r for r in rows if (r.get("val_accuracy") or 0.0) >= best - error]
-    close.sort(key=lambda r: r.get("seconds_per_epoch") or math.inf)
+    close.sort(key=lambda r: r.get("params") or math.inf)
     return close + [r for r in rows if r not in close]
 
 
@@ -95,7 +95,7 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
     top = req.top or preset.get("finalize_top") or DEFAULT_TOP
     epochs = req.epochs or preset.get("final_epochs") or int(preset["epochs"])
     final_values = dict(preset.get("final") or {})
-    chosen = cheap_first(_distinct_top(results.trial_rows(req.root, req.project)),
+    chosen = simplest_first(_distinct_top(results.trial_rows(req.root, req.project)),
                          run.get("data", {}).get("n_val"))[:top]
     if not chosen:
         raise UserError(f"Project '{req.project}' has no finished trial to finalize yet.")
@@ -173,11 +173,13 @@ def estimated_seconds(candidates: list[Candidate], scale: float) -> dict[str, fl
     return out
 
 
-def _past_deadline(deadline: float | None, cost: float | None,
+def _past_deadline(deadline: float | None, cost: float | None, candidate: Candidate,
                    rows: list[dict[str, Any]]) -> dict[str, float] | None:
-    """The estimate and the time left when a model would end past the deadline, else None.
-    Never before a final model is in the table: the best configuration always trains."""
-    if deadline is None or cost is None or not any(r["stage"] == "final" for r in rows):
+    """The estimate and the time left when a runner-up would end past the deadline, else
+    None. The best configuration and the report models always train: without them the
+    final table compares nothing."""
+    if (deadline is None or cost is None or candidate.stage != "final"
+            or not any(r["stage"] == "final" for r in rows)):
         return None
     left = deadline - time.time()
     return {"estimated_seconds": cost, "left_seconds": max(left, 0.0)} if cost > left else None
@@ -217,7 +219,7 @@ def finalize(req: FinalizeRequest, console: Console,
     for candidate in candidates:
         done = finished_run(candidate, fingerprint)
         if done is None and (late := _past_deadline(req.deadline, costs[candidate.name],
-                                                    record["rows"])):
+                                                    candidate, record["rows"])):
             console.print(f"[bold]{candidate.name}[/]: not trained: it needs about "
                           f"{late['estimated_seconds'] / 60:.0f} min and "
                           f"{late['left_seconds'] / 60:.0f} min are left of --max-time; "
