@@ -41,8 +41,8 @@ class FinalizeRequest:
     precision: str | None = None  # default: the search's
     data_dir: str | None = None
     test_csv: str | None = None  # default: the project's own
-    # Unix time --max-time ends (a `run` pipeline): a model that would not finish by then is
-    # not started, except the best configuration, so the pipeline always ends with one.
+    # Unix time --max-time ends (a `run` pipeline): a runner-up configuration that would not
+    # finish by then is not started; the best one and the report models always train.
     deadline: float | None = None
 
 

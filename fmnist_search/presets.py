@@ -40,7 +40,8 @@ class Preset:
     start_from_default: bool = False  # the first trial trains the space's default point
     # The least share of --max-time the search gets whatever finalize's reserve says: on a slow
     # day the reserve for slow candidates can exceed the budget and end the search after one
-    # trial. Finalize then trains the top configurations that fit the time left (at least one).
+    # trial. Finalize then trains the best configuration and the report models, and the
+    # runners-up that fit the time left.
     min_search_share: float = 0.0
     fixed: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)  # values the final protocol pins
