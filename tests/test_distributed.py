@@ -73,13 +73,15 @@ def test_version_differences_name_what_differs():
 def test_hyperband_waits_do_not_spin(monkeypatch):
     """IDLE answers (a bracket waiting for its running trials) pause the worker, longer each
     time up to a ceiling; a real trial resets the pause."""
-    from keras_tuner.src.engine.trial import Trial
+    from keras_tuner.engine.trial import Trial
+
+    from fmnist_search.tuning import kt_compat
 
     answers = ["IDLE"] * 8 + ["RUNNING", "IDLE"]
     client = SimpleNamespace(create_trial=lambda tuner_id: Trial(None, status=answers.pop(0)))
     pauses: list[float] = []
-    monkeypatch.setattr(worker.time, "sleep", pauses.append)
-    worker._pace(client)
+    monkeypatch.setattr(kt_compat.time, "sleep", pauses.append)
+    kt_compat.pace_idle_answers(client, worker.IDLE_PAUSE)
     statuses = [client.create_trial("w").status for _ in range(10)]
     assert statuses == ["IDLE"] * 8 + ["RUNNING", "IDLE"]
     assert pauses[:6] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0] and pauses[6:8] == [5.0, 5.0]

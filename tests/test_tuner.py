@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import keras_tuner as kt
 
-from fmnist_search.tuning.tuner import start_from_default
+from fmnist_search.tuning.tuner import DefaultFirst, default_values
 
 
-def _oracle(tmp_path, cls=kt.oracles.RandomSearchOracle, **kwargs):
+def _oracle(tmp_path, cls=kt.oracles.RandomSearchOracle, default_first=False, **kwargs):
+    if default_first:
+        cls = type(f"DefaultFirst{cls.__name__}", (DefaultFirst, cls), {})
     hp = kt.HyperParameters()
     hp.Int("depth", 1, 9, default=3)
     hp.Choice("head", ["flatten", "gap"], default="gap")
@@ -20,8 +22,7 @@ def _oracle(tmp_path, cls=kt.oracles.RandomSearchOracle, **kwargs):
 
 
 def test_the_first_trial_is_the_default_point_then_the_search_samples(tmp_path):
-    oracle = _oracle(tmp_path, max_trials=20)
-    start_from_default(oracle)
+    oracle = _oracle(tmp_path, max_trials=20, default_first=True)
     first = oracle.create_trial("t").hyperparameters.values
     assert first == {"depth": 3, "head": "gap"}  # dropout is inactive at the default head
     later = [oracle.create_trial(f"t{i}").hyperparameters.values for i in range(6)]
@@ -34,15 +35,32 @@ def test_without_it_the_first_trial_is_drawn_at_random(tmp_path):
 
 
 def test_hyperband_starts_from_the_default_point_too(tmp_path):
-    oracle = _oracle(tmp_path, cls=kt.oracles.HyperbandOracle, max_epochs=9, factor=3)
-    start_from_default(oracle)
+    oracle = _oracle(tmp_path, cls=kt.oracles.HyperbandOracle, max_epochs=9, factor=3,
+                     default_first=True)
     values = oracle.create_trial("t").hyperparameters.values
     assert {k: values[k] for k in ("depth", "head")} == {"depth": 3, "head": "gap"}
     assert values["tuner/epochs"] >= 1  # Hyperband's own bookkeeping is kept
 
 
+def test_bayesian_starts_from_the_default_point_too(tmp_path):
+    oracle = _oracle(tmp_path, cls=kt.oracles.BayesianOptimizationOracle, max_trials=10,
+                     num_initial_points=3, default_first=True)
+    assert oracle.create_trial("t").hyperparameters.values == {"depth": 3, "head": "gap"}
+
+
+def test_default_values_follow_the_conditions():
+    hp = kt.HyperParameters()
+    hp.Choice("head", ["flatten", "gap"], default="flatten")
+    with hp.conditional_scope("head", ["flatten"]):
+        hp.Float("dropout", 0.0, 0.5, default=0.25)
+    assert default_values(hp) == {"head": "flatten", "dropout": 0.25}
+
+
 def test_a_resumed_project_is_not_sent_back_to_the_default(tmp_path):
-    oracle = _oracle(tmp_path, max_trials=20)
-    oracle.create_trial("t")  # a trial exists (as after a resume)
-    start_from_default(oracle)
-    assert oracle.create_trial("u").hyperparameters.values != {"depth": 3, "head": "gap"}
+    first = _oracle(tmp_path, max_trials=20)  # a project whose first trial was drawn
+    drawn = first.create_trial("t").hyperparameters.values
+    assert drawn != {"depth": 3, "head": "gap"}
+    resumed = _oracle(tmp_path, max_trials=20, default_first=True)
+    resumed.reload()
+    assert list(resumed.trials) == ["00"]
+    assert resumed.create_trial("u").hyperparameters.values != {"depth": 3, "head": "gap"}

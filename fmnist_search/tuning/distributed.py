@@ -25,14 +25,14 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fmnist_search import layout
 from fmnist_search.errors import UserError
+from fmnist_search.tuning import kt_compat
 from fmnist_search.tuning.state import (
     FINISHED,
     HISTORY_METRICS,
@@ -93,26 +93,6 @@ class Beat:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-@contextmanager
-def _oracle_locked(oracle) -> Iterator[None]:
-    """Keras Tuner's per-oracle lock, taken as its ``synchronized`` takes it (by thread name),
-    but released even when the block raises: its own decorator would keep it held forever and
-    every later request would block."""
-    from keras_tuner.src.engine.oracle import LOCKS, THREADS
-
-    name = threading.current_thread().name
-    mine = THREADS[oracle] == name
-    if not mine:
-        LOCKS[oracle].acquire()
-        THREADS[oracle] = name
-    try:
-        yield
-    finally:
-        if not mine:
-            THREADS[oracle] = None
-            LOCKS[oracle].release()
-
-
 class Chief:
     """The oracle's gatekeeper: what workers are handed, and when the search is over.
 
@@ -143,7 +123,7 @@ class Chief:
     # ---------------------------------------------------------------- called by the servicer
 
     def create_trial(self, tuner_id: str):
-        from keras_tuner.src.engine import trial as trial_module
+        from keras_tuner.engine import trial as trial_module
 
         with self.lock:
             self.known.add(tuner_id)
@@ -215,12 +195,12 @@ class Chief:
                            f"time: {why}); a trial that kills its worker usually runs out of "
                            "memory")
                 return
-            _forget_metrics(trial)  # a retry reports its own, not on top of the lost attempt's
+            kt_compat.forget_metrics(trial)  # a retry reports its own, not the lost attempt's
             if requeue:
-                with _oracle_locked(self.oracle):
+                with kt_compat.oracle_locked(self.oracle):
                     self.oracle.ongoing_trials.pop(tuner_id)
                     self.oracle.tuner_ids.discard(tuner_id)
-                    self.oracle._retry_queue.append(trial.trial_id)
+                    kt_compat.queue_retry(self.oracle, trial.trial_id)
                     self.oracle.save()
             self.display.note(f"{tuner_id} was lost during trial {trial.trial_id} ({why}): the "
                               f"trial runs again (attempt {n + 1} of {MAX_ATTEMPTS})",
@@ -277,7 +257,7 @@ class Chief:
             return "signal"
         if self.stop_reason in ("exhausted", "time", "trials"):
             return self.stop_reason
-        if self.oracle._retry_queue:  # trials to retry are handed out before any stop
+        if kt_compat.retry_queue(self.oracle):  # trials to retry are handed out before any stop
             return None
         finished = sum(1 for t in self.oracle.trials.values() if t.status in FINISHED)
         if finished >= self.limits.trials:
@@ -294,9 +274,8 @@ class Chief:
         return None
 
     def _end(self, trial) -> None:
-        with _oracle_locked(self.oracle):
-            self.oracle._retry_queue[:] = [t for t in self.oracle._retry_queue
-                                           if t != trial.trial_id]
+        with kt_compat.oracle_locked(self.oracle):
+            kt_compat.unqueue_retry(self.oracle, trial.trial_id)
         self.oracle.end_trial(trial)
         self.oracle.save()  # Keras Tuner saved it before dropping the trial from ongoing
         self.ended += 1
@@ -308,14 +287,14 @@ class Chief:
 
     def _finish_from_record(self, trial, record: dict[str, Any]) -> None:
         """End a trial as its worker had recorded it (the kill came before Keras Tuner heard)."""
-        from keras_tuner.src.engine import trial as trial_module
+        from keras_tuner.engine import trial as trial_module
 
         ended = trial_module.Trial.from_proto(trial.to_proto())
         if RECORD_FINISHED[record["status"]] == "FAILED":
             ended.status = trial_module.TrialStatus.FAILED
             ended.message = record.get("reason") or "failed"
         else:
-            _forget_metrics(trial)
+            kt_compat.forget_metrics(trial)
             rows = record.get("history") or [{OBJECTIVE: record[OBJECTIVE]}]
             for step, row in enumerate(rows):
                 metrics = {k: float(v) for k, v in row.items() if k in HISTORY_METRICS}
@@ -325,7 +304,7 @@ class Chief:
         self._end(ended)
 
     def _fail(self, trial, reason: str) -> None:
-        from keras_tuner.src.engine import trial as trial_module
+        from keras_tuner.engine import trial as trial_module
 
         trial_dir = self.project_dir / f"trial_{trial.trial_id}"
         record = layout.read_trial_record(trial_dir) or {}
@@ -341,66 +320,21 @@ class Chief:
         self.display.note(f"trial {trial.trial_id} failed: {reason}", "distributed")
 
 
-def _forget_metrics(trial) -> None:
-    from keras_tuner.src.engine.metrics_tracking import MetricsTracker
-
-    trial.metrics = MetricsTracker()
-
-
 # ------------------------------------------------------------------------------ the server
-
-
-def silence_stray_print() -> None:
-    """Keras Tuner 1.4's ``Parent.to_proto`` prints a conditional value on every conversion
-    (a leftover debug print), so every trial of a space with conditions would print "1" in
-    the chief's and each worker's output. Conversion is what gRPC does all the time."""
-    import contextlib
-    import io
-
-    from keras_tuner.src.engine import conditions
-
-    original = conditions.Parent.to_proto
-    if getattr(original, "silenced", False):
-        return
-
-    def to_proto(self):
-        with contextlib.redirect_stdout(io.StringIO()):
-            return original(self)
-
-    to_proto.silenced = True
-    conditions.Parent.to_proto = to_proto
-
 
 
 def start_server(chief: Chief, address: Address):
     """Keras Tuner's servicer, with trial creation and ending routed through the chief."""
-    silence_stray_print()
     from concurrent import futures
 
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
-    from keras_tuner.src.engine import trial as trial_module
-
-    class Servicer(OracleServicer):
-        def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method name)
-            trial = chief.create_trial(request.tuner_id)
-            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
-
-        def UpdateTrial(self, request, context):  # noqa: N802
-            trial = chief.update_trial(request.trial_id, request.metrics, request.step,
-                                       _sender(context))
-            if trial is None:
-                trial = trial_module.Trial(chief.oracle.get_space(), trial_id=request.trial_id,
-                                           status=trial_module.TrialStatus.FAILED)
-            return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
-
-        def EndTrial(self, request, context):  # noqa: N802
-            chief.end_trial(trial_module.Trial.from_proto(request.trial), _sender(context))
-            return protos.get_service().EndTrialResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    protos.get_service_grpc().add_OracleServicer_to_server(Servicer(chief.oracle), server)
+    kt_compat.add_servicer(
+        server, chief.oracle, chief.create_trial,
+        lambda trial_id, metrics, step, context: chief.update_trial(trial_id, metrics, step,
+                                                                    _sender(context)),
+        lambda trial, context: chief.end_trial(trial, _sender(context)))
     try:
         port = server.add_insecure_port(str(address))
     except RuntimeError:

@@ -144,20 +144,21 @@ def quiet_keras(debug: bool) -> Iterator[None]:
     has no slots yet, and every trial is a new model, so TensorFlow warns about retracing.
     Keras Tuner prints the traceback of every failed trial (its ``DEBUG`` is on by default);
     the reason is one line of the display and of the record, and ``--debug`` shows the rest.
+    Keras Tuner 1.4 prints a conditional value at every gRPC conversion of a trial (a stray
+    debug print): a distributed chief and its workers would print "1" all the time.
     """
-    from keras_tuner.src import config as kt_config
+    from fmnist_search.tuning import kt_compat
 
     logger = logging.getLogger("tensorflow")
-    level, kt_debug = logger.level, kt_config.DEBUG
-    with warnings.catch_warnings():
+    level = logger.level
+    with warnings.catch_warnings(), kt_compat.trial_tracebacks(debug), \
+            kt_compat.no_condition_print():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         logger.setLevel(logging.ERROR)
-        kt_config.DEBUG = debug
         try:
             yield
         finally:
             logger.setLevel(level)
-            kt_config.DEBUG = kt_debug
 
 
 def search(req: SearchRequest, console: Console, signals: StopSignals | None = None,

@@ -16,7 +16,6 @@ rebuilt is refused with one message that names the file and the remedy.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -40,12 +39,9 @@ RECORD_FINISHED = {"COMPLETED": "COMPLETED", "PRUNED": "COMPLETED", "FAILED": "F
 def atomic_saves(critical=nullcontext) -> Iterator[None]:
     """Route Keras Tuner's JSON saves through the atomic writer while the block runs.
 
-    Keras Tuner looks ``utils.save_json`` up at every call, so replacing it for the duration of
-    a search covers the oracle, the tuner and every trial; it is restored afterwards.
+    Covers the oracle, the tuner and every trial (``kt_compat.json_saves``); restored after.
     """
-    from keras_tuner.src import utils as kt_utils
-
-    original = kt_utils.save_json
+    from fmnist_search.tuning import kt_compat
 
     def save_json(path, obj):
         import json
@@ -58,11 +54,8 @@ def atomic_saves(critical=nullcontext) -> Iterator[None]:
             layout.write_text(path, text)
         return text
 
-    kt_utils.save_json = save_json
-    try:
+    with kt_compat.json_saves(save_json):
         yield
-    finally:
-        kt_utils.save_json = original
 
 
 def _keep_last_good(path: Path) -> None:
@@ -233,6 +226,6 @@ def _reconcile_oracle(oracle: dict, trials: dict[str, dict], notes: list[str]) -
 
 
 def _values_hash(values: dict[str, Any]) -> str:
-    """Keras Tuner's own hash of a trial's values (``Oracle._compute_values_hash``)."""
-    text = "".join(f"{k}={values[k]}" for k in sorted(values))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    from fmnist_search.tuning import kt_compat
+
+    return kt_compat.values_hash(values)

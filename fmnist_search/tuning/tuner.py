@@ -26,13 +26,12 @@ import keras_tuner as kt
 
 from fmnist_search import builder, layout
 from fmnist_search.errors import UserError
+from fmnist_search.tuning import kt_compat
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
 from fmnist_search.tuning.signals import StopSignals
 from fmnist_search.tuning.state import FINISHED, OBJECTIVE
 
-TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
-          "hyperband": kt.Hyperband}
 MAX_CONSECUTIVE_FAILURES = 3
 
 
@@ -141,12 +140,6 @@ class RecordingMixin:
             record.setdefault("wall_seconds", record["finished"] - started)
         layout.write_trial_record(Path(self.get_trial_dir(trial.trial_id)), record)
 
-    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-        # Keras Tuner imports tensorboard here even when no TensorBoard callback is used, and
-        # TensorFlow no longer installs tensorboard; we pass none, so there is nothing to do.
-        if any(type(c).__name__ == "TensorBoard" for c in callbacks):
-            super()._configure_tensorboard_dir(callbacks, trial, execution)
-
 
 def completed_record(fit: TrialFit, num_classes: int) -> dict[str, Any]:
     rows = fit.fit.history
@@ -175,51 +168,65 @@ def _safe_name(values: dict[str, Any]) -> str:
         return f"(cannot be built: {exc})"
 
 
-def start_from_default(oracle) -> None:
-    """Make the project's first trial the space's default point (every hyperparameter at its
-    ``default``), then sample as usual: a search that starts from a known-good configuration,
-    as Optuna's ``enqueue_trial`` or Hyperopt's ``points_to_evaluate`` allow. Keras Tuner's
-    oracles draw every new configuration through ``_random_values``; only the first draw of a
-    project with no trials changes (a resumed project is untouched)."""
-    from keras_tuner.src.engine import hyperparameters as hp_module
+class DefaultFirst:
+    """Mixed in front of a Keras Tuner oracle: the project's first trial is the space's default
+    point (every hyperparameter at its ``default``), then the oracle samples as usual. A search
+    that starts from a known-good configuration, as Optuna's ``enqueue_trial`` or Hyperopt's
+    ``points_to_evaluate`` allow.
 
-    draw = oracle._random_values
+    Through ``populate_space``, Keras Tuner's public hook: the oracle's own answer is kept
+    (Hyperband registers the trial in its bracket and adds its ``tuner/`` values) and only the
+    space's values of the first trial are replaced. A resumed project has trials: untouched.
+    """
 
-    def random_values():
-        if oracle.trials:
-            return draw()
-        hps = hp_module.HyperParameters()
-        for hp in oracle.hyperparameters.space:
-            hps.merge([hp])
-            if hps.is_active(hp):
-                hps.values[hp.name] = hp.default
-        return hps.values
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        if self.trials or response.get("status") != "RUNNING" or not response.get("values"):
+            return response
+        bookkeeping = {k: v for k, v in response["values"].items() if k.startswith("tuner/")}
+        return {**response, "values": {**default_values(self.hyperparameters), **bookkeeping}}
 
-    oracle._random_values = random_values
+
+def default_values(space: kt.HyperParameters) -> dict[str, Any]:
+    """Every active hyperparameter of ``space`` at its default (conditions respected)."""
+    hps = kt.HyperParameters()
+    for hp in space.space:
+        hps.merge([hp])
+        if hps.is_active(hp):
+            hps.values[hp.name] = hp.default
+    return hps.values
+
+
+ORACLES = {"random": kt.oracles.RandomSearchOracle,
+           "bayesian": kt.oracles.BayesianOptimizationOracle,
+           "hyperband": kt.oracles.HyperbandOracle}
+
+
+def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
+    """The preset's oracle (a ``DefaultFirst`` one when the preset starts from the default)."""
+    base = ORACLES[preset.tuner]
+    if preset.start_from_default:
+        base = type(f"DefaultFirst{base.__name__}", (DefaultFirst, base), {})
+    common = dict(objective=kt.Objective(OBJECTIVE, "max"), seed=seed, hyperparameters=fixed,
+                  tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
+                  max_consecutive_failed_trials=None)
+    if preset.tuner == "hyperband":
+        return base(max_epochs=preset.epochs, factor=preset.factor,
+                    hyperband_iterations=preset.iterations, **common)
+    if preset.tuner == "bayesian":
+        initial = max(3, min(10, preset.trials // 4))  # KT's default (3 x dims) is ~100 here
+        return base(max_trials=preset.trials, num_initial_points=initial, **common)
+    return base(max_trials=preset.trials, **common)
 
 
 def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: str,
                display: SearchDisplay, signals: StopSignals, limits: Limits, seed: int):
-    base = TUNERS[preset.tuner]
-    cls = type(f"Recording{base.__name__}", (RecordingMixin, base), {})
+    base = kt_compat.tuner_class(preset.tuner)
+    cls = type(f"Recording{preset.tuner.title()}Tuner",
+               (RecordingMixin, kt_compat.NoTensorBoardImport, base), {})
     fixed = kt.HyperParameters()
     for name, value in preset.fixed.items():
         fixed.Fixed(name, value)
-    common = dict(
-        hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, "max"), seed=seed,
-        hyperparameters=fixed, tune_new_entries=True, allow_new_entries=True,
-        max_retries_per_trial=0, max_consecutive_failed_trials=None,
-        directory=str(directory), project_name=project, overwrite=False,
-        display=display, signals=signals, limits=limits,
-    )
-    if preset.tuner == "hyperband":
-        tuner = cls(max_epochs=preset.epochs, factor=preset.factor,
-                    hyperband_iterations=preset.iterations, **common)
-    elif preset.tuner == "bayesian":
-        initial = max(3, min(10, preset.trials // 4))  # KT's default (3 x dims) is ~100 here
-        tuner = cls(max_trials=preset.trials, num_initial_points=initial, **common)
-    else:
-        tuner = cls(max_trials=preset.trials, **common)
-    if preset.start_from_default:
-        start_from_default(tuner.oracle)
-    return tuner
+    return cls(oracle=make_oracle(preset, seed, fixed), hypermodel=hypermodel,
+               directory=str(directory), project_name=project, overwrite=False,
+               display=display, signals=signals, limits=limits)

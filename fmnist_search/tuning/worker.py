@@ -35,7 +35,6 @@ from fmnist_search.tuning.distributed import (
     HEARTBEAT_EVERY,
     SENDER_KEY,
     Address,
-    silence_stray_print,
 )
 from fmnist_search.tuning.signals import StopSignals
 
@@ -277,51 +276,6 @@ class WorkerDisplay(SearchDisplay):
 # --------------------------------------------------------------------------- the worker
 
 
-def _pace(client) -> None:
-    """Hyperband answers IDLE while a bracket waits for its running trials, and Keras Tuner's
-    worker asks again at once, in a loop that keeps a core busy; pause, longer each time."""
-    from keras_tuner.src.engine import trial as trial_module
-
-    ask = client.create_trial
-    pause = [IDLE_PAUSE[0]]
-
-    def create_trial(tuner_id):
-        trial = ask(tuner_id)
-        if trial.status == trial_module.TrialStatus.IDLE:
-            time.sleep(pause[0])
-            pause[0] = min(pause[0] * 2, IDLE_PAUSE[1])
-        else:
-            pause[0] = IDLE_PAUSE[0]
-        return trial
-
-    client.create_trial = create_trial
-
-
-def _identify(client, worker_id: str) -> None:
-    """Send this worker's id with every report (gRPC metadata), so that the chief can ignore
-    the report of a worker it presumed dead and whose trial it has handed to another."""
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_client
-    from keras_tuner.src.engine import trial as trial_module
-
-    metadata = ((SENDER_KEY, worker_id),)
-
-    def update_trial(trial_id, metrics, step=0):
-        request = protos.get_service().UpdateTrialRequest(trial_id=trial_id, metrics=metrics,
-                                                          step=step)
-        response = client.stub.UpdateTrial(request, wait_for_ready=True,
-                                           timeout=oracle_client.TIMEOUT, metadata=metadata)
-        return trial_module.Trial.from_proto(response.trial)
-
-    def end_trial(trial):
-        request = protos.get_service().EndTrialRequest(trial=trial.to_proto())
-        client.stub.EndTrial(request, wait_for_ready=True, timeout=oracle_client.TIMEOUT,
-                             metadata=metadata)
-
-    client.update_trial = update_trial
-    client.end_trial = end_trial
-
-
 @contextmanager
 def id_lock(project_dir: Path, worker_id: str) -> Iterator[None]:
     """Held for the worker's life: a second live worker under the same id (on this machine,
@@ -356,7 +310,6 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                signals: StopSignals | None = None) -> None:
     """Join the chief's search and train what it hands out, until it says stop."""
     import keras
-    from keras_tuner.src.distribute import oracle_client
 
     from fmnist_search import training
 
@@ -378,7 +331,6 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
         os.environ.update(KERASTUNER_TUNER_ID=wreq.worker_id,
                           KERASTUNER_ORACLE_IP=wreq.chief.host,
                           KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
-        oracle_client.TIMEOUT = wreq.chief_timeout
         keras.utils.set_random_seed(req.seed)
         policy = training.set_precision(req.preset.precision)
         display = WorkerDisplay(console, heartbeat)
@@ -391,16 +343,19 @@ def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignal
            policy: str) -> None:
     import grpc
 
-    from fmnist_search.tuning import state
+    from fmnist_search.tuning import kt_compat, state
     from fmnist_search.tuning.search import build_tuner, quiet_keras, run_tuner
     from fmnist_search.tuning.tuner import Limits
 
-    with state.atomic_saves(signals.critical), quiet_keras(req.debug):
+    with state.atomic_saves(signals.critical), quiet_keras(req.debug), \
+            kt_compat.client_timeout(wreq.chief_timeout):
         try:
             tuner = build_tuner(req, display, signals, policy, Limits(None))
-            _pace(tuner.oracle)
-            _identify(tuner.oracle, wreq.worker_id)
-            silence_stray_print()
+            # Hyperband's IDLE answers are paced (its worker would ask again at once, a busy
+            # core); every report names this worker, so a late one of a worker presumed dead
+            # is told from its successor's.
+            kt_compat.pace_idle_answers(tuner.oracle, IDLE_PAUSE)
+            kt_compat.send_metadata(tuner.oracle, ((SENDER_KEY, wreq.worker_id),))
             run_tuner(tuner, req, display, signals)
         except grpc.RpcError as exc:
             raise UserError(

@@ -1,0 +1,333 @@
+"""Every use of Keras Tuner's internals, in one place, each with the upstream line it relies on.
+
+Keras Tuner's public surface is ``keras_tuner.*`` (tuners, oracles, ``HyperParameters``,
+``keras_tuner.engine.trial``) and the hooks ``Tuner.pre_create_trial``, ``on_trial_begin/end``,
+``Oracle.populate_space``. What we need beyond it lives here and nowhere else (a test greps
+``fmnist_search/`` for ``keras_tuner.src`` and for private attributes of Keras Tuner objects
+outside this module). Line numbers are those of keras-tuner 1.4.8 (``keras_tuner/src/...``);
+``SUPPORTED`` lists the versions these were checked against, and importing this module with
+any other version is refused (``check_version``), so an upgrade fails at start with a message
+instead of corrupting a search halfway.
+
+Each patch is scoped: set for the duration of a ``with`` block and restored after it; patches
+of a Keras Tuner *object* (the worker's gRPC client) live and die with that object.
+
+Besides the code below, ``tuning/state.py`` reads and repairs Keras Tuner's saved state
+(``oracle.json``: ``Oracle.get_state``, engine/oracle.py:692-712; ``trial.json``:
+``Trial.get_state``, engine/trial.py:143-156), a file format, not an attribute: a change there
+is caught by the version check too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import keras_tuner as kt
+
+from fmnist_search.errors import UserError
+
+SUPPORTED = ("1.4",)  # major.minor of keras-tuner tested with this module (1.4.7, 1.4.8)
+ALLOW_UNTESTED_ENV = "FMNIST_SEARCH_ALLOW_UNTESTED_KERAS_TUNER"
+
+
+def check_version(installed: str | None = None) -> None:
+    """Refuse a Keras Tuner this module was not checked against: its internals may differ."""
+    installed = installed or kt.__version__
+    if ".".join(installed.split(".")[:2]) in SUPPORTED or os.environ.get(ALLOW_UNTESTED_ENV):
+        return
+    supported = ", ".join(f"{v}.x" for v in SUPPORTED)
+    raise UserError(
+        f"keras-tuner {installed} is installed, but fmnist-search was tested with keras-tuner "
+        f"{supported} only: it relies on internals that change between releases (see "
+        "fmnist_search/tuning/kt_compat.py). Install a supported version (pip install "
+        f"'keras-tuner>={SUPPORTED[0]},<{_next_minor(SUPPORTED[-1])}'), or set "
+        f"{ALLOW_UNTESTED_ENV}=1 to try this one at your own risk.")
+
+
+def _next_minor(version: str) -> str:
+    major, minor = version.split(".")
+    return f"{major}.{int(minor) + 1}"
+
+
+check_version()
+
+
+# --------------------------------------------------------------------------- saves
+
+
+@contextmanager
+def json_saves(save: Callable[[str, Any], str]) -> Iterator[None]:
+    """Route every JSON file Keras Tuner writes through ``save(path, obj) -> text``.
+
+    Why: Keras Tuner rewrites ``oracle.json``, ``tuner0.json`` and ``trial.json`` in place, and
+    a kill during the write leaves an empty file. Relies on: ``utils.save_json`` (utils.py:81)
+    being looked up at each call by ``Stateful.save`` (engine/stateful.py:63) and by
+    ``Tuner._build_and_fit_model``'s build config (engine/tuner.py:237).
+    """
+    from keras_tuner.src import utils as kt_utils
+
+    original = kt_utils.save_json
+    kt_utils.save_json = save
+    try:
+        yield
+    finally:
+        kt_utils.save_json = original
+
+
+# --------------------------------------------------------------------------- output
+
+
+@contextmanager
+def trial_tracebacks(show: bool) -> Iterator[None]:
+    """Whether Keras Tuner prints the traceback of each failed trial.
+
+    Why: the reason is one line of our display and record; ``--debug`` shows the rest.
+    Relies on: ``config.DEBUG`` (config.py:15), read by ``BaseTuner._try_run_and_update_trial``
+    (engine/base_tuner.py:280) at each failure.
+    """
+    from keras_tuner.src import config as kt_config
+
+    before = kt_config.DEBUG
+    kt_config.DEBUG = show
+    try:
+        yield
+    finally:
+        kt_config.DEBUG = before
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = [0]
+
+
+@contextmanager
+def no_condition_print() -> Iterator[None]:
+    """Silence the stray ``print`` in ``Parent.to_proto`` (engine/conditions.py:130-131, a
+    leftover debug print of 1.4) while the block runs.
+
+    Why: every gRPC conversion of a trial of a space with conditions would print its value in
+    the chief's and each worker's output. Nested and concurrent blocks share one patch, put on
+    by the first and taken off by the last.
+    """
+    from keras_tuner.src.engine import conditions
+
+    with _quiet_lock:
+        _quiet_depth[0] += 1
+        if _quiet_depth[0] == 1:
+            original = conditions.Parent.to_proto
+
+            def to_proto(self):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    return original(self)
+
+            to_proto.original = original
+            conditions.Parent.to_proto = to_proto
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth[0] -= 1
+            if _quiet_depth[0] == 0:
+                conditions.Parent.to_proto = conditions.Parent.to_proto.original
+
+
+# --------------------------------------------------------------------------- tuners
+
+
+class _HyperbandOn(kt.Hyperband):
+    """Keras Tuner's Hyperband tuner on an oracle we built (ours subclasses its oracle).
+
+    Relies on: ``Hyperband.__init__`` only building its ``HyperbandOracle`` before calling
+    ``Tuner.__init__`` (tuners/hyperband.py:393-420); its ``run_trial`` and
+    ``_build_hypermodel`` (hyperband.py:422-440) are what the tuner needs and are kept.
+    """
+
+    def __init__(self, oracle, hypermodel=None, **kwargs):
+        kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+def tuner_class(name: str) -> type:
+    """The tuner class a search on a given oracle mixes our hooks into.
+
+    ``RandomSearch`` and ``BayesianOptimization`` are ``Tuner`` with their oracle
+    (tuners/randomsearch.py:164-174, tuners/bayesian.py:381-394): ``kt.Tuner`` itself, given
+    our oracle, is the same tuner. Hyperband's tuner adds its own steps (``_HyperbandOn``).
+    """
+    return _HyperbandOn if name == "hyperband" else kt.Tuner
+
+
+class NoTensorBoardImport:
+    """Mixed into our tuners: skip Keras Tuner's TensorBoard setup unless one is passed.
+
+    Why: ``Tuner._configure_tensorboard_dir`` (engine/tuner.py:414) imports tensorboard for
+    every trial even without a TensorBoard callback, and TensorFlow no longer installs it.
+    """
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        if any(type(c).__name__ == "TensorBoard" for c in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+def values_hash(values: dict[str, Any]) -> str:
+    """Keras Tuner's hash of a trial's values, as ``oracle.json`` keeps it (``id_to_hash``,
+    ``tried_so_far``). Relies on: ``Oracle._compute_values_hash`` (engine/oracle.py:777-780)."""
+    import hashlib
+
+    text = "".join(f"{k}={values[k]}" for k in sorted(values))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@contextmanager
+def oracle_locked(oracle) -> Iterator[None]:
+    """Keras Tuner's per-oracle lock, taken as its ``synchronized`` takes it (by thread name),
+    but released even when the block raises (its decorator would keep it held forever).
+    Relies on: ``LOCKS``/``THREADS`` (engine/oracle.py:39-41) and ``synchronized`` (44-100)."""
+    from keras_tuner.src.engine.oracle import LOCKS, THREADS
+
+    name = threading.current_thread().name
+    mine = THREADS[oracle] == name
+    if not mine:
+        LOCKS[oracle].acquire()
+        THREADS[oracle] = name
+    try:
+        yield
+    finally:
+        if not mine:
+            THREADS[oracle] = None
+            LOCKS[oracle].release()
+
+
+def retry_queue(oracle) -> tuple[str, ...]:
+    """The trials the oracle hands out again before any new one. Relies on:
+    ``Oracle._retry_queue`` (engine/oracle.py:346, popped by ``create_trial`` at 460-461)."""
+    return tuple(oracle._retry_queue)
+
+
+def queue_retry(oracle, trial_id: str) -> None:
+    """Queue a trial to be handed out again (call under ``oracle_locked``)."""
+    oracle._retry_queue.append(trial_id)
+
+
+def unqueue_retry(oracle, trial_id: str) -> None:
+    """Take a trial that has ended off the retry queue (call under ``oracle_locked``)."""
+    oracle._retry_queue[:] = [t for t in oracle._retry_queue if t != trial_id]
+
+
+def forget_metrics(trial) -> None:
+    """Drop a trial's reported metrics, so that a retry reports its own, not on top of a lost
+    attempt's. Relies on: ``MetricsTracker`` (engine/metrics_tracking.py:188), which is what
+    ``Trial.__init__`` sets (engine/trial.py:117)."""
+    from keras_tuner.src.engine.metrics_tracking import MetricsTracker
+
+    trial.metrics = MetricsTracker()
+
+
+# --------------------------------------------------------------------------- gRPC
+
+
+def add_servicer(server, oracle, create: Callable, update: Callable, end: Callable) -> None:
+    """Keras Tuner's oracle servicer on ``server``, with trial creation, reports and ending
+    routed through our functions: ``create(tuner_id) -> Trial``, ``update(trial_id, metrics,
+    step, context) -> Trial | None``, ``end(trial, context)``.
+
+    Relies on: ``OracleServicer`` (distribute/oracle_chief.py:27-67) and the generated gRPC
+    service (``protos.get_service``/``get_service_grpc``, protos/__init__.py:31-36).
+    """
+    from keras_tuner.engine.trial import Trial, TrialStatus
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    service = protos.get_service()
+
+    class Servicer(OracleServicer):
+        def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method name)
+            return service.CreateTrialResponse(trial=create(request.tuner_id).to_proto())
+
+        def UpdateTrial(self, request, context):  # noqa: N802
+            trial = update(request.trial_id, request.metrics, request.step, context)
+            if trial is None:
+                trial = Trial(oracle.get_space(), trial_id=request.trial_id,
+                              status=TrialStatus.FAILED)
+            return service.UpdateTrialResponse(trial=trial.to_proto())
+
+        def EndTrial(self, request, context):  # noqa: N802
+            end(Trial.from_proto(request.trial), context)
+            return service.EndTrialResponse()
+
+    protos.get_service_grpc().add_OracleServicer_to_server(Servicer(oracle), server)
+
+
+@contextmanager
+def client_timeout(seconds: float) -> Iterator[None]:
+    """How long a worker's call to the chief may wait. Relies on: ``oracle_client.TIMEOUT``
+    (distribute/oracle_client.py:31), read by every call of ``OracleClient`` (66-122)."""
+    from keras_tuner.src.distribute import oracle_client
+
+    before = oracle_client.TIMEOUT
+    oracle_client.TIMEOUT = seconds
+    try:
+        yield
+    finally:
+        oracle_client.TIMEOUT = before
+
+
+def pace_idle_answers(client, pauses: tuple[float, float]) -> None:
+    """Pause after each IDLE answer from the chief, longer each time up to ``pauses[1]``.
+
+    Why: Hyperband answers IDLE while a bracket waits for its running trials, and Keras
+    Tuner's worker asks again at once (engine/base_tuner.py:229-231), in a loop that keeps a
+    core busy. Relies on: ``OracleClient.create_trial`` (distribute/oracle_client.py:80) being
+    what the worker's tuner calls; replaced on this client object only.
+    """
+    from keras_tuner.engine.trial import TrialStatus
+
+    ask = client.create_trial
+    pause = [pauses[0]]
+
+    def create_trial(tuner_id):
+        trial = ask(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(pause[0])
+            pause[0] = min(pause[0] * 2, pauses[1])
+        else:
+            pause[0] = pauses[0]
+        return trial
+
+    client.create_trial = create_trial
+
+
+def send_metadata(client, metadata: tuple[tuple[str, str], ...]) -> None:
+    """Send ``metadata`` with every report (UpdateTrial, EndTrial) of this client.
+
+    Why: the chief tells a late report of a worker it presumed dead from its successor's.
+    Relies on: ``OracleClient.update_trial``/``end_trial`` (distribute/oracle_client.py:88-108)
+    and its ``stub``; replaced on this client object only.
+    """
+    from keras_tuner.engine.trial import Trial
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_client
+
+    service = protos.get_service()
+
+    def update_trial(trial_id, metrics, step=0):
+        request = service.UpdateTrialRequest(trial_id=trial_id, metrics=metrics, step=step)
+        response = client.stub.UpdateTrial(request, wait_for_ready=True,
+                                           timeout=oracle_client.TIMEOUT, metadata=metadata)
+        return Trial.from_proto(response.trial)
+
+    def end_trial(trial):
+        request = service.EndTrialRequest(trial=trial.to_proto())
+        client.stub.EndTrial(request, wait_for_ready=True, timeout=oracle_client.TIMEOUT,
+                             metadata=metadata)
+
+    client.update_trial = update_trial
+    client.end_trial = end_trial
