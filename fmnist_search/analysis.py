@@ -68,9 +68,11 @@ def trial_frame(root: Path, project: str) -> pd.DataFrame:
     order), status, objective, params, seconds per epoch, epochs, started/finished (Unix
     times), architecture and ``values`` (a dict of the hyperparameters the trial had)."""
     results.load_project(root, project)
+    entries = layout.read_trials(root / project)
     rows = []
-    for number, row in enumerate(results.trial_rows(root, project), start=1):
-        record = layout.read_trial_record(Path(row["path"])) or {}
+    rows_of = results.trial_rows(root, project, entries)
+    for number, (entry, row) in enumerate(zip(entries, rows_of, strict=True), start=1):
+        record = entry.record
         rows.append({
             "trial": row["trial"], "number": number, "status": row["status"],
             OBJECTIVE: row["val_accuracy"], "val_loss": row["val_loss"],

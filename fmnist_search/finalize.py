@@ -151,8 +151,7 @@ def _seconds(metrics: dict[str, Any]) -> float | None:
 
 def screening_seconds(root: Path, project: str) -> float | None:
     """Wall time of the screening stage: first trial started to last trial finished."""
-    records = [r for d in layout.trial_dirs(root / project)
-               if (r := layout.read_trial_record(d)) and "finished" in r]
+    records = [e.record for e in layout.read_trials(root / project) if "finished" in e.record]
     if not records:
         return None
     return max(r["finished"] for r in records) - min(r["started"] for r in records)

@@ -5,8 +5,8 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
 
     <project>/run.json                 ProjectRecord: what the search is (its identity)
     <project>/oracle.json, tuner0.json Keras Tuner's own state (oracle.json.bak: last good copy)
-    <project>/trial_<id>/trial.json    Keras Tuner's trial (values, status, metrics)
-    <project>/trial_<id>/record.json   TrialRecord: our account (timings, params, history)
+    <project>/trial_<id>/trial.json    Keras Tuner's trial: its resume state, read by nothing else
+    <project>/trial_<id>/record.json   TrialRecord: the trial as every reader sees it
     <project>/workers/<id>.json        a distributed worker's heartbeat (``tuning.worker``)
     <project>/workers/<id>.log         a local worker's output; chief.json: the chief's address
     .<project>.lock                    one search process per project
@@ -17,6 +17,13 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
 
 Records carry ``schema`` (``SCHEMA``); a record without one was written before it existed
 (schema 0) and reads the same way: new fields are only ever added, with a default here.
+
+One trial store: ``record.json`` is the only file the readers (leaderboard, show, analyze,
+finalize, the API) use for a trial, through ``read_trials``, which reads a project's records
+once into ``TrialEntry`` objects with one status vocabulary (``TRIAL_STATUSES``). Keras
+Tuner's ``trial.json`` is its resume state; it is looked at only to tell a trial that never
+began (no record yet: RUNNING) from one whose record was lost (DAMAGED: the remedy is to run
+the search again, which rebuilds the record from Keras Tuner's state, ``tuning.state``).
 
 Everything this tool keeps on disk (our records and Keras Tuner's own state) is written through
 ``write_text``/``write_json``: a temporary file in the same directory, flushed and fsynced, then
@@ -34,6 +41,7 @@ import re
 import shutil
 import tempfile
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -71,7 +79,8 @@ class ProjectRecord(TypedDict, total=False):
 
 
 class TrialRecord(TypedDict, total=False):
-    """``record.json``: RUNNING when a trial begins, COMPLETED or FAILED when it ends."""
+    """``record.json``: RUNNING when a trial begins; COMPLETED, PRUNED, REJECTED or FAILED when
+    it ends. ``rebuilt`` says what was lost when it was rebuilt from Keras Tuner's state."""
 
     schema: int
     trial_id: str
@@ -91,6 +100,53 @@ class TrialRecord(TypedDict, total=False):
     fit_seconds: float
     architecture: str
     history: list[dict[str, float]]
+    rebuilt: str
+
+
+# A trial's status, everywhere a user sees one. RUNNING: begun and not ended (or interrupted:
+# rerun on resume); PRUNED: ended early by median stopping; REJECTED: over a limit, not
+# trained; DAMAGED: its record.json is missing or unreadable (a reader's status, never written).
+TRIAL_STATUSES = ("RUNNING", "COMPLETED", "PRUNED", "REJECTED", "FAILED", "DAMAGED")
+_KERAS_FINISHED = ("COMPLETED", "FAILED", "INVALID")
+
+
+@dataclass
+class TrialEntry:
+    """One trial as the store has it: its record, or why there is none."""
+
+    trial_id: str
+    path: Path
+    record: dict[str, Any]  # empty when DAMAGED, or RUNNING with no record yet
+    status: str
+
+    @property
+    def reason(self) -> str:
+        if self.status == "DAMAGED":
+            return (f"{self.path / RECORD_JSON} is missing or damaged: run the search again "
+                    "(the same `fmnist-search run` command) to rebuild it from Keras Tuner's "
+                    "state")
+        if self.status == "RUNNING":
+            return "running, or interrupted (rerun when the search resumes)"
+        if self.status == "COMPLETED":
+            return ""
+        return self.record.get("reason") or self.status.lower()
+
+
+def read_trials(project: Path) -> list[TrialEntry]:
+    """Every trial of a project, in trial order, read once (see the module docstring)."""
+    entries = []
+    for trial_dir in trial_dirs(project):
+        trial_id = trial_dir.name.removeprefix("trial_")
+        record = read_trial_record(trial_dir)
+        if record is not None and record.get("status") in TRIAL_STATUSES:
+            entries.append(TrialEntry(trial_id, trial_dir, dict(record), record["status"]))
+            continue
+        keras_status = (read_keras_trial(trial_dir) or {}).get("status")
+        if keras_status is None and not (trial_dir / RECORD_JSON).exists():
+            continue  # a folder with no trial in it (Keras Tuner makes them eagerly)
+        lost = keras_status in _KERAS_FINISHED or (trial_dir / RECORD_JSON).exists()
+        entries.append(TrialEntry(trial_id, trial_dir, {}, "DAMAGED" if lost else "RUNNING"))
+    return entries
 
 
 class RunMetrics(TypedDict, total=False):
@@ -235,7 +291,8 @@ def write_trial_record(trial_dir: Path, record: TrialRecord) -> None:
 
 
 def read_keras_trial(trial_dir: Path) -> dict[str, Any] | None:
-    """Keras Tuner's ``trial.json``: the truth for a trial's status and values."""
+    """Keras Tuner's ``trial.json``: its resume state (``tuning.state`` repairs it); readers
+    use ``read_trials``."""
     return read_json(trial_dir / TRIAL_JSON)
 
 

@@ -179,6 +179,12 @@ def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str
 MAX_TABLE_HPS = 4
 
 
+def damaged_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per trial whose record.json is lost: what happened and what to do."""
+    return [f"trial {r['trial']} of {r['project']}: {r['reason']}." for r in records
+            if r["status"] == "DAMAGED"]
+
+
 def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[str],
                       title: str = "Leaderboard") -> Table:
     """Varying hyperparameters get columns when there are few; the architecture string names
@@ -204,6 +210,8 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         if r["status"] in ("PRUNED", "REJECTED"):  # by design, not a failure
             reason = str(r["reason"]).removeprefix("rejected: ")
             status = f"[yellow]{r['status'].lower()}[/]: {reason}"
+        elif r["status"] == "DAMAGED":  # the remedy is printed under the table
+            status = "[red]DAMAGED[/] (see below)"
         elif r["status"] != "COMPLETED":
             status = f"[red]{r['status']}[/]: {r['reason']}"
         cells = [str(r["rank"]), r["project"], str(r["trial"]), status,

@@ -1,9 +1,9 @@
 """Run and trial directories -> flat rows (and pandas tables). Read-only: no lock taken,
 nothing written, so it works on a project while it is being searched.
 
-Keras Tuner's ``trial.json`` is the truth for a trial's status (a trial killed mid-way stays
-RUNNING there); our ``record.json`` adds timings, params and the architecture string. Files are
-read through ``layout``, which owns their names and record types.
+A trial is its ``record.json`` (``layout.read_trials``, the one trial store); Keras Tuner's
+``trial.json`` is its resume state and is not read here. Files are read through ``layout``,
+which owns their names and record types.
 """
 
 from __future__ import annotations
@@ -22,24 +22,21 @@ def results_root(option: str | None = None) -> Path:
     return Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
 
 
-def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
+def trial_rows(root: Path, project: str,
+               entries: list[layout.TrialEntry] | None = None) -> list[dict[str, Any]]:
+    """One row per trial, from the trial store (``layout.read_trials``; pass ``entries`` when
+    they were read already)."""
     project_dir = root / project
     run = layout.read_project(project_dir) or {}
     rows = []
-    for trial_dir in layout.trial_dirs(project_dir):
-        trial = layout.read_keras_trial(trial_dir)
-        if trial is None:
-            continue
-        record = layout.read_trial_record(trial_dir) or {}
-        status = trial.get("status", "?")
-        if record.get("status") in ("PRUNED", "REJECTED"):  # our account says more
-            status = record["status"]
-        values = trial.get("hyperparameters", {}).get("values", {})
+    for entry in layout.read_trials(project_dir) if entries is None else entries:
+        record, status = entry.record, entry.status
+        values = record.get("values", {})
         row = {
             "kind": "trial",
             "stage": "screening",
             "project": project,
-            "trial": trial.get("trial_id"),
+            "trial": entry.trial_id,
             "status": status,
             "val_accuracy": None,
             "val_loss": None,
@@ -49,28 +46,18 @@ def trial_rows(root: Path, project: str) -> list[dict[str, Any]]:
             "epochs": None,
             "architecture": record.get("architecture", ""),
             "values": {k: v for k, v in values.items() if not k.startswith("tuner/")},
-            "reason": _reason(trial, record),
+            "reason": entry.reason,
             "n_train": run.get("data", {}).get("n_train"),
-            "path": str(trial_dir),
+            "path": str(entry.path),
             "space": run.get("space_name"),
         }
-        if status in ("COMPLETED", "PRUNED") and record.get("status") == status:
+        if status in ("COMPLETED", "PRUNED"):
             for key in ("val_accuracy", "val_loss", "params", "seconds_per_epoch", "epochs"):
                 row[key] = record.get(key)
         elif status == "REJECTED":
             row["params"] = record.get("params")
         rows.append(row)
     return rows
-
-
-def _reason(trial: dict, record: dict) -> str:
-    if trial.get("status") == "RUNNING":
-        return "interrupted (will be rerun when the search resumes)"
-    if record.get("status") in ("PRUNED", "REJECTED"):
-        return record.get("reason") or record["status"].lower()
-    if trial.get("status") == "COMPLETED":
-        return ""
-    return record.get("reason") or layout.failure_reason(trial.get("message"))
 
 
 DATA_KEYS = ("classes", "val_fraction", "subset", "seed", "train_csv", "test_csv")
@@ -215,8 +202,8 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
             row["test_note"] = match["test_note"]
     if baselines:
         rows += latest_runs(root, BASELINES, prefer)
-    if not include_failed:
-        rows = [r for r in rows if r["status"] == "COMPLETED"]
+    if not include_failed:  # a damaged trial is shown, with its remedy: it is not "done"
+        rows = [r for r in rows if r["status"] in ("COMPLETED", "DAMAGED")]
     return rows
 
 
@@ -241,7 +228,7 @@ def varying(rows: list[dict[str, Any]]) -> list[str]:
     import pandas as pd
 
     values = pd.DataFrame([{k: json.dumps(v) for k, v in r["values"].items()}
-                           for r in rows if r["kind"] == "trial"])
+                           for r in rows if r["kind"] == "trial" and r["values"]])
     if values.empty:
         return []
     return sorted(values.columns[values.nunique(dropna=False) > 1])
@@ -283,30 +270,41 @@ def find_trial(root: Path, project: str, trial: str = "best") -> dict[str, Any]:
     from fmnist_search.errors import UserError
 
     load_project(root, project)
+    every = trial_rows(root, project)
     # A pruned trial trained (and can be shown or retrained by its id), but is never the best.
-    rows = [r for r in trial_rows(root, project) if r["status"] in ("COMPLETED", "PRUNED")]
+    rows = [r for r in every if r["status"] in ("COMPLETED", "PRUNED")]
     completed = [r for r in rows if r["status"] == "COMPLETED"]
+    if trial != "best":
+        for row in every:
+            if same_trial(row["trial"], trial) and row["status"] == "DAMAGED":
+                raise UserError(f"Trial {row['trial']} of '{project}' cannot be used: "
+                                f"{row['reason']}.")
+            if same_trial(row["trial"], trial) and row in rows:
+                return row
     if not completed:
         raise UserError(f"Project '{project}' has no finished trial yet.")
     if trial == "best":
         return sort_rows(completed)[0]
-    for row in rows:
-        if row["trial"] == trial or row["trial"].lstrip("0") == trial.lstrip("0"):
-            return row
     raise UserError(f"Project '{project}' has no finished trial '{trial}'. Finished trials: "
                     f"{', '.join(r['trial'] for r in rows)} (or use 'best').")
 
 
+def same_trial(trial_id: str, typed: str) -> bool:
+    """Keras Tuner pads ids to a width that depends on the tuner ("7", "07", "0007"): any
+    padding names the same trial."""
+    return trial_id == typed or trial_id.lstrip("0") == typed.lstrip("0")
+
+
 def require_record(row: dict[str, Any], project: str) -> None:
-    """A finished trial whose record.json is gone has values (trial.json) but no metrics."""
+    """A trial's record.json may be lost after the rows were read (a trial is its record)."""
     from fmnist_search.errors import UserError
 
     path = Path(row["path"]) / layout.RECORD_JSON
     if layout.read_trial_record(path.parent) is None:
         raise UserError(
             f"{path} is missing or unreadable, so trial {row['trial']} of '{project}' has no "
-            "metrics or history to show (Keras Tuner's trial.json still holds its values: "
-            f"`fmnist-search retrain {project} --trial {row['trial']}` trains it again)."
+            "metrics or history to show. Run the search again (the same `fmnist-search run` "
+            "command): it rebuilds the record from Keras Tuner's state."
         )
 
 

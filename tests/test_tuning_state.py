@@ -269,3 +269,65 @@ def test_repair_finishes_a_rejected_or_pruned_trial_from_its_record(tmp_path, st
     assert any(status.lower() in n for n in notes)
     assert layout.read_keras_trial(trial_dir)["status"] == kt_status
     assert layout.read_json(project / layout.ORACLE_JSON)["ongoing_trials"] == {}
+
+
+# --------------------------------------------------------------------------- the trial store
+
+
+def _leaderboard(root: Path, project: str, capsys) -> str:
+    capsys.readouterr()
+    assert main(["leaderboard", project, "--results-dir", str(root), "--no-baselines"]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_a_deleted_record_is_shown_damaged_then_rebuilt_on_resume(tmp_path, csv_data, capsys):
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "r", 2)) == 0
+    record = root / "r" / "trial_1" / layout.RECORD_JSON
+    before = json.loads(record.read_text())
+    record.unlink()
+    rows = {r["trial"]: r for r in results.trial_rows(root, "r")}
+    assert rows["1"]["status"] == "DAMAGED" and rows["1"]["val_accuracy"] is None
+    assert "run the search again" in rows["1"]["reason"]
+    shown = _leaderboard(root, "r", capsys)
+    assert "DAMAGED" in shown and "rebuild it from Keras Tuner's state" in shown
+    assert main(search_args(csv_data, tmp_path, "r", 2)) == 0  # the same command: a resume
+    out = " ".join(capsys.readouterr().out.split())
+    assert "trial_1/record.json was missing or damaged: rebuilt" in out
+    after = json.loads(record.read_text())
+    assert after["status"] == "COMPLETED" and after["rebuilt"]
+    assert after["val_accuracy"] == pytest.approx(before["val_accuracy"])
+    assert after["values"] == before["values"] and after["best_epoch"] == before["best_epoch"]
+    assert [row["epoch"] for row in after["history"]] == [row["epoch"] for row in
+                                                           before["history"]]
+    shown = _leaderboard(root, "r", capsys)
+    assert "DAMAGED" not in shown and shown.count(" done ") == 2
+
+
+FIXTURE = Path(__file__).with_name("fixtures") / "project-0.1.0"
+
+
+def test_a_project_written_by_release_0_1_0_opens_and_resumes(tmp_path, csv_data, capsys,
+                                                              monkeypatch):
+    """``fixtures/project-0.1.0``: a 2-trial project made by main at 740fc25 (checkpoints
+    dropped) on the CSVs of ``csv_data`` (seed 0), found at csv/ relative to the cwd."""
+    import shutil
+
+    root = tmp_path / "res"
+    shutil.copytree(FIXTURE, root)
+    (tmp_path / "csv").mkdir()
+    for name, src in zip(("train.csv", "test.csv"), csv_data, strict=True):
+        shutil.copy(src, tmp_path / "csv" / name)
+    monkeypatch.chdir(tmp_path)
+    rows = {r["trial"]: r for r in results.trial_rows(root, "p")}
+    assert {t: r["status"] for t, r in rows.items()} == {"0": "COMPLETED", "1": "COMPLETED"}
+    assert rows["0"]["val_accuracy"] == pytest.approx(0.1) and rows["1"]["params"] == 7890
+    assert "done" in _leaderboard(root, "p", capsys)
+    args = ["run", "--space", str(Path(__file__).with_name("tiny_space.toml")), "--tuner",
+            "random", "--trials", "3", "--epochs", "1", "--train-csv", "csv/train.csv",
+            "--test-csv", "csv/test.csv", "--subset", "0.5", "--precision", "fp32",
+            "--project", "p", "--results-dir", str(root), "--no-finalize"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "Ran 1 trial(s); project p has 3/3 finished" in " ".join(
+        capsys.readouterr().out.split())
+    assert [r["status"] for r in results.trial_rows(root, "p")] == ["COMPLETED"] * 3

@@ -161,6 +161,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     screening = [r for r in records if r["stage"] != "final"]
     title = "Leaderboard (screening trials)" if finals else "Leaderboard"
     console.print(report.leaderboard_table(screening, varying, title))
+    from rich.markup import escape
+
+    for note in report.damaged_notes(screening):
+        console.print(f"[red]damaged[/]: {escape(note)}")
     return 0
 
 

@@ -63,38 +63,66 @@ def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],
     return path
 
 
-def finished_count(project_dir: Path) -> int:
-    from fmnist_search.tuning.state import FINISHED
-
-    return sum(1 for d in layout.trial_dirs(project_dir)
-               if (layout.read_keras_trial(d) or {}).get("status") in FINISHED)
+FINISHED_STATUSES = ("COMPLETED", "PRUNED", "REJECTED", "FAILED", "DAMAGED")
 
 
-def best_so_far(project_dir: Path) -> float | None:
-    scores = [r["val_accuracy"] for d in layout.trial_dirs(project_dir)
-              if (r := layout.read_trial_record(d)) and r.get("status") == "COMPLETED"]
-    return max(scores, default=None)
+def _entries(trials: Path | list[layout.TrialEntry]) -> list[layout.TrialEntry]:
+    return layout.read_trials(trials) if isinstance(trials, Path) else trials
 
 
-def finished_records(project_dir: Path, statuses: tuple[str, ...] = ("COMPLETED", "PRUNED")
-                     ) -> list[dict[str, Any]]:
+def finished_count(trials: Path | list[layout.TrialEntry]) -> int:
+    """Trials that ended (a damaged one too: it ended, only its record was lost)."""
+    return sum(1 for e in _entries(trials) if e.status in FINISHED_STATUSES)
+
+
+def best_so_far(trials: Path | list[layout.TrialEntry]) -> float | None:
+    return max((e.record["val_accuracy"] for e in _entries(trials)
+                if e.status == "COMPLETED"), default=None)
+
+
+def finished_records(trials: Path | list[layout.TrialEntry],
+                     statuses: tuple[str, ...] = ("COMPLETED", "PRUNED")) -> list[dict[str, Any]]:
     """Our records of the trials that trained to their end (or were pruned), in trial order."""
-    return [r for d in layout.trial_dirs(project_dir)
-            if (r := layout.read_trial_record(d)) and r.get("status") in statuses]
+    return [e.record for e in _entries(trials) if e.status in statuses]
 
 
-def val_curves(project_dir: Path) -> list[dict[int, float]]:
+def val_curves(trials: Path | list[layout.TrialEntry]) -> list[dict[int, float]]:
     """Each finished trial's ``{epoch: val_accuracy}``: what median stopping compares with."""
     return [{int(row["epoch"]): float(row["val_accuracy"]) for row in r.get("history", [])
-             if "val_accuracy" in row} for r in finished_records(project_dir)]
+             if "val_accuracy" in row} for r in finished_records(trials)]
 
 
-def top_seconds_per_epoch(project_dir: Path, top: int) -> list[float]:
+class TrialCache:
+    """A search's in-memory view of its project's trials: read once when it starts, then
+    only the trials that had not ended are read again (an ended trial's record is final).
+    Other processes (distributed workers) write records too, so it looks, but reads little."""
+
+    def __init__(self, project_dir: Path, entries: list[layout.TrialEntry]) -> None:
+        self.project_dir = project_dir
+        self.ended = {e.trial_id: e for e in entries if e.status in FINISHED_STATUSES}
+
+    def refresh(self) -> list[layout.TrialEntry]:
+        entries = []
+        for trial_dir in layout.trial_dirs(self.project_dir):
+            trial_id = trial_dir.name.removeprefix("trial_")
+            entry = self.ended.get(trial_id)
+            if entry is None:
+                record = layout.read_trial_record(trial_dir)
+                if record is None or record.get("status") not in layout.TRIAL_STATUSES:
+                    continue
+                entry = layout.TrialEntry(trial_id, trial_dir, dict(record), record["status"])
+                if entry.status in FINISHED_STATUSES:
+                    self.ended[trial_id] = entry
+            entries.append(entry)
+        return entries
+
+
+def top_seconds_per_epoch(trials: Path | list[layout.TrialEntry], top: int) -> list[float]:
     """Seconds per epoch of the ``top`` best distinct configurations (best first)."""
     import json
 
     seen, out = set(), []
-    records = sorted(finished_records(project_dir, ("COMPLETED",)),
+    records = sorted(finished_records(trials, ("COMPLETED",)),
                      key=lambda r: -float(r.get("val_accuracy") or 0))
     for r in records:
         key = json.dumps({k: v for k, v in r.get("values", {}).items()

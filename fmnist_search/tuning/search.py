@@ -48,13 +48,14 @@ class SearchRequest:
     debug: bool = False  # show Keras Tuner's traceback of each failed trial
     finalize: bool = True  # reserve --max-time for finalize when the preset has finalize_top
 
-    def finalize_reserve(self) -> float:
+    def finalize_reserve(self, cache: project_mod.TrialCache | None = None) -> float:
         """Seconds the final stage needs, from the best trials measured so far (``budget``),
         at most what ``min_search_share`` leaves: the search is never starved by an estimate."""
         p = self.preset
         if not (self.finalize and p.finalize_top):
             return 0.0
-        measured = project_mod.top_seconds_per_epoch(self.project_dir, p.finalize_top)
+        trials = cache.refresh() if cache else self.project_dir
+        measured = project_mod.top_seconds_per_epoch(trials, p.finalize_top)
         reserve = budget.finalize_reserve(measured, p.finalize_top, p.final_epoch_count,
                                           scale=1.0 / p.subset,
                                           baseline_epochs=self._baseline_epochs())
@@ -180,17 +181,19 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         policy = training.set_precision(req.preset.precision)
         project_mod.check_or_write_run_json(project_dir, req.identity(), req.run_record(policy))
         repairs = state.repair(project_dir)
-        before = project_mod.finished_count(project_dir)
+        trials = layout.read_trials(project_dir)  # once: the view every count below starts from
+        before = project_mod.finished_count(trials)
+        display = SearchDisplay(console, req.preset.trials, before,
+                                project_mod.best_so_far(trials))
+        for note in repairs:  # said even when there is nothing left to run
+            display.note(note)
         if before >= req.preset.trials:
             return SearchOutcome(project_dir, before, before, req.preset.trials, False, True,
                                  repairs=repairs, deadline=deadline)
-        display = SearchDisplay(console, req.preset.trials, before,
-                                project_mod.best_so_far(project_dir))
-        for note in repairs:
-            display.note(note)
-        limits = Limits(req.preset.trials, deadline, req.finalize_reserve)
+        cache = project_mod.TrialCache(project_dir, trials)
+        limits = Limits(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
         with state.atomic_saves(signals.critical), quiet_keras(req.debug):
-            tuner = build_tuner(req, display, signals, policy, limits)
+            tuner = build_tuner(req, display, signals, policy, limits, cache)
             stopped = (runner or run_tuner)(tuner, req, display, signals)
         after = project_mod.finished_count(project_dir)
         return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
@@ -199,12 +202,12 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
 
 
 def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals, policy: str,
-                limits: Limits):
+                limits: Limits, cache: project_mod.TrialCache | None = None):
     """The project's tuner and hypermodel: the same in one process, a chief or a worker."""
     p = req.preset
-    project_dir = req.project_dir
+    cache = cache or project_mod.TrialCache(req.project_dir, [])
     trial_limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
-                               lambda: project_mod.val_curves(project_dir))
+                               lambda: project_mod.val_curves(cache.refresh()))
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
                                   trial_limits)

@@ -150,9 +150,47 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
         notes.append(f"trial {trial_id} had finished ({record['status'].lower()}) but Keras "
                      "Tuner had not saved that: its recorded result is kept, not rerun")
     else:
+        _rebuild_lost_record(trial_dir, state, record, notes)
         return state
     layout.write_json(trial_path, state, indent=None)
+    _rebuild_lost_record(trial_dir, state, record, notes)
     return state
+
+
+def _rebuild_lost_record(trial_dir: Path, state: dict, record: dict | None,
+                         notes: list[str]) -> None:
+    """A finished trial whose ``record.json`` is missing, unreadable or stale (RUNNING) gets
+    one rebuilt from Keras Tuner's state: readers see only records (``layout.read_trials``)."""
+    if state.get("status") not in FINISHED or (record is not None and
+                                               record.get("status") in RECORD_FINISHED):
+        return
+    layout.write_trial_record(trial_dir, record_from_keras(state, record or {}))
+    notes.append(f"{trial_dir / layout.RECORD_JSON} was missing or damaged: rebuilt from Keras "
+                 "Tuner's trial.json (its values and validation history; the parameter count "
+                 "and timings were lost)")
+
+
+def record_from_keras(state: dict, old: dict) -> dict[str, Any]:
+    """Our record of a finished trial, from Keras Tuner's ``trial.json`` (``old``: what a
+    stale RUNNING record still says, such as when the trial started)."""
+    values = dict(state.get("hyperparameters", {}).get("values", {}))
+    record: dict[str, Any] = {"trial_id": state.get("trial_id"), "values": values,
+                              **{k: old[k] for k in ("started",) if k in old},
+                              "rebuilt": "from Keras Tuner's trial.json: no parameter count, "
+                                         "timings or precision"}
+    if state.get("status") != "COMPLETED" or state.get("score") is None:
+        return {**record, "status": "FAILED",
+                "reason": layout.failure_reason(state.get("message"))}
+    history: dict[int, dict[str, float]] = {}
+    for name, metric in state.get("metrics", {}).get("metrics", {}).items():
+        for observation in metric.get("observations", []):
+            step = int(observation.get("step", 0))
+            history.setdefault(step, {"epoch": step + 1})[name] = observation["value"][0]
+    best = int(state.get("best_step") or 0)
+    return {**record, "status": "COMPLETED", OBJECTIVE: float(state["score"]),
+            "val_loss": history.get(best, {}).get("val_loss"), "best_epoch": best + 1,
+            "epochs": max(history, default=best) + 1, "architecture": _name(values),
+            "history": [history[k] for k in sorted(history)]}
 
 
 def _rebuilt_trial(trial_id: str, oracle: dict, record: dict | None) -> dict:
@@ -169,6 +207,15 @@ def _rebuilt_trial(trial_id: str, oracle: dict, record: dict | None) -> dict:
     elif record.get("status") in RECORD_FINISHED:
         _finish_from_record(state, record)
     return state
+
+
+def _name(values: dict[str, Any]) -> str:
+    from fmnist_search import builder
+
+    try:
+        return builder.short_name(values)
+    except UserError:
+        return ""
 
 
 def _finish_from_record(state: dict, record: dict) -> None:
