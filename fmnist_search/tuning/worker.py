@@ -30,6 +30,7 @@ from rich.console import Console
 
 from fmnist_search import layout
 from fmnist_search.errors import UserError
+from fmnist_search.reproducibility import op_determinism
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.distributed import (
     HEARTBEAT_EVERY,
@@ -380,6 +381,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                           KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
         oracle_client.TIMEOUT = wreq.chief_timeout
         keras.utils.set_random_seed(req.seed)
+        op_determinism("auto")  # GPU kernels; CPU ones already are
         policy = training.set_precision(req.preset.precision)
         display = WorkerDisplay(console, heartbeat)
         console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
