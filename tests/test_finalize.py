@@ -295,7 +295,7 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     other data, still counts."""
     from fmnist_search import presets
     from fmnist_search.budget import finalize_reserve
-    from fmnist_search.data import DataSettings
+    from fmnist_search.dataset import DataSettings
     from fmnist_search.tuning.search import SearchRequest
 
     class Data:  # the search's data: a subset of the training split
