@@ -22,7 +22,7 @@ from rich.console import Console
 
 from fmnist_search import budget, layout, training
 from fmnist_search.callbacks import StopCheck
-from fmnist_search.data import Dataset, DataSettings
+from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 from fmnist_search.presets import Preset
 from fmnist_search.reproducibility import op_determinism

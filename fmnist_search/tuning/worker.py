@@ -118,13 +118,13 @@ def check_session(record: dict[str, Any], wreq: WorkerRequest):
 def request_from_session(record: dict[str, Any], sp, wreq: WorkerRequest,
                          prepare: Callable) -> Any:
     """The chief's search request, rebuilt here with data loaded here (refused if it differs)."""
-    from fmnist_search import data, presets
+    from fmnist_search import dataset, presets
     from fmnist_search.tuning.search import SearchRequest
 
     where = wreq.chief_json
     preset = presets.from_dict(record["preset"])
     d = record["data"]
-    ds = prepare(data.DataSettings.from_record(d, wreq.data_dir, subset=d["subset"]))
+    ds = prepare(dataset.DataSettings.from_record(d, wreq.data_dir, subset=d["subset"]))
     here = ds.fingerprint()
     changed = sorted(k for k in set(d) | set(here) if d.get(k) != here.get(k))
     if record.get("data_digest") not in (None, ds.digest()):
