@@ -14,12 +14,12 @@ models and Matplotlib figures instead of printed.
 Every function takes ``results_dir`` (default as the CLI: ``$FMNIST_RESULTS`` or
 ``tuner_results/``). Readers take no lock and write nothing, so they work during a search.
 
-``search`` and ``baseline`` take the command's options as keyword arguments
-(``trials=20``, ``subset=0.1``, ``train_csv="train.csv"``) and run the command's own code:
-the arguments are parsed by the CLI's parser, so every option is checked exactly as on the
-command line, and the command's handler trains. One code path, so a notebook's search is the
-command line's search (same defaults, same validation, same records); errors are raised as
-``fmnist_search.errors.UserError`` rather than printed.
+``search``, ``finalize``, ``baseline`` and ``retrain`` take the command's options as keyword
+arguments (``trials=20``, ``subset=0.1``, ``train_csv="train.csv"``, ``max_time="45m"``) and
+call the library functions the command line calls (``fmnist_search.pipeline``, with typed
+requests): one code path, so a notebook's search is the command line's search (same
+defaults, same checks, same records). Nothing here goes through the CLI; errors are raised as
+``fmnist_search.errors.UserError``, and a stop (Ctrl-C) as ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from fmnist_search import analysis, results
 from fmnist_search.analysis import Analysis
 from fmnist_search.errors import UserError
 
-__all__ = ["Analysis", "analyze", "baseline", "dataset", "figures", "model", "run_model",
-           "search", "trials"]
+__all__ = ["Analysis", "analyze", "baseline", "dataset", "figures", "finalize", "model",
+           "retrain", "run_model", "search", "trials"]
 
 
 def _root(results_dir: str | os.PathLike | None) -> Path:
@@ -129,77 +129,93 @@ def dataset(project: str | None = None, results_dir: str | os.PathLike | None = 
     return prepare(settings)
 
 
-def _argv(command: str, positional: list[str], options: dict[str, Any]) -> list[str]:
-    """Keyword arguments as the command's options: ``train_csv="a.csv"`` -> ``--train-csv
-    a.csv``; True -> the flag; False or None -> left out; a list -> comma-separated."""
-    argv = [command, *positional]
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, ",".join(map(str, value))]
-        else:
-            argv += [flag, str(value)]
-    return argv
+def _console():
+    from rich.console import Console
+
+    return Console()
 
 
-def _run_command(argv: list[str]) -> int:
-    """Parse like the command line (a bad option is a UserError here), then run the handler."""
-    import argparse
-    import contextlib
-    import io
+def _split_options(options: dict[str, Any], request: type, where: str
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments -> (the request's fields, the data options); anything else is an
+    error that names what is valid."""
+    import dataclasses
 
-    from fmnist_search.cli import COMMANDS, build_parser
+    from fmnist_search.pipeline import DataOptions
 
-    parser = build_parser()
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            args = parser.parse_args(argv, argparse.Namespace(debug=False, results_dir=None))
-    except SystemExit as exc:
-        raise UserError(errors.getvalue().strip().removeprefix("error: ")
-                        or f"bad options: {argv}") from exc
-    args.argv = argv
-    return COMMANDS[args.command].run(args)
+    fields = {f.name for f in dataclasses.fields(request)} - {"root", "data"}
+    data_fields = {f.name for f in dataclasses.fields(DataOptions)}
+    unknown = sorted(set(options) - fields - data_fields)
+    if unknown:
+        raise UserError(f"{where}: unknown option(s) {', '.join(unknown)}; valid: "
+                        f"{', '.join(sorted(fields | data_fields))}.")
+    data = {k: v for k, v in options.items() if k in data_fields}
+    if isinstance(data.get("classes"), (list, tuple)):
+        data["classes"] = ",".join(map(str, data["classes"]))
+    return {k: v for k, v in options.items() if k in fields}, data
 
 
 def search(space: str = "cnn", search: str = "standard", project: str | None = None,
            results_dir: str | os.PathLike | None = None, **options: Any):
     """``fmnist-search run`` with these options (``trials=``, ``epochs=``, ``tuner=``,
-    ``subset=``, ``max_time="45m"``, ``train_csv=``, ...); resumes like the command. Returns
-    the project's trials as ``trials(project)`` does (without baselines)."""
-    if project is None:
-        from fmnist_search import presets
-        from fmnist_search import space as spaces
+    ``subset=``, ``max_time="45m"``, ``train_csv=``, ``finalize=False``, ...); resumes like
+    the command, and finalizes when the preset asks for it. Returns the project's trials as
+    ``trials(project)`` does (without baselines)."""
+    from fmnist_search import pipeline
 
-        tuner = options.get("tuner") or presets.load(search).tuner
-        project = f"{spaces.load_named(space).name}-{tuner}"
-    status = _run_command(_argv("run", [], {"space": space, "search": search,
-                                            "project": project, "results_dir": results_dir,
-                                            **options}))
-    if status != 0:
-        raise UserError(f"the search of '{project}' stopped (exit status {status}); rerun "
-                        "the same call to resume.")
-    return trials(project, results_dir, baselines=False)
+    fields, data = _split_options(options, pipeline.SearchSpec, "search")
+    spec = pipeline.SearchSpec(space=space, search=search, project=project,
+                               root=_root(results_dir), data=pipeline.DataOptions(**data),
+                               command="fmnist_search.api.search", **fields)
+    console = _console()
+    plan = pipeline.plan_search(spec, console)
+    outcome = pipeline.search(plan, console)
+    if plan.finalizes:
+        pipeline.finalize(pipeline.FinalizeRequest(
+            plan.root, plan.project, precision=spec.precision, data_dir=spec.data.data_dir,
+            test_csv=spec.data.test_csv, deadline=outcome.deadline), console)
+    return trials(plan.project, results_dir, baselines=False)
+
+
+def finalize(project: str, results_dir: str | os.PathLike | None = None,
+             top: int | None = None, epochs: int | None = None, precision: str | None = None,
+             data_dir: str | None = None, test_csv: str | None = None) -> dict[str, Any]:
+    """``fmnist-search finalize PROJECT``: its top configurations (and the preset's report
+    models) trained with the final protocol. Returns ``final.json``'s record (``rows``: the
+    final table)."""
+    from fmnist_search import pipeline
+
+    req = pipeline.FinalizeRequest(_root(results_dir), project, top, epochs,
+                                   precision=precision, data_dir=data_dir, test_csv=test_csv)
+    return pipeline.finalize(req, _console())
+
+
+def retrain(project: str, trial: str = "best", results_dir: str | os.PathLike | None = None,
+            **options: Any) -> dict[str, Any]:
+    """``fmnist-search retrain PROJECT`` (``epochs=``, ``precision=``, ``data_dir=``,
+    ``test_csv=``). Returns the run's metrics with its ``path``."""
+    from fmnist_search import pipeline
+
+    fields, data = _split_options(options, pipeline.RetrainRequest, "retrain")
+    if data:
+        raise UserError(f"retrain: {', '.join(sorted(data))}: a retrained trial keeps its "
+                        "project's data settings (data_dir= and test_csv= may change).")
+    path, metrics, _ = pipeline.retrain(pipeline.RetrainRequest(
+        project, trial, _root(results_dir), **fields), _console())
+    return {**metrics, "path": str(path)}
 
 
 def baseline(name: str, results_dir: str | os.PathLike | None = None, **options: Any
              ) -> dict[str, Any]:
     """``fmnist-search baseline NAME`` with these options (``epochs=``, ``subset=``, ...).
-    Returns the run's metrics (``metrics.json``) with its ``path``; ``run_model(path)`` loads
-    its model."""
-    from fmnist_search import layout
+    Returns the run's metrics (``metrics.json``) with its ``path`` (the last model's, for
+    ``"all"``); ``run_model(path)`` loads its model."""
+    from fmnist_search import pipeline
 
-    root = _root(results_dir)
-    before = set(layout.run_dirs(root, results.BASELINES, name))
-    status = _run_command(_argv("baseline", [name], {"results_dir": results_dir, **options}))
-    if status != 0:
-        raise UserError(f"baseline {name} stopped (exit status {status}).")
-    new = [p for p in layout.run_dirs(root, results.BASELINES, name) if p not in before]
-    if not new:
-        raise UserError(f"baseline {name} finished but left no run under "
-                        f"{root / results.BASELINES / name}.")
-    return {**results.load_run(new[-1]), "path": str(new[-1])}
+    fields, data = _split_options(options, pipeline.BaselineRequest, "baseline")
+    fields.pop("model", None)
+    req = pipeline.BaselineRequest(name, _root(results_dir), pipeline.DataOptions(**data),
+                                   **fields)
+    runs = list(pipeline.baseline(req, _console()))
+    path, metrics = runs[-1]
+    return {**metrics, "path": str(path)}

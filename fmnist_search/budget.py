@@ -9,8 +9,11 @@ margin for evaluation, start-up and the noise of a shared machine.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+_DURATION = re.compile(
+    r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*")
 MARGIN = 0.15  # a share of the estimate, for evaluation and timing noise
 FLOOR_SECONDS = 60.0  # and at least this much (loading, building, writing the run dirs)
 
@@ -40,3 +43,12 @@ def model_seconds(seconds_per_epoch: float, epochs: int, scale: float = 1.0,
     reserve's margin and floor (loading, building, the test set's evaluation, writing): what
     finalize checks against the deadline before it starts a model that may not fit."""
     return seconds_per_epoch * scale * epochs * (1 + margin) + floor
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '2h', '1h30m', '15' (seconds) -> seconds; ValueError names the forms."""
+    parts = _DURATION.fullmatch(text)
+    if not parts or not any(parts.groups()):
+        raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 45m, 2h or 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s

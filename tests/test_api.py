@@ -13,17 +13,20 @@ from fmnist_search.errors import UserError
 
 
 def test_bad_option_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="--trials"):
+    with pytest.raises(UserError, match="trials"):
         api.search(space=TINY_SPACE, search="quick", project="p", trials=0,
+                   results_dir=tmp_path)
+    with pytest.raises(UserError, match="tuner 'grid'; valid: random, bayesian, hyperband"):
+        api.search(space=TINY_SPACE, search="quick", project="p", tuner="grid",
+                   results_dir=tmp_path)
+    with pytest.raises(UserError, match="not a duration"):
+        api.search(space=TINY_SPACE, search="quick", project="p", max_time="soon",
                    results_dir=tmp_path)
 
 
-def test_options_become_the_command_line():
-    argv = api._argv("run", [], {"space": "cnn", "trials": 5, "max_time": "45m",
-                                 "overwrite": True, "debug": False, "subset": None,
-                                 "classes": [0, 2, 4]})
-    assert argv == ["run", "--space", "cnn", "--trials", "5", "--max-time", "45m",
-                    "--overwrite", "--classes", "0,2,4"]
+def test_an_unknown_option_names_the_valid_ones(tmp_path):
+    with pytest.raises(UserError, match=r"unknown option\(s\) trails; valid: .*trials"):
+        api.search(space=TINY_SPACE, search="quick", trails=3, results_dir=tmp_path)
 
 
 def test_trials_have_the_leaderboard_csv_columns(tmp_path):
@@ -68,3 +71,30 @@ def test_readme_example(csv_data, tmp_path):
     found = api.analyze("nb", results_dir=res, resamples=2)
     assert found.n_trials == 3 and "only 3 finished trials" in found.importance.warning
     assert set(api.figures(found)) >= {"importance", "history"}
+
+
+@pytest.mark.slow
+def test_search_and_finalize_run_without_the_cli(csv_data, tmp_path):
+    """The library is the pipeline: a notebook's search and finalize never import cli/."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    res = tmp_path / "res"
+    code = (
+        "import sys\n"
+        "from fmnist_search import api\n"
+        f"data = dict(train_csv={csv_data[0]!r}, test_csv={csv_data[1]!r}, precision='fp32',"
+        f" results_dir={str(res)!r})\n"
+        f"board = api.search(space={TINY_SPACE!r}, search='quick', tuner='random', trials=2,"
+        " epochs=1, subset=0.5, project='lib', **data)\n"
+        f"final = api.finalize('lib', top=1, epochs=1, results_dir={str(res)!r})\n"
+        "cli = sorted(m for m in sys.modules if m.startswith('fmnist_search.cli'))\n"
+        "print('RESULT', cli, len(board), [r['stage'] for r in final['rows']])\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "RESULT [] 2 ['final']" in proc.stdout
+    assert (res / "finalized" / "lib" / "final.json").is_file()

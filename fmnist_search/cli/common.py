@@ -17,6 +17,7 @@ from fmnist_search.cli import options
 
 if TYPE_CHECKING:
     from fmnist_search.dataset import Dataset, DataSettings
+    from fmnist_search.pipeline import DataOptions
 
 # Piped output (CI logs, files) gets a wide page: the leaderboard would not fit 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -73,24 +74,26 @@ def _train_options() -> argparse.ArgumentParser:
     return p
 
 
+def data_options(args: argparse.Namespace) -> DataOptions:
+    """The data options as the library's requests take them."""
+    from fmnist_search.pipeline import DataOptions
+
+    return DataOptions(classes=args.classes, val_fraction=args.val_fraction,
+                       subset=args.subset, seed=args.seed, data_dir=args.data_dir,
+                       train_csv=args.train_csv, test_csv=args.test_csv,
+                       fashion_labels=args.fashion_labels)
+
+
 def data_settings(args: argparse.Namespace, subset: float | None = None) -> DataSettings:
     """The data options, layered over a preset's subset (command line first)."""
-    from fmnist_search.dataset import DataSettings
-
-    return DataSettings.from_options(
-        classes=args.classes, val_fraction=args.val_fraction,
-        subset=args.subset if args.subset is not None else subset, seed=args.seed,
-        data_dir=args.data_dir, train_csv=args.train_csv, test_csv=args.test_csv,
-        fashion_labels=args.fashion_labels)
+    return data_options(args).settings(subset)
 
 
 def prepare_data(settings: DataSettings) -> Dataset:
-    """The training commands' data: when no copy is found anywhere, the official files are
-    downloaded into the project cache first (offline, the one message saying what to do)."""
-    from fmnist_search import dataset
+    """``pipeline.prepare_data`` with this command's console."""
+    from fmnist_search import pipeline
 
-    dataset.ensure_local_copy(settings, console)
-    return dataset.prepare(settings)
+    return pipeline.prepare_data(settings, console)
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,14 +9,11 @@ A type's message continues the option's name ("--trials" + " 0 must be ..."), wh
 from __future__ import annotations
 
 import argparse
-import re
 
 from fmnist_search.presets import PRECISIONS, TUNERS  # noqa: F401 - the one definition
 
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are unsigned 32-bit
 
-_DURATION = re.compile(
-    r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*")
 
 
 def _whole(text: str) -> int:
@@ -111,13 +108,13 @@ def split_fraction(text: str) -> float:
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '45m', '2h', '1h30m', '15' (seconds) -> seconds."""
-    parts = _DURATION.fullmatch(text)
-    if not parts or not any(parts.groups()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration; use e.g. 90s, 45m, 2h or 1h30m")
-    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-    return h * 3600 + m * 60 + s
+    """'90s', '45m', '2h', '1h30m', '15' (seconds) -> seconds (``budget.parse_duration``)."""
+    from fmnist_search import budget
+
+    try:
+        return budget.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def duration(text: str) -> str:

@@ -14,9 +14,8 @@ from fmnist_search.cli import options
 from fmnist_search.cli.common import (
     SharedOptions,
     console,
-    data_settings,
+    data_options,
     err_console,
-    prepare_data,
 )
 from fmnist_search.errors import UserError
 
@@ -24,37 +23,28 @@ from fmnist_search.errors import UserError
 def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     """A search in this process, or (``--workers N``, or the ``chief`` command) a chief that
     serves the oracle to worker processes; everything else is the same."""
-    from fmnist_search import layout, preflight, presets, report, results, space
+    from fmnist_search import pipeline, report, results
 
-    if args.project is not None:
-        layout.check_name(args.project)  # before anything is read, trained or deleted
-    root = results.results_root(args.results_dir)
-    preflight.ensure_writable_results(root)
-    preset = presets.load(args.search)  # first: checking a space loads Keras Tuner (seconds)
-    sp = space.load_named(args.space)
-    fixed = {"batch_size": args.batch_size} if args.batch_size else {}
-    preset = preset.with_overrides(tuner=args.tuner, trials=args.trials, epochs=args.epochs,
-                                   factor=args.factor, subset=args.subset,
-                                   patience=args.patience, precision=args.precision, fixed=fixed,
-                                   max_params=args.max_params,
-                                   max_seconds_per_epoch=args.max_seconds_per_epoch)
-    presets.validate(preset, "command line")
-    ds = prepare_data(data_settings(args, subset=preset.subset))
-    from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
+    spec = pipeline.SearchSpec(
+        space=args.space, search=args.search, project=args.project,
+        root=results.results_root(args.results_dir), data=data_options(args), tuner=args.tuner,
+        trials=args.trials, epochs=args.epochs, factor=args.factor, patience=args.patience,
+        precision=args.precision, batch_size=args.batch_size, max_params=args.max_params,
+        max_seconds_per_epoch=args.max_seconds_per_epoch,
+        max_time=options.parse_duration(args.max_time) if args.max_time else None,
+        overwrite=args.overwrite, finalize=not args.no_finalize, debug=args.debug,
+        command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]))
+    plan = pipeline.plan_search(spec, console)
+    from fmnist_search import tuning  # loaded by the plan already (its data is known good)
 
-    max_time = options.parse_duration(args.max_time) if args.max_time else None
-    project = layout.check_name(args.project or f"{sp.name}-{preset.tuner}")
-    req = tuning.SearchRequest(sp, preset, ds, root, project,
-                               seed=ds.settings.seed, overwrite=args.overwrite, max_time=max_time,
-                               command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]),
-                               debug=args.debug, finalize=not args.no_finalize)
-    console.print(f"Project [bold]{project}[/] in {root}: space {sp.name}, {preset.tuner} tuner, "
-                  f"{preset.trials} trials, {preset.epochs} epochs max, "
+    root, project, preset, ds = plan.root, plan.project, plan.preset, plan.data
+    console.print(f"Project [bold]{project}[/] in {root}: space {plan.space.name}, "
+                  f"{preset.tuner} tuner, {preset.trials} trials, {preset.epochs} epochs max, "
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
     signals = tuning.StopSignals()
     runner = _distributed_runner(args, chief)
     try:
-        outcome = tuning.search(req, console, signals, runner)
+        outcome = pipeline.search(plan, console, signals, runner)
     except KeyboardInterrupt as exc:
         done = tuning.finished_count(root / project)
         why = f"Stopped by {exc.args[0]}" if isinstance(exc, tuning.Stopped) else "Stopped"
@@ -79,7 +69,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     varying = results.varying(rows)
     records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
     console.print(report.leaderboard_table(records, varying, f"Top trials of {project}"))
-    if preset.finalize_top and not args.no_finalize:
+    if plan.finalizes:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
         _finalize(root, project, args, deadline=outcome.deadline)
@@ -107,25 +97,23 @@ def _distributed_runner(args: argparse.Namespace, chief: bool):
 
 def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | None = None,
               epochs: int | None = None, deadline: float | None = None) -> dict:
-    from fmnist_search import finalize, report
+    from fmnist_search import pipeline, report
 
-    req = finalize.FinalizeRequest(root, project, top, epochs,
+    req = pipeline.FinalizeRequest(root, project, top, epochs,
                                    precision=getattr(args, "precision", None),
                                    data_dir=getattr(args, "data_dir", None),
                                    test_csv=getattr(args, "test_csv", None),
                                    deadline=deadline)
-    record = finalize.finalize(req, console, prepare_data)
+    record = pipeline.finalize(req, console)
     console.print(report.final_table(record))
     return record
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
-    from fmnist_search import preflight, results
+    from fmnist_search import results
 
-    root = results.results_root(args.results_dir)
-    results.load_project(root, args.project)  # a name that is no project is refused first
-    preflight.ensure_writable_results(root / results.layout.FINALIZED / args.project)
-    _finalize(root, args.project, args, args.top, args.epochs)
+    _finalize(results.results_root(args.results_dir), args.project, args, args.top,
+              args.epochs)
     return 0
 
 
@@ -190,26 +178,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from fmnist_search import dataset, preflight, report, results
+    from fmnist_search import pipeline, report, results
 
-    root = results.results_root(args.results_dir)
-    run = results.load_project(root, args.project)
-    row = results.find_trial(root, args.project, args.trial)
-    d = run["data"]
-    settings = dataset.DataSettings.from_record(d, args.data_dir, args.test_csv)
-    name = f"{args.project}-{row['trial']}"
-    preflight.ensure_writable_results(root / results.RETRAINED / name)
-    ds = prepare_data(settings)
-    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
-
-    preset = run["preset"]
-    spec = runs.RunSpec(
-        kind="retrained", name=name, values=row["values"],
-        epochs=args.epochs or int(preset["epochs"]), seed=d["seed"],
-        precision=args.precision or preset["precision"], patience=preset["patience"] or None,
-        source={"project": args.project, "trial": row["trial"]},
-    )
-    path, metrics = runs.train_run(spec, ds, root / results.RETRAINED / name, console)
+    req = pipeline.RetrainRequest(args.project, args.trial, results.results_root(
+        args.results_dir), args.epochs, args.precision, args.data_dir, args.test_csv)
+    path, metrics, row = pipeline.retrain(req, console)
     console.print(*report.run_tables(metrics))
     searched = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
     test = metrics["test_accuracy"]

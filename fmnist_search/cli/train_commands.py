@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fmnist_search.cli import options
-from fmnist_search.cli.common import SharedOptions, console, data_settings, prepare_data
+from fmnist_search.cli.common import SharedOptions, console, data_options, data_settings
 from fmnist_search.errors import UserError
 
 
@@ -93,40 +93,15 @@ def _describe_values(name: str) -> tuple[dict, str]:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from fmnist_search import baselines, catalog, preflight, report
-    from fmnist_search.pretrained import resolve_weights
+    from fmnist_search import baselines, pipeline, report
     from fmnist_search.results import results_root
 
-    names = catalog.list_baselines() if args.model == "all" else [args.model]
-    models = [baselines.load(n) for n in names]
-    if args.weights not in (None, "none", "imagenet"):
-        resolve_weights("imagenet", args.weights)  # the file must exist
-    elif args.weights in (None, "imagenet") and any(
-            b.values.get("weights") == "imagenet" for b in models):
-        resolve_weights("imagenet")  # fail before training anything, not after model4
-    root = results_root(args.results_dir) / "baselines"
-    for base in models:  # before the data and the training, not after them
-        preflight.ensure_writable_results(root / base.name)
-    settings = data_settings(args)
-    ds = prepare_data(settings)
-    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
-
+    req = pipeline.BaselineRequest(args.model, results_root(args.results_dir),
+                                   data_options(args), args.epochs, args.batch_size,
+                                   args.precision, args.weights, args.patience)
     finished: list[dict] = []
-    for base in models:
-        values = dict(base.values)
-        if args.batch_size:
-            values["batch_size"] = args.batch_size
-        if args.weights == "none":
-            values["weights"] = "none"
-        spec = runs.RunSpec(
-            kind="baseline", name=base.name, values=values,
-            epochs=args.epochs or int(values["epochs"]), seed=settings.seed,
-            precision=args.precision,
-            weights_path=args.weights if args.weights not in (None, "none", "imagenet") else None,
-            source={"baseline": base.name, "file": str(base.path)},
-            patience=args.patience or None,
-        )
-        path, metrics = runs.train_run(spec, ds, root / base.name, console)
+    for path, metrics in pipeline.baseline(req, console):
+        base = baselines.load(metrics["model"])
         console.print(*report.run_tables(metrics), report.report_comparison(metrics, base.report))
         console.print(f"Run directory: {path}")
         finished.append(metrics)

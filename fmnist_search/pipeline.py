@@ -1,0 +1,296 @@
+"""The pipeline as library calls: each command is a function of a typed request.
+
+``cli/`` parses arguments into these requests and prints what the calls return; ``api.py``
+builds the same requests from keyword arguments. Nothing here parses argv, prints a summary
+or exits: errors are ``UserError``, progress goes to the ``console`` a caller passes.
+
+    plan = plan_search(SearchSpec(space="cnn", search="quick", trials=10), console)
+    outcome = search(plan, console)
+    record = finalize(FinalizeRequest(plan.root, plan.project), console)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from fmnist_search import layout, results
+from fmnist_search.errors import UserError
+from fmnist_search.finalize import FinalizeRequest
+
+if TYPE_CHECKING:
+    from fmnist_search.dataset import Dataset, DataSettings
+    from fmnist_search.presets import Preset
+    from fmnist_search.space import Space
+    from fmnist_search.tuning import SearchOutcome, SearchRequest, StopSignals
+
+__all__ = ["BaselineRequest", "DataOptions", "FinalizeRequest", "RetrainRequest", "SearchPlan",
+           "SearchSpec", "baseline", "finalize", "plan_search", "prepare_data", "retrain",
+           "search"]
+
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are unsigned 32-bit
+
+
+@dataclass
+class DataOptions:
+    """Which images, and how they are split (the data options of every training command)."""
+
+    classes: str | Sequence[int] | None = None  # "0,2,4" or [0, 2, 4]; None: all ten
+    val_fraction: float = 0.2
+    subset: float | None = None  # None: the preset's (a search) or the whole split
+    seed: int | None = None  # None: 42
+    data_dir: str | None = None
+    train_csv: str | None = None
+    test_csv: str | None = None
+    fashion_labels: bool = False
+
+    def settings(self, subset: float | None = None) -> DataSettings:
+        """``subset``: the preset's, when none is given. Fractions and classes are checked
+        where the data is prepared (``dataset.prepare``), for every caller."""
+        from fmnist_search.dataset import DataSettings
+
+        if self.seed is not None and not (isinstance(self.seed, int)
+                                          and 0 <= self.seed <= MAX_SEED):
+            raise UserError(f"seed {self.seed!r} must be a whole number from 0 to {MAX_SEED}.")
+        classes = self.classes
+        if classes is not None and not isinstance(classes, str):
+            classes = ",".join(map(str, classes))
+        return DataSettings.from_options(
+            classes=classes, val_fraction=self.val_fraction,
+            subset=self.subset if self.subset is not None else subset, seed=self.seed,
+            data_dir=self.data_dir, train_csv=self.train_csv, test_csv=self.test_csv,
+            fashion_labels=self.fashion_labels)
+
+
+def prepare_data(settings: DataSettings, console: Console) -> Dataset:
+    """The training commands' data: when no copy is found anywhere, the official files are
+    downloaded into the project cache first (offline, the one message saying what to do)."""
+    from fmnist_search import dataset
+
+    dataset.ensure_local_copy(settings, console)
+    return dataset.prepare(settings)
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass
+class SearchSpec:
+    """What ``fmnist-search run`` is asked: a space, a search preset and overrides of it
+    (None: the preset's), the data, and where the results go."""
+
+    space: str = "cnn"
+    search: str = "standard"
+    project: str | None = None  # None: "<space>-<tuner>"
+    root: Path = field(default_factory=results.results_root)
+    data: DataOptions = field(default_factory=DataOptions)
+    tuner: str | None = None
+    trials: int | None = None
+    epochs: int | None = None
+    factor: int | None = None
+    patience: int | None = None
+    precision: str | None = None
+    batch_size: int | None = None
+    max_params: int | None = None
+    max_seconds_per_epoch: float | None = None
+    max_time: float | str | None = None  # seconds, or "45m", "2h", "1h30m"
+    overwrite: bool = False
+    finalize: bool = True  # run finalize after the search when the preset asks for it
+    debug: bool = False
+    command: str = ""  # what run.json records as the command (the CLI's argv)
+
+
+@dataclass
+class SearchPlan:
+    """A checked search, its data loaded: what ``search`` runs."""
+
+    spec: SearchSpec
+    preset: Preset
+    space: Space
+    data: Dataset
+    request: SearchRequest
+
+    @property
+    def root(self) -> Path:
+        return self.request.root
+
+    @property
+    def project(self) -> str:
+        return self.request.project
+
+    @property
+    def project_dir(self) -> Path:
+        return self.request.project_dir
+
+    @property
+    def finalizes(self) -> bool:
+        return bool(self.preset.finalize_top and self.spec.finalize)
+
+
+def plan_search(spec: SearchSpec, console: Console) -> SearchPlan:
+    """Check everything a search needs (names, preset, space, options, data) before it
+    starts; nothing is trained or written but the results directory itself."""
+    from fmnist_search import budget, preflight, presets, space
+
+    _check_choices(spec)
+    if spec.project is not None:
+        layout.check_name(spec.project)  # before anything is read, trained or deleted
+    preflight.ensure_writable_results(spec.root)
+    preset = presets.load(spec.search)  # first: checking a space loads Keras Tuner (seconds)
+    sp = space.load_named(spec.space)
+    fixed = {"batch_size": spec.batch_size} if spec.batch_size else {}
+    preset = preset.with_overrides(tuner=spec.tuner, trials=spec.trials, epochs=spec.epochs,
+                                   factor=spec.factor, subset=spec.data.subset,
+                                   patience=spec.patience, precision=spec.precision,
+                                   fixed=fixed, max_params=spec.max_params,
+                                   max_seconds_per_epoch=spec.max_seconds_per_epoch)
+    presets.validate(preset, "the search's options")
+    max_time = spec.max_time
+    if isinstance(max_time, str):
+        try:
+            max_time = budget.parse_duration(max_time)
+        except ValueError as exc:
+            raise UserError(f"max_time: {exc}.") from None
+    if max_time is not None and not (max_time > 0 and math.isfinite(max_time)):
+        raise UserError(f"max_time {max_time!r} must be a number of seconds above 0.")
+    ds = prepare_data(spec.data.settings(subset=preset.subset), console)
+    from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
+
+    project = layout.check_name(spec.project or f"{sp.name}-{preset.tuner}")
+    request = tuning.SearchRequest(sp, preset, ds, spec.root, project, seed=ds.settings.seed,
+                                   overwrite=spec.overwrite, max_time=max_time,
+                                   command=spec.command, debug=spec.debug,
+                                   finalize=spec.finalize)
+    return SearchPlan(spec, preset, sp, ds, request)
+
+
+def _check_choices(spec: SearchSpec) -> None:
+    """What argparse's choices and types check on the command line, for every caller."""
+    from fmnist_search.builder import DOMAINS  # plain data: no Keras behind it
+    from fmnist_search.presets import PRECISIONS, TUNERS
+
+    for name, value, valid in (("tuner", spec.tuner, TUNERS),
+                               ("precision", spec.precision, PRECISIONS)):
+        if value is not None and value not in valid:
+            raise UserError(f"{name} {value!r}; valid: {', '.join(valid)}.")
+    domain = DOMAINS["batch_size"]
+    if spec.batch_size is not None and not domain.low <= spec.batch_size <= domain.high:
+        raise UserError(f"batch_size {spec.batch_size} must be from {int(domain.low)} to "
+                        f"{int(domain.high)} (what the builder supports).")
+
+
+def search(plan: SearchPlan, console: Console, signals: StopSignals | None = None,
+           runner=None) -> SearchOutcome:
+    """Run (or resume) the planned search; ``runner``: a distributed chief's (default: trials
+    in this process). A stop (Ctrl-C, a signal) is raised as ``KeyboardInterrupt``."""
+    from fmnist_search import tuning
+
+    return tuning.search(plan.request, console, signals, runner)
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+def finalize(req: FinalizeRequest, console: Console) -> dict[str, Any]:
+    """Train (or reuse) the final table's models; returns ``final.json``'s record."""
+    from fmnist_search import finalize as finalize_mod
+    from fmnist_search import preflight
+
+    results.load_project(req.root, req.project)  # a name that is no project is refused first
+    preflight.ensure_writable_results(req.root / layout.FINALIZED / req.project)
+    return finalize_mod.finalize(req, console, lambda s: prepare_data(s, console))
+
+
+@dataclass
+class BaselineRequest:
+    """``fmnist-search baseline``: one of the report's models (or ``"all"``), its protocol."""
+
+    model: str
+    root: Path = field(default_factory=results.results_root)
+    data: DataOptions = field(default_factory=DataOptions)
+    epochs: int | None = None
+    batch_size: int | None = None
+    precision: str | None = "auto"
+    weights: str | None = None  # model5: "imagenet" (default), "none", or a weights file
+    patience: int = 0
+
+
+def baseline(req: BaselineRequest, console: Console
+             ) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Train the model(s), yielding each run's directory and metrics as it finishes (every
+    check is made before the first model trains)."""
+    from fmnist_search import baselines, catalog, preflight
+    from fmnist_search.pretrained import resolve_weights
+
+    names = catalog.list_baselines() if req.model == "all" else [req.model]
+    models = [baselines.load(n) for n in names]
+    if req.weights not in (None, "none", "imagenet"):
+        resolve_weights("imagenet", req.weights)  # the file must exist
+    elif req.weights in (None, "imagenet") and any(
+            b.values.get("weights") == "imagenet" for b in models):
+        resolve_weights("imagenet")  # fail before training anything, not after model4
+    root = req.root / layout.BASELINES
+    for base in models:  # before the data and the training, not after them
+        preflight.ensure_writable_results(root / base.name)
+    settings = req.data.settings()
+    ds = prepare_data(settings, console)
+    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
+
+    for base in models:
+        values = dict(base.values)
+        if req.batch_size:
+            values["batch_size"] = req.batch_size
+        if req.weights == "none":
+            values["weights"] = "none"
+        spec = runs.RunSpec(
+            kind="baseline", name=base.name, values=values,
+            epochs=req.epochs or int(values["epochs"]), seed=settings.seed,
+            precision=req.precision,
+            weights_path=req.weights if req.weights not in (None, "none", "imagenet") else None,
+            source={"baseline": base.name, "file": str(base.path)},
+            patience=req.patience or None,
+        )
+        yield runs.train_run(spec, ds, root / base.name, console)
+
+
+@dataclass
+class RetrainRequest:
+    """``fmnist-search retrain``: a search trial on the whole training split."""
+
+    project: str
+    trial: str = "best"
+    root: Path = field(default_factory=results.results_root)
+    epochs: int | None = None  # None: the search's
+    precision: str | None = None  # None: the search's
+    data_dir: str | None = None
+    test_csv: str | None = None  # None: the project's own
+
+
+def retrain(req: RetrainRequest, console: Console
+            ) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """Train the trial; returns the run directory, its metrics and the trial's row."""
+    from fmnist_search import dataset, preflight
+
+    run = results.load_project(req.root, req.project)
+    row = results.find_trial(req.root, req.project, req.trial)
+    d = run["data"]
+    settings = dataset.DataSettings.from_record(d, req.data_dir, req.test_csv)
+    name = f"{req.project}-{row['trial']}"
+    preflight.ensure_writable_results(req.root / layout.RETRAINED / name)
+    ds = prepare_data(settings, console)
+    from fmnist_search import runs  # loads TensorFlow: only once the options are known good
+
+    preset = run["preset"]
+    spec = runs.RunSpec(
+        kind="retrained", name=name, values=row["values"],
+        epochs=req.epochs or int(preset["epochs"]), seed=d["seed"],
+        precision=req.precision or preset["precision"], patience=preset["patience"] or None,
+        source={"project": req.project, "trial": row["trial"]},
+    )
+    path, metrics = runs.train_run(spec, ds, req.root / layout.RETRAINED / name, console)
+    return path, metrics, row
