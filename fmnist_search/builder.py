@@ -9,7 +9,8 @@ truth for all three means a name shown in a table is always the model that was t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,21 +292,44 @@ def _num(x: float) -> str:
 
 
 def build_model(values: Mapping[str, Any], num_classes: int = 10, compile: bool = True,
-                weights_path: str | None = None):
-    """Build (and compile) the Keras model for a set of hyperparameter values."""
+                weights_path: str | None = None, policy: str | None = None):
+    """Build (and compile) the Keras model for a set of hyperparameter values.
+
+    ``policy`` (a Keras dtype policy such as ``mixed_bfloat16``; None: Keras' current one) is
+    what every layer is created with: a layer keeps the policy it was created under, and
+    compiling a ``mixed_float16`` model adds loss scaling, so the policy is set for this call
+    only and restored after it (``dtype_policy``)."""
     import keras
 
     v = resolve(values)
     steps = plan(v, num_classes)
-    reg = keras.regularizers.L2(v["l2"]) if v["l2"] else None
-    inputs = keras.Input(INPUT_SHAPE)
-    x = inputs
-    for step in steps:
-        x = _apply(step, x, reg, weights_path, v["bn_momentum"])
-    model = keras.Model(inputs, x, name="fmnist")
-    if compile:
-        model.compile(optimizer=make_optimizer(v), loss=make_loss(v), metrics=["accuracy"])
+    with dtype_policy(policy):
+        reg = keras.regularizers.L2(v["l2"]) if v["l2"] else None
+        inputs = keras.Input(INPUT_SHAPE)
+        x = inputs
+        for step in steps:
+            x = _apply(step, x, reg, weights_path, v["bn_momentum"])
+        model = keras.Model(inputs, x, name="fmnist")
+        if compile:
+            model.compile(optimizer=make_optimizer(v), loss=make_loss(v), metrics=["accuracy"])
     return model
+
+
+@contextmanager
+def dtype_policy(policy: str | None) -> Iterator[None]:
+    """Keras' global dtype policy set to ``policy`` while the block runs, then restored (it is
+    process-wide: a caller's own models must not change precision behind its back)."""
+    if policy is None:
+        yield
+        return
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def make_loss(v: Mapping[str, Any]):

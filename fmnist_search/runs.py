@@ -77,10 +77,11 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(spec.seed)
-    policy = training.set_precision(spec.precision)
+    policy = training.choose_policy(spec.precision)
     started, clock = now(), time.perf_counter()
     values = builder.resolve(spec.values)
-    model = builder.build_model(values, data.num_classes, weights_path=spec.weights_path)
+    model = builder.build_model(values, data.num_classes, weights_path=spec.weights_path,
+                                policy=policy)
     trainable, frozen = training.count_params(model)
     console.print(f"[bold]{spec.name}[/]: {builder.short_name(values, data.num_classes)}  "
                   f"({trainable + frozen:,} params, {len(data.y_train):,} train / "

@@ -56,14 +56,6 @@ def choose_policy(precision: str) -> str:
     return "float32"
 
 
-def set_precision(precision: str) -> str:
-    import keras
-
-    policy = choose_policy(precision)
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
 # --------------------------------------------------------------------------- fit / evaluate
 
 

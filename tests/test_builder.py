@@ -218,3 +218,17 @@ def test_label_smoothing_changes_the_loss():
 def test_short_name_shows_knobs_that_differ(extra, token):
     name = builder.short_name({"stages": 2, **extra})
     assert token in name, name
+
+
+def test_the_policy_is_the_models_and_is_not_left_behind():
+    """The builder applies a dtype policy to its model only: Keras' global policy is what it
+    was before (a caller's own models keep their precision)."""
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    values = dict(baselines.load("model1").values)
+    model = builder.build_model(values, 10, policy="mixed_bfloat16")
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    assert model.layers[1].compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == before
+    assert builder.build_model(values, 10).dtype_policy.name == before

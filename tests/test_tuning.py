@@ -152,6 +152,22 @@ def test_trials_train_in_the_requested_precision(tmp_path, csv_data):
         assert json.loads(record.read_text())["precision"] == "mixed_bfloat16"
 
 
+def test_a_search_leaves_the_process_as_it_found_it(tmp_path, csv_data):
+    """The search's runtime settings (dtype policy, Keras Tuner's saves and tracebacks, the
+    TensorFlow logger) are set for the search and restored after it."""
+    import logging
+
+    import keras
+    from keras_tuner.src import config, utils  # what tuning/kt_compat.py patches
+
+    before = (keras.mixed_precision.global_policy().name, utils.save_json, config.DEBUG,
+              logging.getLogger("tensorflow").level)
+    assert main(_args(csv_data, tmp_path, "rt", 1, "--precision", "bf16")) == 0
+    after = (keras.mixed_precision.global_policy().name, utils.save_json, config.DEBUG,
+             logging.getLogger("tensorflow").level)
+    assert after == before
+
+
 def test_startup_objects_are_frozen_during_trials_only(tmp_path, csv_data, monkeypatch):
     """Trials run with the start-up objects out of the collector's view; the search undoes it."""
     import gc

@@ -84,14 +84,11 @@ class SearchHyperModel(kt.HyperModel):
         self.rejections: dict[str, dict[str, Any]] = {}  # trial id -> reason, params
 
     def build(self, hp):
-        import keras
-
-        # Keras Tuner calls clear_session() before every build, and that resets Keras' global
-        # dtype policy to float32; without this line every trial would silently train in fp32.
-        keras.mixed_precision.set_global_policy(self.policy)
+        # The policy goes to the builder: Keras Tuner calls clear_session() before every build,
+        # which resets Keras' global policy, so a policy set once would be lost by trial 2.
         values = self.space.register(hp)
         try:
-            return builder.build_model(values, self.num_classes)
+            return builder.build_model(values, self.num_classes, policy=self.policy)
         except ArchitectureError as exc:
             raise kt.errors.FailedTrialError(f"rejected at build time: {exc}") from exc
 

@@ -8,6 +8,7 @@ records and limits (``tuner``), and the live display (``display``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -163,6 +164,22 @@ def quiet_keras(debug: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextmanager
+def search_runtime(req: SearchRequest, signals: StopSignals,
+                   chief_timeout: float | None = None) -> Iterator[None]:
+    """Every process-wide setting a search changes, set for the search and restored after it:
+    Keras Tuner's JSON saves made atomic (``state.atomic_saves``), its and TensorFlow's
+    per-trial output quieted (``quiet_keras``) and, on a worker, how long a call to the chief
+    may wait (``kt_compat.client_timeout``). The dtype policy is not among them: the builder
+    applies it to each model (``builder.build_model(policy=...)``)."""
+    from fmnist_search.tuning import kt_compat
+
+    timeout = (kt_compat.client_timeout(chief_timeout) if chief_timeout is not None
+               else contextlib.nullcontext())
+    with state.atomic_saves(signals.critical), quiet_keras(req.debug), timeout:
+        yield
+
+
 def search(req: SearchRequest, console: Console, signals: StopSignals | None = None,
            runner: Runner | None = None) -> SearchOutcome:
     """Run (or resume) the project until it has ``preset.trials`` finished trials.
@@ -180,7 +197,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
             layout.remove_project(req.root, req.project)
         keras.utils.set_random_seed(req.seed)
         op_determinism("auto")  # GPU kernels; CPU ones already are
-        policy = training.set_precision(req.preset.precision)
+        policy = training.choose_policy(req.preset.precision)  # the builder applies it
         project_mod.check_or_write_run_json(project_dir, req.identity(), req.run_record(policy))
         repairs = state.repair(project_dir)
         trials = layout.read_trials(project_dir)  # once: the view every count below starts from
@@ -194,7 +211,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
                                  repairs=repairs, deadline=deadline)
         cache = project_mod.TrialCache(project_dir, trials)
         limits = Limits(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
-        with state.atomic_saves(signals.critical), quiet_keras(req.debug):
+        with search_runtime(req, signals):
             tuner = build_tuner(req, display, signals, policy, limits, cache)
             stopped = (runner or run_tuner)(tuner, req, display, signals)
         after = project_mod.finished_count(project_dir)

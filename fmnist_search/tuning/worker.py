@@ -334,7 +334,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                           KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
         keras.utils.set_random_seed(req.seed)
         op_determinism("auto")  # GPU kernels; CPU ones already are
-        policy = training.set_precision(req.preset.precision)
+        policy = training.choose_policy(req.preset.precision)  # the builder applies it
         display = WorkerDisplay(console, heartbeat)
         console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
         _train(wreq, req, display, signals, policy)
@@ -345,12 +345,11 @@ def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignal
            policy: str) -> None:
     import grpc
 
-    from fmnist_search.tuning import kt_compat, state
-    from fmnist_search.tuning.search import build_tuner, quiet_keras, run_tuner
+    from fmnist_search.tuning import kt_compat
+    from fmnist_search.tuning.search import build_tuner, run_tuner, search_runtime
     from fmnist_search.tuning.tuner import Limits
 
-    with state.atomic_saves(signals.critical), quiet_keras(req.debug), \
-            kt_compat.client_timeout(wreq.chief_timeout):
+    with search_runtime(req, signals, wreq.chief_timeout):
         try:
             tuner = build_tuner(req, display, signals, policy, Limits(None))
             # Hyperband's IDLE answers are paced (its worker would ask again at once, a busy
