@@ -16,10 +16,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 LAYERS: list[set[str]] = [
     {"errors", "layout", "catalog", "native_logs", "preflight", "images"},
     {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
-     "progress", "budget"},
+     "progress", "budget", "reproducibility"},
     {"callbacks", "training", "plots", "report"},
     {"runs", "tuning", "predict", "results", "analysis"},
     {"finalize"},
+    {"pipeline"},  # the commands as library calls: what cli/ and api.py both call
     {"cli", "__main__", "api"},
 ]
 

@@ -214,7 +214,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         with search_runtime(req, signals):
             tuner = build_tuner(req, display, signals, policy, limits, cache)
             stopped = (runner or run_tuner)(tuner, req, display, signals)
-        after = project_mod.finished_count(project_dir)
+        after = project_mod.finished_count(cache.refresh())  # only new records are read
         return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
                              False, exhausted=stopped is None and after < req.preset.trials,
                              repairs=repairs, deadline=deadline)
