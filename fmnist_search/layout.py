@@ -49,6 +49,7 @@ METRICS_JSON = "metrics.json"
 BASELINES = "baselines"
 RETRAINED = "retrained"
 FINALIZED = "finalized"
+CONTROLS = "controls"  # each space's default point under a final protocol (finalize)
 FINAL_JSON = "final.json"
 WORKERS = "workers"
 CHIEF_JSON = "chief.json"

@@ -223,6 +223,9 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+STAGE_STYLES = {"baseline": "bold cyan", "control": "bold magenta"}
+
+
 def final_table(record: Mapping[str, Any], title: str = "") -> Table:
     """``final.json``: the top configurations beside the report's models, all trained with
     the final protocol, with each stage's wall time."""
@@ -233,8 +236,10 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
     skipped = [s["name"] for s in record.get("skipped") or []]
     if skipped:
         note += f"; not trained for --max-time: {', '.join(skipped)} (finalize trains them)"
+    control = record.get("control") or {}
     table = Table(title=f"{title or 'Final models of ' + str(record.get('project'))} "
-                  f"({record.get('epochs')} epochs, whole training split; {note})")
+                  f"({record.get('epochs')} epochs, whole training split; {note})",
+                  caption=control.get("line"))
     for col in ("stage", "model", "test acc", "val acc", "params", "s/epoch", "epochs",
                 "wall", "screening val acc", "architecture"):
         table.add_column(col, justify="left" if col in ("stage", "model", "architecture")
@@ -248,7 +253,7 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
                       _fmt(r.get("val_accuracy")), _fmt(r.get("params")),
                       _fmt(r.get("seconds_per_epoch"), 1), _fmt(r.get("epochs")), wall,
                       _fmt(r.get("screening_val_accuracy")), r.get("architecture") or "",
-                      style="bold cyan" if r["stage"] == "baseline" else None)
+                      style=STAGE_STYLES.get(r["stage"]))
     return table
 
 
