@@ -378,6 +378,36 @@ def slices(trials: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["hyperparameter", "trial", "value", OBJECTIVE])
 
 
+def value_order(value: Any) -> tuple[int, float, str]:
+    """Numbers in order, then the other values by name, then ``absent``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1 + (value == "absent"), 0.0, str(value))
+
+
+def slice_summary(slices: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
+    """The slices in a few rows per hyperparameter (for the terminal): each value in order, or
+    for a number with more than ``bins`` + 2 values its quantile ranges (the lowest and highest
+    value in each), with the number of trials, the mean and the best objective."""
+    rows = []
+    for name, part in slices.groupby("hyperparameter", sort=False):
+        values = part["value"]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric and values.nunique() > bins + 2:
+            codes = pd.qcut(values.astype(float), bins, labels=False, duplicates="drop")
+            groups = [part[codes == code] for code in sorted(codes.unique())]
+            labels = [f"{g['value'].min():.3g} - {g['value'].max():.3g}" for g in groups]
+        else:
+            levels = sorted(set(values), key=value_order)
+            groups = [part[values.map(lambda v, lv=level: v == lv and type(v) is type(lv))]
+                      for level in levels]
+            labels = [str(level) for level in levels]
+        for label, group in zip(labels, groups, strict=True):
+            rows.append({"hyperparameter": name, "value": label, "trials": len(group),
+                         "mean": group[OBJECTIVE].mean(), "best": group[OBJECTIVE].max()})
+    return pd.DataFrame(rows, columns=["hyperparameter", "value", "trials", "mean", "best"])
+
+
 # --------------------------------------------------------------------------- all of it
 
 

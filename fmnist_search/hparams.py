@@ -29,12 +29,9 @@ EVENTS = "events.out.tfevents.*"
 DISCRETE = 16  # whole-number hyperparameters with at most this many values are a discrete set
 
 
-def available() -> bool:
-    try:
-        import tensorboard.plugins.hparams.api  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def require() -> None:
+    """Refuse early (before any work) when tensorboard is not installed."""
+    _api()
 
 
 def _api():

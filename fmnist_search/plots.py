@@ -157,9 +157,8 @@ def place_labels(ax, points: Sequence[tuple[float, float, str]], fontsize: float
     next to it. Call it last, on a laid-out figure: positions are measured in pixels, so the
     layout engine is switched off afterwards (a later re-layout would move the points)."""
     fig = ax.figure
-    fig.canvas.draw()
+    renderer = _draw(fig)
     fig.set_layout_engine("none")
-    renderer = fig.canvas.get_renderer()
     taken = [box for _, box in _text_boxes(fig, renderer)]
     inside = fig.bbox
     for x, y, text in sorted(points, key=lambda p: -p[1]):
@@ -189,6 +188,17 @@ def _offsets() -> list[tuple[int, int]]:
         spots += [(12, r), (12, -r), (-12, r), (-12, -r), (12 + r, 0), (-12 - r, 0),
                   (12 + r, r), (12 + r, -r), (-12 - r, r), (-12 - r, -r)]
     return spots
+
+
+def _draw(fig):
+    """Draw the figure (running its layout) and return the renderer that measures texts; a
+    ``Figure`` made without pyplot gets an Agg canvas first."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
 
 
 def _text_boxes(fig, renderer) -> list[tuple[str, Any]]:
@@ -221,8 +231,7 @@ def _text_boxes(fig, renderer) -> list[tuple[str, Any]]:
 
 def overlapping_texts(fig) -> list[tuple[str, str]]:
     """Pairs of texts in a figure whose boxes overlap once drawn (none in a readable one)."""
-    fig.canvas.draw()
-    boxes = _text_boxes(fig, fig.canvas.get_renderer())
+    boxes = _text_boxes(fig, _draw(fig))
     return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
             if box_a.overlaps(box_b)]
 
@@ -315,6 +324,8 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    from fmnist_search.analysis import value_order
+
     names = list(dict.fromkeys(slices["hyperparameter"]))
     cols = min(len(names), 2)
     rows = -(-len(names) // cols)
@@ -332,11 +343,7 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
             elif all(float(v).is_integer() for v in values):
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         else:
-            def order(v):  # numbers in order, then the choices, then "absent"
-                number = isinstance(v, (int, float)) and not isinstance(v, bool)
-                return (0, float(v), "") if number else (1 + (v == "absent"), 0.0, str(v))
-
-            levels = [str(v) for v in sorted(set(values), key=order)]
+            levels = [str(v) for v in sorted(set(values), key=value_order)]
             where = {level: i for i, level in enumerate(levels)}
             x = [where[str(v)] + rng.uniform(-0.15, 0.15) for v in values]
             ax.scatter(x, part["val_accuracy"], s=18, alpha=0.7)
