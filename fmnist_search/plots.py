@@ -84,6 +84,11 @@ def _budget(point: dict) -> str:
 
 
 def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
+    """``compare_figure`` saved to ``path``."""
+    compare_figure(points, title).savefig(path, dpi=110)
+
+
+def compare_figure(points: Sequence[dict], title: str = ""):
     """Validation accuracy vs parameters and vs seconds per epoch, with a Pareto front per
     budget (epochs trained: a 1-epoch trial and a 6-epoch one are not on the same scale).
 
@@ -133,7 +138,7 @@ def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
         bases = [p for p in points if p["kind"] == "baseline" and p.get(key)
                  and p.get("val_accuracy") is not None]
         place_labels(ax, [(p[key], p["val_accuracy"], str(p["trial"])) for p in bases])
-    fig.savefig(path, dpi=110)
+    return fig
 
 
 FRONT_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
@@ -159,35 +164,56 @@ def place_labels(ax, points: Sequence[tuple[float, float, str]], fontsize: float
     fig = ax.figure
     renderer = _draw(fig)
     fig.set_layout_engine("none")
-    taken = [box for _, box in _text_boxes(fig, renderer)]
+    taken = [box for _, box in _text_boxes(fig, renderer)] + _marker_boxes(ax)
     inside = fig.bbox
     for x, y, text in sorted(points, key=lambda p: -p[1]):
         for dx, dy in _offsets():
-            near = abs(dx) <= 8 and abs(dy) <= 12
+            near = abs(dx) <= 9 and dy == 0  # beside its point; anywhere else a line
             note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
                                fontsize=fontsize, ha="left" if dx >= 0 else "right",
                                va="center", annotation_clip=False,
-                               arrowprops=None if near else dict(arrowstyle="-", color="grey",
-                                                                 lw=0.6, shrinkA=0, shrinkB=4))
-            box = note.get_window_extent(renderer)
+                               arrowprops=None if near else dict(arrowstyle="-",
+                                                                 color="dimgrey", lw=0.8,
+                                                                 shrinkA=1, shrinkB=5))
+            box = _text_box(note, renderer)
             if (all(not box.overlaps(other) for other in taken)
                     and inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)):
                 taken.append(box)
                 break
             note.remove()
         else:  # nowhere free (hundreds of names): the last try stays, overlapping
-            taken.append(ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 0),
-                                     fontsize=fontsize).get_window_extent(renderer))
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(9, 0),
+                               fontsize=fontsize, va="center")
+            taken.append(_text_box(note, renderer))
 
 
 def _offsets() -> list[tuple[int, int]]:
-    """Candidate offsets in points: right of the point, left of it, then rings further out."""
-    spots = [(7, 0), (-7, 0), (7, 10), (7, -10), (-7, 10), (-7, -10)]
-    for ring in range(1, 8):
-        r = 14 * ring
-        spots += [(12, r), (12, -r), (-12, r), (-12, -r), (12 + r, 0), (-12 - r, 0),
-                  (12 + r, r), (12 + r, -r), (-12 - r, r), (-12 - r, -r)]
+    """Candidate offsets in points: beside the point (right, left), then rings far enough out
+    that the leader line back to the point is plainly visible."""
+    spots = [(9, 0), (-9, 0)]
+    for ring in range(10):
+        r = 24 + 14 * ring
+        spots += [(10, r), (10, -r), (-10, r), (-10, -r), (r, 0), (-r, 0),
+                  (r, r), (r, -r), (-r, r), (-r, -r)]
     return spots
+
+
+def _marker_boxes(ax) -> list:
+    """A box around every point scattered on ``ax``, so that no name covers a point."""
+    from matplotlib.transforms import Bbox
+
+    boxes = []
+    scale = ax.figure.dpi / 72
+    for collection in ax.collections:
+        offsets = collection.get_offsets()
+        if not len(offsets):
+            continue
+        centres = collection.get_offset_transform().transform(offsets)
+        sizes = collection.get_sizes()
+        for i, (x, y) in enumerate(centres):
+            r = np.sqrt(sizes[i % len(sizes)] if len(sizes) else 36) / 2 * scale
+            boxes.append(Bbox([[x - r, y - r], [x + r, y + r]]))
+    return boxes
 
 
 def _draw(fig):
@@ -225,8 +251,17 @@ def _text_boxes(fig, renderer) -> list[tuple[str, Any]]:
             continue
         if text.axes is not None and not text.axes.get_visible():
             continue
-        boxes.append((text.get_text(), text.get_window_extent(renderer)))
+        boxes.append((text.get_text(), _text_box(text, renderer)))
     return boxes
+
+
+def _text_box(text, renderer):
+    """A text's own box; an annotation's without its leader line (which may cross others)."""
+    from matplotlib.text import Annotation, Text
+
+    if isinstance(text, Annotation):
+        text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer)
 
 
 def overlapping_texts(fig) -> list[tuple[str, str]]:
