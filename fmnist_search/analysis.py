@@ -286,7 +286,8 @@ def importance_from_values(project: str, values: list[dict[str, Any]], objective
         total = float(np.var(y[boot]))
         for space, x, groups in designs:
             local = np.searchsorted(space.rows, boot[np.isin(boot, space.rows)])
-            if len(np.unique(local)) < MIN_ACTIVE or total == 0 or np.ptp(y[space.rows]) == 0:
+            if (len(space.rows) < MIN_ACTIVE or len(np.unique(local)) < 3 or total == 0
+                    or np.ptp(y[space.rows]) == 0):
                 continue
             share = len(local) / n / total  # the subspace's part of the whole objective's variance
             judged = _judge(x, y[space.rows], local, groups, space.judged, trees, seed + r, rng)

@@ -357,7 +357,7 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
     a conditional one's ``absent`` are categories along the axis, jittered; whole numbers
     (epochs, filters) get whole-number ticks."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, NullFormatter
 
     from fmnist_search.analysis import value_order
 
@@ -373,8 +373,12 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         if numeric:
             ax.scatter(values, part["val_accuracy"], s=18, alpha=0.7)
+            distinct = sorted(set(values))
             if name in log:
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # crowded 2x10^-3, 3x10^-3, ...
+            elif len(distinct) <= 8 and all(float(v).is_integer() for v in distinct):
+                ax.set_xticks(distinct, [f"{int(v)}" for v in distinct])  # 16, 32, 64, 128
             elif all(float(v).is_integer() for v in values):
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         else:

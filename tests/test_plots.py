@@ -112,12 +112,14 @@ def test_history_and_slices_whole_epochs_and_no_overlap():
     assert _legend(fig) == [] and plots.overlapping_texts(fig) == []
 
 
-@pytest.mark.parametrize("top", [4, 6])
-def test_analysis_figures_of_a_project_have_no_overlap(tmp_path, top):
+@pytest.mark.parametrize(("n", "top"), [(3, 6), (30, 4), (30, 6)])
+def test_analysis_figures_of_a_project_have_no_overlap(tmp_path, n, top):
     from synthetic import write_project
 
-    write_project(tmp_path, "synth", n=30)
+    write_project(tmp_path, "synth", n=n)
     found = analysis.analyze(tmp_path, "synth", top=top, resamples=2)
+    assert set(analysis.figures(found)) == ({"importance", "history", "slices"} if n >= 20
+                                            else {"history", "slices"})
     for stem, fig in analysis.figures(found).items():
         assert plots.overlapping_texts(fig) == [], stem
         assert _inside(fig), stem
