@@ -307,8 +307,13 @@ def test_bad_input_exits_2_naming_the_culprit(files, capsys, argv, culprits):
     assert sorted(p.name for p in files.rglob("*")) == before  # nothing written, nothing lost
 
 
-def test_the_table_is_large():
-    assert len(CASES) >= 40
+def test_every_command_has_cases_and_every_case_names_a_culprit():
+    """A new command without a bad-input case fails here; a case naming nothing would pass
+    its own test vacuously."""
+    from fmnist_search.cli import COMMANDS
+
+    assert {argv[0] for _, argv, _ in CASES} == set(COMMANDS)
+    assert [name for name, _, culprits in CASES if not culprits] == []
 
 
 HUGE_RANGE_SCRIPT = """
