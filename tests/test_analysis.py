@@ -109,6 +109,18 @@ def test_noise_only_nothing_stands_out():
     assert (table["importance"] < 2 * table["std"]).all(), table
 
 
+def test_a_child_set_in_too_few_trials_is_not_judged():
+    values, scores = trial_set("child_only", 24)
+    set_in = sum("filters_3" in v for v in values)
+    assert set_in < analysis.MIN_ACTIVE
+    imp = analysis.importance_from_values("few", values, scores, LOG, resamples=2)
+    row = imp.table.set_index("hyperparameter").loc["filters_3"]
+    assert np.isnan(row["importance"]) and row["present"] == set_in
+    assert row["note"] == f"set in only {set_in} trials: too few to judge"
+    assert imp.table.iloc[-1]["hyperparameter"] in {"filters_3", "kernel_3", "dropout_3",
+                                                    "batchnorm_3"}  # unranked: last
+
+
 def test_below_the_minimum_nothing_is_ranked(tmp_path):
     write_project(tmp_path, "few", n=10)
     imp = analysis.importance(tmp_path, "few", resamples=3)
