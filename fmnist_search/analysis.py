@@ -485,7 +485,8 @@ def analyze(root: Path, project: str, top: int = 4, resamples: int = 8, seed: in
     if imp.resamples:
         names, by = imp.table["hyperparameter"].tolist()[:top], "importance"
     else:
-        names, by = varying(trials)[:top], "name"
+        names = [n for n in varying(trials) if n not in imp.fixed][:top]  # values that differ
+        by = "name"
     return Analysis(project, trials, imp, history(trials), baselines(root, project),
                     slices(trials, names), log_sampled(root, project), by)
 

@@ -126,6 +126,7 @@ def compare_figure(points: Sequence[dict], title: str = ""):
             front = pareto_front([p[key] for p in same], [p["val_accuracy"] for p in same])
             ax.step([same[j][key] for j in front], [same[j]["val_accuracy"] for j in front],
                     where="post", color="grey", linestyle=FRONT_STYLES[i % len(FRONT_STYLES)],
+                    marker="o", markersize=9, markerfacecolor="none",  # a 1-point front shows
                     label=f"Pareto front ({budget})")
         if log:
             ax.set_xscale("log")

@@ -83,10 +83,10 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
         console.print(report.search_history_table(found.history, found.baselines,
                                                   f"{project}: trials that raised the best so "
                                                   "far"))
-        by = "importance" if found.slices_by == "importance" else "name (no ranking yet)"
+        order = "most important first" if found.slices_by == "importance" else \
+            "no ranking yet: by name"
         console.print(report.slices_table(analysis.slice_summary(found.slices),
-                                          f"{project}: val accuracy by value (hyperparameters "
-                                          f"by {by})"))
+                                          f"{project}: val accuracy by value ({order})"))
     if written:
         console.print(f"Wrote {', '.join(written)} to {args.out / project}/", highlight=False)
     if exported is not None:
