@@ -242,6 +242,7 @@ def test_zero_trials_say_so_and_draw_nothing(tmp_path, capsys):
     assert code == 0
     assert "0 trials, 0 finished" in text
     assert f"importance needs {analysis.MIN_TRIALS} more finished configurations" in text
+    assert "nothing has finished to show yet" in text
     assert not list(folder.glob("*"))  # no empty figure, no empty table
     code, text, _ = _analyze(tmp_path / "j", 0, capsys, "--json", "--no-figures")
     summary = json.loads(text)

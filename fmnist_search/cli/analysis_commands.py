@@ -65,8 +65,9 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
                   "configurations (a continued Hyperband configuration counts once, at its "
                   "highest budget)")
     if imp.message:
-        console.print(f"{project}: {imp.message}; the history and slices follow.",
-                      highlight=False)
+        follows = "the history and slices follow" if len(found.history) else \
+            "nothing has finished to show yet"
+        console.print(f"{project}: {imp.message}; {follows}.", highlight=False)
     else:
         table = imp.table
         shown = table[(table["importance"] >= SMALL) | (table["rank"] <= args.top)]
