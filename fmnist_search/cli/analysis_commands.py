@@ -16,7 +16,7 @@ SMALL = 0.01  # importance shares below this are counted, not listed, in the ter
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from fmnist_search import analysis, layout, plots, preflight, report, results
+    from fmnist_search import layout, preflight, results
     from fmnist_search.preflight import writing
 
     for project in args.projects:
@@ -30,6 +30,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for project in args.projects:
             preflight.ensure_writable_dir(args.out / project, "--out",
                                           "Give --out a writable folder.")
+    from fmnist_search import analysis, plots, report  # pandas, Matplotlib: after the checks
+
     summaries, importance_rows = [], []
     for project in args.projects:
         found = analysis.analyze(root, project, top=args.top, resamples=args.resamples)
