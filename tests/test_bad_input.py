@@ -461,3 +461,31 @@ def test_huge_range_search_allocates_nothing_big(files, capsys):
     assert time.perf_counter() - start < 5
     assert peak < 20 * 2**20
     assert "dense_units_1" in capsys.readouterr().err
+
+
+def test_overwrite_of_a_project_being_searched_is_refused_at_once(tmp_path, capsys,
+                                                                  monkeypatch):
+    import fcntl
+
+    from fmnist_search import data
+
+    monkeypatch.setattr(data, "ensure_local_copy", lambda *a, **k: pytest.fail("data loaded"))
+    root = tmp_path / "res"
+    (root / "p").mkdir(parents=True)
+    (root / "p" / "run.json").write_text("{}")
+    with open(root / ".p.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running search holds it
+        start = time.perf_counter()
+        assert main(["run", "--project", "p", "--overwrite", "--results-dir", str(root)]) == 2
+        assert time.perf_counter() - start < 1.0
+    assert "being searched" in capsys.readouterr().err and (root / "p" / "run.json").exists()
+
+
+def test_workers_beyond_the_trials_are_capped_with_a_one_line_warning(files, capsys):
+    argv = ["run", "--workers", "1000", "--trials", "1", "--space", f"{files}/bin.toml",
+            "--results-dir", f"{files}/res"]
+    assert main(argv) == 2  # refused later, for the space file: the warning came first
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == ("warning: --workers 1000 is more than the 1 trial(s) of the search: "
+                        "starting 1.")
+    assert lines[1].startswith("error: ") and "bin.toml" in " ".join(lines[1:])

@@ -101,7 +101,7 @@ def _preflight(args: argparse.Namespace, root: Path, project: str, trials: int,
             args.workers, trials, args.workers_per_gpu, supervisor.visible_gpus(),
             supervisor.available_cpus())
         for warning in warnings:
-            err_console.print(f"warning: {warning}", highlight=False)
+            err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     if chief:
         preflight.ensure_bindable(args.bind, args.port)
 
