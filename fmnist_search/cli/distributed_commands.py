@@ -74,5 +74,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except tuning.Stopped as exc:
         console.print(f"{req.worker_id}: stopped by {exc.args[0]}; its trial runs again when "
                       "it (or another worker) asks the chief for one")
+        worker.exit_if_orphaned(exc.exit_status)
         return exc.exit_status
     return 0

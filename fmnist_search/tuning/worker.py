@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -201,6 +202,7 @@ def parent_pid() -> int | None:
 
 
 _watching: set[int] = set()
+_orphaned = threading.Event()
 
 
 def watch_parent(parent: int | None) -> None:
@@ -216,11 +218,21 @@ def watch_parent(parent: int | None) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK)
+        _orphaned.set()
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(ORPHAN_GRACE)
         os._exit(128 + signal.SIGTERM)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def exit_if_orphaned(status: int) -> None:
+    """An orphan that stopped cleanly exits at once: the interpreter's own shutdown, with
+    TensorFlow loaded, takes seconds (measured 3-4 s), and the watch thread cannot run then."""
+    if _orphaned.is_set():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 
