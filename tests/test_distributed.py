@@ -406,7 +406,7 @@ def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resume
 @pytest.mark.slow
 def test_workers_stop_within_2_s_of_a_sigkill_of_run(tmp_path, csv_data):
     """The README's promise, measured: ``kill -9`` of ``run --workers 2`` while both workers
-    train; each worker sees within 0.5 s that its supervisor is gone and stops."""
+    train; each worker sees within 0.25 s that its supervisor is gone and stops."""
     args, project, proc = _start_search(csv_data, tmp_path, 4, "out.txt")
     beats = [project / "workers" / f"worker-{i}.json" for i in (1, 2)]
     _wait_for(lambda: all((layout.read_json(b) or {}).get("status") == "training"

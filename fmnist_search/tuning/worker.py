@@ -41,8 +41,8 @@ from fmnist_search.tuning.distributed import (
 from fmnist_search.tuning.signals import StopSignals
 
 PARENT_ENV = "FMNIST_SEARCH_PARENT_PID"  # set by a local supervisor: die with it
-PARENT_CHECK = 0.5  # seconds between checks that the supervisor lives
-ORPHAN_GRACE = 1.0  # seconds an orphan gets to stop cleanly (SIGTERM) before it exits
+PARENT_CHECK = 0.25  # seconds between checks that the supervisor lives
+ORPHAN_GRACE = 0.75  # seconds an orphan gets to stop cleanly (SIGTERM) before it exits
 IDLE_PAUSE = (0.2, 5.0)  # Hyperband's "wait for this bracket": first and longest pause
 
 
