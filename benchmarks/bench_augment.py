@@ -110,7 +110,7 @@ def layer_cost(policy: str, batch: int = 128, reps: int = 300) -> dict:
 
 
 def main() -> None:
-    from fmnist_search import data, training
+    from fmnist_search import dataset, training
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="model3,resnet20")
@@ -120,7 +120,7 @@ def main() -> None:
                         help="fraction of the training split (0.25: 12,000 images)")
     parser.add_argument("--name", default="augment")
     args = parser.parse_args()
-    ds = data.prepare(data.DataSettings(subset=args.subset))
+    ds = dataset.prepare(dataset.DataSettings(subset=args.subset))
     policy = training.choose_policy("auto")
     out = {"settings": {**vars(args), "batch_size": 128, "n_train": len(ds.y_train),
                         "n_val": len(ds.y_val), "policy": policy,

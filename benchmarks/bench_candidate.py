@@ -34,11 +34,11 @@ def main() -> None:
     parser.add_argument("--subset", type=float, default=1.0)
     args = parser.parse_args()
 
-    from fmnist_search import builder, data, runs, space
+    from fmnist_search import builder, dataset, runs, space
 
     values = {**space.load_named("resnet").default_values(), **OVERRIDES,
               "epochs": args.epochs}
-    ds = data.prepare(data.DataSettings(subset=args.subset))
+    ds = dataset.prepare(dataset.DataSettings(subset=args.subset))
     log = io.StringIO()
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -192,7 +192,7 @@ def parse_rounds(text: str, models: list[str]) -> dict[str, int]:
 
 
 def main() -> None:
-    from fmnist_search import data, training
+    from fmnist_search import dataset, training
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="model1,model3,model6")
@@ -204,7 +204,7 @@ def main() -> None:
     args = parser.parse_args()
     models = args.models.split(",")
     rounds = parse_rounds(args.rounds, models)
-    ds = data.prepare(data.DataSettings(subset=args.subset))
+    ds = dataset.prepare(dataset.DataSettings(subset=args.subset))
     best = training.choose_policy("auto")
     out = {"settings": {**vars(args), "rounds": rounds, "batch_size": 128,
                         "n_train": len(ds.y_train), "tool_best_policy": best,

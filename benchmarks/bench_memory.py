@@ -21,14 +21,14 @@ TINY = Path(__file__).resolve().parents[1] / "tests" / "tiny_space.toml"
 def main() -> None:
     from rich.console import Console
 
-    from fmnist_search import data, presets, space, tuning
+    from fmnist_search import dataset, presets, space, tuning
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--first", type=int, default=5)
     parser.add_argument("--last", type=int, default=50)
     args = parser.parse_args()
     sp = space.load_space(TINY)
-    ds = data.prepare(data.DataSettings(subset=2500 / 60000))
+    ds = dataset.prepare(dataset.DataSettings(subset=2500 / 60000))
     after = {}
     with tempfile.TemporaryDirectory() as tmp:
         for trials in (args.first, args.last):

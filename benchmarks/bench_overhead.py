@@ -38,7 +38,7 @@ def space_file(directory: Path) -> Path:
 def main() -> None:
     from rich.console import Console
 
-    from fmnist_search import data, presets, space, tuning
+    from fmnist_search import dataset, presets, space, tuning
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=3)
@@ -49,7 +49,7 @@ def main() -> None:
         sp = space.load_space(space_file(Path(tmp)))
         preset = presets.Preset(tuner="random", trials=args.trials, epochs=args.epochs,
                                 subset=1.0, patience=0, precision=args.precision)
-        ds = data.prepare(data.DataSettings())
+        ds = dataset.prepare(dataset.DataSettings())
         req = tuning.SearchRequest(sp, preset, ds, Path(tmp) / "res", "overhead", seed=0)
         start = time.perf_counter()
         tuning.search(req, Console(file=io.StringIO()))

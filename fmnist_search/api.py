@@ -115,18 +115,18 @@ def dataset(project: str | None = None, results_dir: str | os.PathLike | None = 
     ``y_test``, scaled to 0-1 with shape (n, 28, 28, 1), and ``class_names``): a project's own
     data settings on the whole training split (as ``retrain`` uses), or the data options
     (``classes="0,2,4"``, ``subset=0.1``, ``seed=``, ``data_dir=``, ``train_csv=``, ...)."""
-    from fmnist_search import data
+    from fmnist_search.dataset import DataSettings, prepare
 
     if project is not None:
         run = results.load_project(_root(results_dir), project)
-        settings = data.DataSettings.from_record(run["data"], options.get("data_dir"),
-                                                 options.get("test_csv"))
+        settings = DataSettings.from_record(run["data"], options.get("data_dir"),
+                                            options.get("test_csv"))
     else:
         classes = options.pop("classes", None)
         if isinstance(classes, (list, tuple)):
             classes = ",".join(map(str, classes))
-        settings = data.DataSettings.from_options(classes=classes, **options)
-    return data.prepare(settings)
+        settings = DataSettings.from_options(classes=classes, **options)
+    return prepare(settings)
 
 
 def _argv(command: str, positional: list[str], options: dict[str, Any]) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 from rich.console import Console
 
 from fmnist_search import baselines, budget, layout, results
-from fmnist_search.data import Dataset, DataSettings
+from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 
 DEFAULT_TOP = 3

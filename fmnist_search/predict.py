@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_search import data
+from fmnist_search import dataset, sources
 from fmnist_search.errors import UserError
 from fmnist_search.results import load_run
 
@@ -49,7 +49,7 @@ def predict_run(run_dir: Path, input_csv: str | None, columns: Columns = Columns
     from fmnist_search.training import predict
 
     model = keras.models.load_model(run_dir / "model.keras")
-    probs, _ = predict(model, data.scale(x), tta=bool(metrics.get("values", {}).get("tta")))
+    probs, _ = predict(model, dataset.scale(x), tta=bool(metrics.get("values", {}).get("tta")))
     labels = classes[probs.argmax(axis=1)]
     if ids is None:
         ids = np.arange(len(labels))
@@ -75,7 +75,7 @@ def _inputs(input_csv: str | None, trained_on: dict, columns: Columns, data_dir:
             raise UserError(f"{run_dir} was trained on {trained_on['train_csv']} without a test "
                             "CSV: give the images to predict with --input FILE.")
     if not input_csv:
-        raw = data.load_idx_dir(data.locate(data_dir))
+        raw = dataset.load_idx_dir(sources.locate(data_dir))
         return raw.x_test, raw.y_test, None, []
     table = csvdata.read_csv(input_csv, label_column=columns.label, id_column=columns.id,
                              require_labels=columns.label_named, require_id=columns.id_named,

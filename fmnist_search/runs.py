@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from fmnist_search import builder, layout, plots, training
-from fmnist_search.data import DEFAULT_SEED, Dataset
+from fmnist_search.dataset import DEFAULT_SEED, Dataset
 from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
 
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", "model.keras")

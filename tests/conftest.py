@@ -1,18 +1,19 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fmnist_search import data
+from fmnist_search import dataset, sources
 
 TINY_SPACE = str(Path(__file__).with_name("tiny_space.toml"))
 
-REAL_DIR = data.DEBIAN_DIR
-HAS_REAL = data.has_all_files(REAL_DIR)
+REAL_DIR = sources.DEBIAN_DIR
+HAS_REAL = sources.has_all_files(REAL_DIR)
 realdata = pytest.mark.realdata  # skipped where the files are not installed (see below)
 _NO_REAL_REASON = "real Fashion-MNIST files not installed (apt-get install dataset-fashion-mnist)"
 
@@ -48,18 +49,18 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
-def tiny_raw(rng) -> data.RawData:
+def tiny_raw(rng) -> dataset.RawData:
     """200 train and 50 test random images, classes balanced: enough to train for one epoch."""
     y_train = np.repeat(np.arange(10, dtype=np.uint8), 20)
     y_test = np.repeat(np.arange(10, dtype=np.uint8), 5)
     x_train = rng.integers(0, 256, (len(y_train), 28, 28), dtype=np.uint8)
     x_test = rng.integers(0, 256, (len(y_test), 28, 28), dtype=np.uint8)
-    return data.RawData(x_train, y_train, x_test, y_test, source="synthetic")
+    return dataset.RawData(x_train, y_train, x_test, y_test, source="synthetic")
 
 
 @pytest.fixture
-def tiny_dataset(tiny_raw) -> data.Dataset:
-    return data.prepare(data.DataSettings(seed=1), tiny_raw)
+def tiny_dataset(tiny_raw) -> dataset.Dataset:
+    return dataset.prepare(dataset.DataSettings(seed=1), tiny_raw)
 
 
 @pytest.fixture
@@ -68,8 +69,32 @@ def isolated_data_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FMNIST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("FMNIST_DATA", raising=False)
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.setattr(sources, "DEBIAN_DIR", tmp_path / "debian")
     return tmp_path
+
+
+@pytest.fixture
+def fake_mirror(isolated_data_env, tiny_raw, monkeypatch):
+    """A local mirror of small stand-ins for the four files, which FILES is patched to accept
+    (hashes and shapes), so that downloading is tested end to end without the real data."""
+    mirror = isolated_data_env / "mirror"
+    mirror.mkdir()
+    arrays = {"train_images": tiny_raw.x_train, "train_labels": tiny_raw.y_train,
+              "test_images": tiny_raw.x_test, "test_labels": tiny_raw.y_test}
+    files = {}
+    for key, spec in sources.FILES.items():
+        raw = idx_bytes(arrays[key])
+        (mirror / spec.name).write_bytes(gzip.compress(raw))
+        files[key] = sources.IdxFile(spec.name, hashlib.sha256(raw).hexdigest(), arrays[key].shape)
+    monkeypatch.setattr(sources, "FILES", files)
+    monkeypatch.setattr(sources, "MIRRORS", (mirror.as_uri() + "/",))
+    return mirror
+
+
+def cache_listing(env) -> list[str]:
+    """The files in the isolated project cache (none when it was never created)."""
+    cache = env / "cache"
+    return sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
 
 
 @pytest.fixture

@@ -383,8 +383,16 @@ def test_bad_input_exits_2_naming_the_culprit(files, port, capsys, argv, culprit
     assert sorted(p.name for p in files.rglob("*")) == before  # nothing written, nothing lost
 
 
-def test_the_table_is_large():
-    assert len(CASES) >= 40
+def test_every_command_has_cases_and_every_case_names_a_culprit():
+    """A new command without a bad-input case fails here; a case naming nothing would pass
+    its own test vacuously."""
+    from fmnist_search.cli import COMMANDS
+
+    assert {argv[0] for _, argv, _ in CASES} == set(COMMANDS)
+    assert [name for name, _, culprits in CASES if not culprits] == []
+
+
+def test_argument_level_cases_are_in_the_table():
     assert set(ARGUMENT_LEVEL) <= {c[0] for c in CASES}
 
 
@@ -467,9 +475,9 @@ def test_overwrite_of_a_project_being_searched_is_refused_at_once(tmp_path, caps
                                                                   monkeypatch):
     import fcntl
 
-    from fmnist_search import data
+    from fmnist_search import dataset
 
-    monkeypatch.setattr(data, "ensure_local_copy", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr(dataset, "ensure_local_copy", lambda *a, **k: pytest.fail("data loaded"))
     root = tmp_path / "res"
     (root / "p").mkdir(parents=True)
     (root / "p" / "run.json").write_text("{}")

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmnist_search import data
+from fmnist_search import dataset
 from fmnist_search.cli import main
+from fmnist_search.images import CLASS_NAMES
 
 TINY = str(Path(__file__).with_name("tiny_space.toml"))
 
@@ -41,7 +42,7 @@ def csvs(tmp_path) -> dict[str, str]:
 
 
 def test_a_csv_has_the_classes_its_labels_hold(csvs):
-    ds = data.prepare(data.DataSettings(train_csv=csvs["train"]))
+    ds = dataset.prepare(dataset.DataSettings(train_csv=csvs["train"]))
     assert ds.num_classes == 5 and ds.classes == (0, 1, 2, 3, 4)
     assert ds.class_names == [f"class {i}" for i in range(5)]  # not "Trouser" for label 1
     assert ds.fingerprint()["classes"] == [0, 1, 2, 3, 4]
@@ -49,10 +50,10 @@ def test_a_csv_has_the_classes_its_labels_hold(csvs):
 
 
 def test_fashion_names_only_where_the_labels_are_fashion_ids(csvs):
-    flagged = data.prepare(data.DataSettings(train_csv=csvs["train"], fashion_labels=True))
-    assert flagged.class_names == list(data.CLASS_NAMES[:5])
-    ten = data.prepare(data.DataSettings(train_csv=csvs["ten"]))
-    assert ten.class_names == list(data.CLASS_NAMES)
+    flagged = dataset.prepare(dataset.DataSettings(train_csv=csvs["train"], fashion_labels=True))
+    assert flagged.class_names == list(CLASS_NAMES[:5])
+    ten = dataset.prepare(dataset.DataSettings(train_csv=csvs["ten"]))
+    assert ten.class_names == list(CLASS_NAMES)
 
 
 def test_idx_fingerprint_is_unchanged(tiny_dataset):

@@ -346,7 +346,9 @@ def test_two_local_workers_complete_a_hyperband_search(tmp_path, csv_data, capsy
     for log in ("worker-1.log", "worker-2.log"):  # both joined (who trained what is timing)
         assert "joining project p" in (root / "p" / "workers" / log).read_text()
     assert (root / "p" / "tuner0.json").is_file()  # resumable in one process too
-    for pid in _worker_pids(root / "p"):
+    pids = _worker_pids(root / "p")
+    assert len(pids) == 2
+    for pid in pids:
         assert not _alive(pid)
     assert main(["leaderboard", "p", "--results-dir", str(root)]) == 0
     assert "p" in capsys.readouterr().out
@@ -391,6 +393,7 @@ def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resume
     proc.wait()
     finished = {d.name: (d / "record.json").read_text() for d in layout.trial_dirs(project)
                 if (layout.read_trial_record(d) or {}).get("status") == "COMPLETED"}
+    assert finished  # the wait above saw one
     # Rerun at once: the orphaned workers (which stop by themselves within seconds) may still
     # be alive, and the rerun must not start beside them or rerun what they finish.
     rerun = subprocess.run([sys.executable, "-m", "fmnist_search", *args], capture_output=True,

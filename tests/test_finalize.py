@@ -81,7 +81,8 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert all(0 <= r["test_accuracy"] <= 1 for r in final["rows"])
     assert {final["rows"][0]["trial"], final["rows"][2]["trial"]} <= {"0", "1", "4"}
     assert final["stages"]["screening_seconds"] > 0
-    assert all(m["seconds"] > 0 and not m["reused"] for m in final["stages"]["models"])
+    models = final["stages"]["models"]
+    assert len(models) == 3 and all(m["seconds"] > 0 and not m["reused"] for m in models)
     run_dirs = sorted((root / layout.FINALIZED / "b").glob("b-*/*"))
     assert len(run_dirs) == 2
     metrics = layout.read_metrics(run_dirs[0])
@@ -101,11 +102,13 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
 
     # Finalize again: nothing is retrained, and one more model trains only that one.
     before = {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")}
+    assert len(before) == len(run_dirs)
     assert main(["finalize", "b", "--results-dir", str(root)]) == 0
     assert "not retrained" in " ".join(capsys.readouterr().out.split())
     assert {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")} \
         == before
     again = layout.read_final(root, "b")
+    assert len(again["stages"]["models"]) == 3
     assert all(m["reused"] for m in again["stages"]["models"])
     # A deadline that leaves no time (2 epochs: nothing to reuse): the first configuration
     # and the report model train all the same, the runner-up is named, not started.
@@ -295,7 +298,7 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     other data, still counts."""
     from fmnist_search import presets
     from fmnist_search.budget import finalize_reserve
-    from fmnist_search.data import DataSettings
+    from fmnist_search.dataset import DataSettings
     from fmnist_search.tuning.search import SearchRequest
 
     class Data:  # the search's data: a subset of the training split

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
     {"errors", "layout", "catalog", "native_logs", "preflight", "images"},
-    {"builder", "augment", "losses", "space", "presets", "data", "csvdata", "baselines", "pretrained",
+    {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
      "progress", "budget"},
     {"callbacks", "training", "plots", "report"},
     {"runs", "tuning", "predict", "results", "analysis"},
@@ -103,7 +103,7 @@ def test_no_import_cycles():
     assert cycles == []
 
 
-@pytest.mark.parametrize("low", ["data", "builder", "training", "callbacks", "space"])
+@pytest.mark.parametrize("low", ["sources", "dataset", "builder", "training", "callbacks", "space"])
 def test_lower_layers_know_nothing_of_searches_or_the_cli(low):
     graph = _graph()
     reach, todo = set(), [low]

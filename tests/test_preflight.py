@@ -21,12 +21,12 @@ def blocked(tmp_path):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if a command gets as far as loading data (training comes after)."""
-    from fmnist_search import data
+    from fmnist_search import dataset
 
     def refuse(*args, **kwargs):
         raise AssertionError("data loaded before the results directory was checked")
 
-    monkeypatch.setattr(data, "ensure_local_copy", refuse)
+    monkeypatch.setattr(dataset, "ensure_local_copy", refuse)
 
 
 def test_missing_results_dir_is_probed_and_leaves_no_trace(tmp_path):

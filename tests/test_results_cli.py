@@ -139,7 +139,7 @@ def test_retrain_refuses_unwritable_results_before_training(project, tmp_path, m
                                                             capsys):
     import shutil
 
-    from fmnist_search import data
+    from fmnist_search import dataset
 
     root = tmp_path / "res"
     shutil.copytree(project["root"], root)
@@ -149,7 +149,7 @@ def test_retrain_refuses_unwritable_results_before_training(project, tmp_path, m
     def refuse(*args, **kwargs):
         raise AssertionError("data loaded before the results directory was checked")
 
-    monkeypatch.setattr(data, "ensure_local_copy", refuse)
+    monkeypatch.setattr(dataset, "ensure_local_copy", refuse)
     assert main(["retrain", "p", "--epochs", "1", "--results-dir", str(root)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"results directory {root / 'retrained'}/p-" in err and "not writable" in err

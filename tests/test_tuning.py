@@ -39,6 +39,7 @@ def test_run_resume_and_extend(tmp_path, csv_data, capsys):
     assert run["data"]["n_train"] == 160 and "keras-tuner" in run["versions"]
 
     mtimes = {p: p.stat().st_mtime for p in (root / "p").glob("trial_*/record.json")}
+    assert len(mtimes) == 3
     assert main(_args(csv_data, tmp_path)) == 0
     assert "nothing to do" in capsys.readouterr().out
     earlier_best = max(json.loads(p.read_text())["val_accuracy"] for p in mtimes)
@@ -145,7 +146,9 @@ def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path, csv_data)
 def test_trials_train_in_the_requested_precision(tmp_path, csv_data):
     """Keras Tuner's clear_session() before each build must not reset the dtype policy."""
     assert main(_args(csv_data, tmp_path, "bf", 2, "--precision", "bf16")) == 0
-    for record in (tmp_path / "res" / "bf").glob("trial_*/record.json"):
+    records = sorted((tmp_path / "res" / "bf").glob("trial_*/record.json"))
+    assert len(records) == 2
+    for record in records:
         assert json.loads(record.read_text())["precision"] == "mixed_bfloat16"
 
 

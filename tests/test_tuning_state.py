@@ -80,19 +80,20 @@ def test_overwrite_removes_only_a_project_of_this_tool(tmp_path, csv_data, capsy
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", [
-    "oracle.json:1",   # the first state write of a new project (no tuner0.json yet)
-    "trial.json:3",    # trial 0's COMPLETED status: our record says done, Keras Tuner not
-    "oracle.json:2",   # trial 0 is COMPLETED in trial.json, the oracle still has it running
-    "record.json:4",   # trial 1's finished record, before Keras Tuner knows it finished
+@pytest.mark.parametrize("fault, finished_before", [
+    ("oracle.json:1", []),  # the first state write of a new project (no tuner0.json yet)
+    ("trial.json:3", ["0"]),  # trial 0's COMPLETED status: our record says done, Keras Tuner not
+    ("oracle.json:2", ["0"]),  # trial 0 is COMPLETED in trial.json, the oracle still runs it
+    ("record.json:4", ["0"]),  # trial 1's finished record, before Keras Tuner knows it finished
 ])
-def test_kill_during_a_state_write_then_resume(tmp_path, csv_data, fault):
+def test_kill_during_a_state_write_then_resume(tmp_path, csv_data, fault, finished_before):
     root = tmp_path / "res"
     args = search_args(csv_data, tmp_path, "k", 4)
     killed = subprocess.run([sys.executable, DRIVER, fault, "kill", "--", *args],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     kept = _recorded(root, "k")
+    assert set(finished_before) <= set(kept)  # the loop below checks these, at least
     resumed = _cli(args)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "Traceback" not in resumed.stdout + resumed.stderr
@@ -114,6 +115,7 @@ def test_injected_enospc_is_one_clear_error_and_the_project_resumes(tmp_path, cs
     assert full.returncode == 2 and "Traceback" not in out
     assert "No space left on device" in out and "trial.json" in out and "resume" in out
     kept = _recorded(root, "full")
+    assert "0" in kept  # killed at trial 1's first write: trial 0 had finished
     resumed = _cli(args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     done = _completed(root, "full")
@@ -125,6 +127,7 @@ def test_damaged_trial_json_is_rebuilt_from_its_record(tmp_path, csv_data, capsy
     root = tmp_path / "res"
     assert main(search_args(csv_data, tmp_path, "d", 2)) == 0
     kept = _completed(root, "d")
+    assert sorted(kept) == ["0", "1"]
     (root / "d" / "trial_0" / "trial.json").write_text("")  # what an old in-place write left
     capsys.readouterr()
     assert main(search_args(csv_data, tmp_path, "d", 3)) == 0
@@ -137,6 +140,7 @@ def test_damaged_oracle_uses_its_last_good_copy_or_refuses_clearly(tmp_path, csv
     root = tmp_path / "res"
     assert main(search_args(csv_data, tmp_path, "o", 2)) == 0
     kept = _completed(root, "o")
+    assert sorted(kept) == ["0", "1"]
     oracle = root / "o" / "oracle.json"
     oracle.write_text('{"ongoing_tri')
     capsys.readouterr()
@@ -172,6 +176,7 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, csv_data):
     assert "Stopped by SIGTERM" in text and "Rerun the same command to resume" in text
     assert "Traceback" not in out + err
     kept = _completed(root, "term")
+    assert kept, "no trial finished before SIGTERM"
     state = json.loads((root / "term" / "oracle.json").read_text())
     assert not set(state["ongoing_trials"].values()) & set(kept)
 

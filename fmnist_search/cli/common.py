@@ -16,7 +16,7 @@ from rich.console import Console
 from fmnist_search.cli import options
 
 if TYPE_CHECKING:
-    from fmnist_search.data import Dataset, DataSettings
+    from fmnist_search.dataset import Dataset, DataSettings
 
 # Piped output (CI logs, files) gets a wide page: the leaderboard would not fit 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -75,7 +75,7 @@ def _train_options() -> argparse.ArgumentParser:
 
 def data_settings(args: argparse.Namespace, subset: float | None = None) -> DataSettings:
     """The data options, layered over a preset's subset (command line first)."""
-    from fmnist_search.data import DataSettings
+    from fmnist_search.dataset import DataSettings
 
     return DataSettings.from_options(
         classes=args.classes, val_fraction=args.val_fraction,
@@ -87,10 +87,10 @@ def data_settings(args: argparse.Namespace, subset: float | None = None) -> Data
 def prepare_data(settings: DataSettings) -> Dataset:
     """The training commands' data: when no copy is found anywhere, the official files are
     downloaded into the project cache first (offline, the one message saying what to do)."""
-    from fmnist_search import data
+    from fmnist_search import dataset
 
-    data.ensure_local_copy(settings, console)
-    return data.prepare(settings)
+    dataset.ensure_local_copy(settings, console)
+    return dataset.prepare(settings)
 
 
 class Parser(argparse.ArgumentParser):

@@ -140,7 +140,7 @@ def duration(text: str) -> str:
 
 def class_list(text: str) -> str:
     """Checked here with the data module's own rules, kept as text (parsed where used)."""
-    from fmnist_search.data import parse_classes
+    from fmnist_search.dataset import parse_classes
     from fmnist_search.errors import UserError
 
     try:

@@ -207,13 +207,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from fmnist_search import data, preflight, report, results
+    from fmnist_search import dataset, preflight, report, results
 
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
     d = run["data"]
-    settings = data.DataSettings.from_record(d, args.data_dir, args.test_csv)
+    settings = dataset.DataSettings.from_record(d, args.data_dir, args.test_csv)
     name = f"{args.project}-{row['trial']}"
     preflight.ensure_writable_results(root / results.RETRAINED / name)
     ds = prepare_data(settings)

@@ -37,19 +37,19 @@ def add_baseline(sub, shared: SharedOptions) -> argparse.ArgumentParser:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from fmnist_search import data, report
+    from fmnist_search import dataset, report, sources
 
     if args.fetch:
-        cache = data.fetch(data_dir=args.data_dir, console=console)
+        cache = sources.fetch(data_dir=args.data_dir, console=console)
         console.print(f"Fashion-MNIST is in the project cache {cache} (checksums verified).")
     settings = data_settings(args)
-    data.ensure_local_copy(settings, console)
-    raw = data.load_raw(settings)
-    ds = data.prepare(settings, raw)
+    dataset.ensure_local_copy(settings, console)
+    raw = dataset.load_raw(settings)
+    ds = dataset.prepare(settings, raw)
     console.print(f"Source: {ds.source}")
     console.print("Checksums: all four files match their known SHA-256 (decompressed content)."
                   if not settings.train_csv else "Training images read from CSV.")
-    counts = data.class_counts(raw, ds)
+    counts = dataset.class_counts(raw, ds)
     console.print(report.data_table(counts, ds.class_names, ds.classes))
     if ds.test_note and len(ds.x_test):
         console.print(f"Test set: {len(ds.x_test):,} images, {ds.test_note}.")

@@ -22,9 +22,10 @@ from rich.console import Console
 
 from fmnist_search import budget, layout, training
 from fmnist_search.callbacks import StopCheck
-from fmnist_search.data import Dataset, DataSettings
+from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 from fmnist_search.presets import Preset
+from fmnist_search.reproducibility import op_determinism
 from fmnist_search.space import Space
 from fmnist_search.tuning import project as project_mod
 from fmnist_search.tuning import state
@@ -176,6 +177,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         if req.overwrite:
             layout.remove_project(req.root, req.project)
         keras.utils.set_random_seed(req.seed)
+        op_determinism("auto")  # GPU kernels; CPU ones already are
         policy = training.set_precision(req.preset.precision)
         project_mod.check_or_write_run_json(project_dir, req.identity(), req.run_record(policy))
         repairs = state.repair(project_dir)

@@ -26,6 +26,7 @@ import keras_tuner as kt
 
 from fmnist_search import builder, layout
 from fmnist_search.errors import UserError
+from fmnist_search.reproducibility import seed_everything, trial_seed
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
 from fmnist_search.tuning.signals import StopSignals
@@ -59,10 +60,11 @@ class RecordingMixin:
     """Mixed in front of a Keras Tuner tuner class; see the module docstring."""
 
     def __init__(self, *args, display: SearchDisplay, signals: StopSignals, limits: Limits,
-                 **kwargs):
+                 project_seed: int = 0, **kwargs):
         self.display = display
         self.signals = signals
         self.limits = limits
+        self.project_seed = project_seed
         self.failures_in_a_row = 0
         self.ended = 0  # trials ended by this process: a budget always lets one run
         self.started: dict[str, float] = {}
@@ -95,6 +97,14 @@ class RecordingMixin:
         name = _safe_name(values)
         self._write_record(trial, {"status": "RUNNING", "architecture": name})
         self.display.trial_begin(trial.trial_id, self.finished() + 1, name)
+
+    def run_trial(self, trial, *args, **kwargs):
+        """Reseed every generator from the project seed and the trial id before Keras Tuner
+        builds the model (``reproducibility``): the trial scores the same in any process, after
+        a resume and on a distributed worker."""
+        seed = trial_seed(self.project_seed, trial.trial_id)
+        seed_everything(seed)
+        return super().run_trial(trial, *args, **kwargs)
 
     def on_trial_end(self, trial):
         if self._ended_elsewhere(trial):
@@ -135,7 +145,8 @@ class RecordingMixin:
     def _write_record(self, trial, record: dict[str, Any]) -> None:
         started = self.started.get(trial.trial_id, time.time())
         record = {"trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
-                  "started": started, **record}
+                  "started": started, "seed": trial_seed(self.project_seed, trial.trial_id),
+                  **record}
         if record["status"] != "RUNNING":
             record["finished"] = time.time()
             record.setdefault("wall_seconds", record["finished"] - started)
@@ -210,7 +221,7 @@ def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: s
         hyperparameters=fixed, tune_new_entries=True, allow_new_entries=True,
         max_retries_per_trial=0, max_consecutive_failed_trials=None,
         directory=str(directory), project_name=project, overwrite=False,
-        display=display, signals=signals, limits=limits,
+        display=display, signals=signals, limits=limits, project_seed=seed,
     )
     if preset.tuner == "hyperband":
         tuner = cls(max_epochs=preset.epochs, factor=preset.factor,

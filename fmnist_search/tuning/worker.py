@@ -31,6 +31,7 @@ from rich.console import Console
 
 from fmnist_search import layout
 from fmnist_search.errors import UserError
+from fmnist_search.reproducibility import op_determinism
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.distributed import (
     HEARTBEAT_EVERY,
@@ -119,13 +120,13 @@ def check_session(record: dict[str, Any], wreq: WorkerRequest):
 def request_from_session(record: dict[str, Any], sp, wreq: WorkerRequest,
                          prepare: Callable) -> Any:
     """The chief's search request, rebuilt here with data loaded here (refused if it differs)."""
-    from fmnist_search import data, presets
+    from fmnist_search import dataset, presets
     from fmnist_search.tuning.search import SearchRequest
 
     where = wreq.chief_json
     preset = presets.from_dict(record["preset"])
     d = record["data"]
-    ds = prepare(data.DataSettings.from_record(d, wreq.data_dir, subset=d["subset"]))
+    ds = prepare(dataset.DataSettings.from_record(d, wreq.data_dir, subset=d["subset"]))
     here = ds.fingerprint()
     changed = sorted(k for k in set(d) | set(here) if d.get(k) != here.get(k))
     if record.get("data_digest") not in (None, ds.digest()):
@@ -422,6 +423,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                           KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
         oracle_client.TIMEOUT = wreq.chief_timeout
         keras.utils.set_random_seed(req.seed)
+        op_determinism("auto")  # GPU kernels; CPU ones already are
         policy = training.set_precision(req.preset.precision)
         display = WorkerDisplay(console, heartbeat)
         console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
