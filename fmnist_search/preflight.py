@@ -77,10 +77,10 @@ def check_project(root: Path, project: str) -> None:
     """A search's project: a real folder of the results directory (``layout.check_inside``),
     writable when it exists, and not being searched by another process right now."""
     path = layout.check_inside(root, project)
+    check_not_searched(root, project)
     if path.is_dir():
         ensure_writable_dir(path, f"The project folder of '{project}'",
                             "Make it writable, or choose another --project.")
-    check_not_searched(root, project)
 
 
 def check_not_searched(root: Path, project: str) -> None:
