@@ -171,14 +171,14 @@ def check_name(value: str | None, what: str = "--project") -> str:
 
 
 def check_inside(root: Path, project: str) -> Path:
-    """The project's folder, refused when it is a symbolic link or lies outside ``root``.
+    """The project's folder, refused when it is a symbolic link: a name is one path component
+    (``check_name``), so a link is the only way it could lead outside ``root``.
 
     A link would make a search write (and ``--overwrite`` delete) beside a user's own files
     elsewhere; every command that opens a project by name goes through here first.
     """
     path = root / check_name(project)
-    outside = path.exists() and path.resolve().parent != root.resolve()
-    if path.is_symlink() or outside:
+    if path.is_symlink():
         target = os.path.realpath(path)
         raise UserError(
             f"Project '{project}' in {root} is a symbolic link (to {target}), not a folder of "

@@ -24,8 +24,8 @@ def results_root(option: str | None = None) -> Path:
     if root.exists() and not root.is_dir():
         from fmnist_search.errors import UserError
 
-        given = "--results-dir" if option else "FMNIST_RESULTS" if os.environ.get(
-            "FMNIST_RESULTS") else "The default results directory"
+        given = ("--results-dir" if option else "FMNIST_RESULTS"
+                 if os.environ.get("FMNIST_RESULTS") else "The results directory")
         raise UserError(f"{given} {root} is a file, not a folder: results are kept in a folder "
                         "of projects and runs. Give --results-dir (or FMNIST_RESULTS) a folder "
                         "path, new or existing.")

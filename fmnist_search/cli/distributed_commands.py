@@ -58,7 +58,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     root = results.results_root(args.results_dir)
     layout.check_inside(root, args.project)
-    worker.watch_parent(worker.parent_pid())  # an orphan stops, even while TensorFlow loads
+    worker.watch_parent(worker.supervisor_pid())  # an orphan stops, even while TensorFlow loads
     req = worker.WorkerRequest(
         root=root, project=args.project,
         chief=distributed.parse_address(args.chief, "--chief"),

@@ -196,7 +196,7 @@ def pid_alive(pid: int) -> bool:
 # --------------------------------------------------------------------------- heartbeat
 
 
-def parent_pid() -> int | None:
+def supervisor_pid() -> int | None:
     """The local supervisor's process id (``run --workers``), None for a worker started by hand."""
     value = os.environ.get(PARENT_ENV, "")
     return int(value) if value.isdigit() else None
@@ -408,7 +408,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
     session = _wait_for_chief(wreq, signals)
     sp = check_session(session, wreq)
     check_id_free(wreq.project_dir, wreq.worker_id)
-    parent = parent_pid()
+    parent = supervisor_pid()
     heartbeat = Heartbeat(wreq.project_dir, wreq.worker_id, parent=parent)
     # The heartbeat starts before the slow part (data, TensorFlow): a restarted worker that
     # is still starting is not taken for a dead one.
