@@ -97,7 +97,7 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from fmnist_search import analysis, hparams, layout, results
+    from fmnist_search import layout, results
     from fmnist_search.preflight import writing
 
     for project in args.projects:
@@ -106,6 +106,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for project in args.projects:
         results.load_project(root, project)  # every name known before anything is computed
     _check_outputs(args)
+    from fmnist_search import analysis, hparams  # pandas, Matplotlib: after the checks
+
     summaries, importance_rows = [], []
     for project in args.projects:
         found = analysis.analyze(root, project, top=args.top, resamples=args.resamples)

@@ -44,6 +44,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def hyperband_factor(text: str) -> int:
+    """Hyperband keeps 1/factor of each round's models: a factor of 1 would keep them all."""
+    value = _whole(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value} must be 2 or more (Hyperband keeps one in "
+                                         "FACTOR of each round's models; 3 is usual)")
+    return value
+
+
 def in_domain(hyperparameter: str):
     """A positive count that also lies in the builder's domain for ``hyperparameter``."""
 
@@ -112,6 +121,9 @@ def split_fraction(text: str) -> float:
 
 def parse_duration(text: str) -> float:
     """'90s', '45m', '2h', '1h30m', '15' (seconds) -> seconds."""
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is negative; give a time to run, e.g. 90s, 45m, 2h or 1h30m")
     parts = _DURATION.fullmatch(text)
     if not parts or not any(parts.groups()):
         raise argparse.ArgumentTypeError(

@@ -24,14 +24,13 @@ from fmnist_search.errors import UserError
 def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     """A search in this process, or (``--workers N``, or the ``chief`` command) a chief that
     serves the oracle to worker processes; everything else is the same."""
-    from fmnist_search import layout, preflight, presets, report, results, space
+    from fmnist_search import catalog, layout, preflight, presets, report, results, space
 
     if args.project is not None:
         layout.check_name(args.project)  # before anything is read, trained or deleted
     root = results.results_root(args.results_dir)
     preflight.ensure_writable_results(root)
-    preset = presets.load(args.search)  # first: checking a space loads Keras Tuner (seconds)
-    sp = space.load_named(args.space)
+    preset = presets.load(args.search)
     fixed = {"batch_size": args.batch_size} if args.batch_size else {}
     preset = preset.with_overrides(tuner=args.tuner, trials=args.trials, epochs=args.epochs,
                                    factor=args.factor, subset=args.subset,
@@ -39,11 +38,14 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                                    max_params=args.max_params,
                                    max_seconds_per_epoch=args.max_seconds_per_epoch)
     presets.validate(preset, "command line")
+    project = layout.check_name(
+        args.project or f"{catalog.space_path(args.space).stem}-{preset.tuner}")
+    _preflight(args, root, project, preset.trials, chief)
+    sp = space.load_named(args.space)  # last: checking a space loads Keras Tuner (seconds)
     ds = prepare_data(data_settings(args, subset=preset.subset))
     from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
 
     max_time = options.parse_duration(args.max_time) if args.max_time else None
-    project = layout.check_name(args.project or f"{sp.name}-{preset.tuner}")
     req = tuning.SearchRequest(sp, preset, ds, root, project,
                                seed=ds.settings.seed, overwrite=args.overwrite, max_time=max_time,
                                command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]),
@@ -84,6 +86,24 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                       f"{preset.final_epoch_count} epochs on the whole training split")
         _finalize(root, project, args, deadline=outcome.deadline)
     return 0
+
+
+def _preflight(args: argparse.Namespace, root: Path, project: str, trials: int,
+               chief: bool) -> None:
+    """What ``run`` and ``chief`` can check before TensorFlow and the data load: the project
+    (a real, writable folder not being searched), the worker count, the chief's address."""
+    from fmnist_search import preflight
+    from fmnist_search.tuning import supervisor
+
+    preflight.check_project(root, project)
+    if not chief and args.workers > 1:
+        args.workers, warnings = preflight.worker_count(
+            args.workers, trials, args.workers_per_gpu, supervisor.visible_gpus(),
+            supervisor.available_cpus())
+        for warning in warnings:
+            err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+    if chief:
+        preflight.ensure_bindable(args.bind, args.port)
 
 
 def _distributed_runner(args: argparse.Namespace, chief: bool):
@@ -165,12 +185,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmnist_search import builder, report, results, training
+    from fmnist_search import report, results
 
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
     results.require_record(row, args.project)
+    from fmnist_search import builder, training  # loads TensorFlow: once the trial is found
     num_classes = len(run["data"]["classes"])
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
     console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
@@ -269,7 +290,8 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
     p.add_argument("--trials", type=options.positive_int,
                    help="total trials in the project (resume adds more)")
     p.add_argument("--tuner", choices=options.TUNERS)
-    p.add_argument("--factor", type=options.positive_int, help="Hyperband's reduction factor")
+    p.add_argument("--factor", type=options.hyperband_factor,
+                   help="Hyperband's reduction factor (2 or more)")
     options.add_patience(p, None, "early stopping on val_loss after N epochs without progress "
                          "(0: off)")
     p.add_argument("--max-time", type=options.duration,

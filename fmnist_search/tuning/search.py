@@ -198,7 +198,8 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         for note in repairs:
             display.note(note)
         limits = Limits(req.preset.trials, deadline, req.finalize_reserve)
-        with state.atomic_saves(signals.critical), quiet_keras(req.debug):
+        with state.atomic_saves(signals.critical), quiet_keras(req.debug), \
+                layout.disk_errors(project_dir):
             tuner = build_tuner(req, display, signals, policy, limits)
             stopped = (runner or run_tuner)(tuner, req, display, signals)
         after = project_mod.finished_count(project_dir)
