@@ -47,6 +47,8 @@ def model_seconds(seconds_per_epoch: float, epochs: int, scale: float = 1.0,
 
 def parse_duration(text: str) -> float:
     """'90s', '45m', '2h', '1h30m', '15' (seconds) -> seconds; ValueError names the forms."""
+    if text.strip().startswith("-"):
+        raise ValueError(f"{text!r} is negative; give a time to run, e.g. 90s, 45m, 2h or 1h30m")
     parts = _DURATION.fullmatch(text)
     if not parts or not any(parts.groups()):
         raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 45m, 2h or 1h30m")

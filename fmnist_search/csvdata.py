@@ -183,7 +183,17 @@ def _quoted_rows(raw: bytes) -> Iterator:
             yield reader.line_num, row
 
 
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "'|'"}
+
+
 def _check_header(names: list[str], path: Path) -> None:
+    if len(names) == 1:  # one column: another delimiter (a European spreadsheet's ';')?
+        found = [word for sep, word in SEPARATORS.items() if sep in names[0]]
+        if found:
+            raise UserError(f"{path} line 1 (the header) is one column whose name holds "
+                            f"{found[0]}: the file is separated by {found[0]}, not commas. A "
+                            "CSV here separates its fields with commas (label,pixel0,...); save "
+                            "or convert it with ',' as the delimiter.")
     for i, name in enumerate(names):
         if not name.strip():
             hint = " (the header line ends with a comma)" if i == len(names) - 1 else ""
@@ -239,7 +249,20 @@ def _pop_columns(frame, path: Path, label_column: str, id_column: str, require_l
     labels = frame.pop(label_column) if label_column in columns else None
     if frame.shape[1] != N_PIXELS:
         raise UserError(_pixel_count_problem(frame, path, label_column, id_column))
+    _check_pixel_names(frame, path, label_column, id_column)
     return ids, labels
+
+
+def _check_pixel_names(frame, path: Path, label_column: str, id_column: str) -> None:
+    """784 columns left, but one named otherwise among pixelN ones (an id column named
+    ``foo``): reading it as a pixel would shift the image and invent ids."""
+    names = [str(c) for c in frame.columns]
+    others = [c for c in names if not PIXEL_NAME.fullmatch(c)]
+    if others and len(others) < len(names):
+        raise UserError(
+            f"{path} has a column {others[0]!r} that is not the id ('{id_column}'), the label "
+            f"('{label_column}') nor a pixel (pixel0 ... pixel783). If it holds the ids or the "
+            "labels, name it with --id-column or --label-column; otherwise remove it.")
 
 
 def _pixel_count_problem(frame, path: Path, label_column: str, id_column: str) -> str:

@@ -7,6 +7,13 @@ top k, the report's models named by the preset (``final_baselines``) are trained
 own protocol (and ``final_epochs`` when ``final_baselines_epochs``), unless a finished run of
 the same data and epochs exists already.
 
+And the control: the space's default point (every hyperparameter at its ``default``, the
+preset's fixed values) trained with the same final protocol. Without it nobody can tell from
+the table whether the search added anything: a hand-trained default point once beat the
+searched winner. Its runs live in ``controls/<space>/`` so that every project of the same
+space, protocol and data reuses them. ``final.json``'s ``control`` says what the search's pick
+gained over it, with the standard error of that difference.
+
 Resumable: every model is one ``runs.train_run`` directory, renamed into place only when it is
 complete, and ``final.json`` is rewritten after each; a rerun reuses every model already
 trained with the same values, epochs and data, and trains only the rest.
@@ -51,7 +58,7 @@ class Candidate:
     """One model of the final table: what to train, and where its runs live."""
 
     name: str
-    stage: str  # "final" or "baseline"
+    stage: str  # "final", "control" or "baseline"
     values: dict[str, Any]
     epochs: int
     parent: Path
@@ -111,14 +118,54 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
     # The best configuration, the report models, then the other configurations: the order
     # only matters when --max-time runs out, and then the comparison with the report's models
     # (what the table is for) comes before a runner-up.
-    candidates[1:1] = [baseline_candidate(req.root, name, epochs,
-                                          bool(preset.get("final_baselines_epochs")))
-                       for name in preset.get("final_baselines") or []]
+    candidates[1:1] = [control_candidate(req.root, run, epochs, final_values),
+                       *(baseline_candidate(req.root, name, epochs,
+                                            bool(preset.get("final_baselines_epochs")))
+                         for name in preset.get("final_baselines") or [])]
     settings = {"top": top, "epochs": epochs, "final_values": final_values,
                 "precision": req.precision or preset.get("precision", "auto"),
                 "data": DataSettings.from_record(run["data"], req.data_dir,
                                                  req.test_csv)}
     return run, candidates, settings
+
+
+def control_candidate(root: Path, run: dict[str, Any], epochs: int,
+                      final_values: dict[str, Any]) -> Candidate:
+    """The space's default point with the preset's fixed values, under the final protocol."""
+    from fmnist_search import space
+
+    path = Path(run.get("space_path", ""))
+    try:
+        sp = space.load_space(path, run.get("space_name"))
+    except (UserError, OSError) as exc:
+        raise UserError(f"The control of project '{run.get('project')}' is its space's default "
+                        f"point, and its space file {path} cannot be read now ({exc}). Put "
+                        "the file back where the search read it.") from exc
+    fixed = run.get("preset", {}).get("fixed") or {}
+    values = {**sp.default_values(), **fixed, **final_values, "epochs": epochs}
+    name = f"{sp.name}-default"
+    return Candidate(name, "control", values, epochs, root / layout.CONTROLS / name,
+                     {"control": sp.name, "trial": "default", "file": str(path)}, {})
+
+
+def control_gain(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The search's pick (the first configuration finalize trained) against the control on
+    the test set: the difference and its standard error (two independent binomial
+    proportions on the test images; an upper bound for the paired error)."""
+    pick = next((r for r in rows if r["stage"] == "final"), None)
+    control = next((r for r in rows if r["stage"] == "control"), None)
+    if (pick is None or control is None or pick.get("test_accuracy") is None
+            or control.get("test_accuracy") is None or not pick.get("n_test")):
+        return None
+    a, b, n = float(pick["test_accuracy"]), float(control["test_accuracy"]), int(pick["n_test"])
+    error = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+    gain = a - b
+    verdict = ("beats" if gain > 2 * error else
+               "does not beat" if gain <= 0 else "cannot be told from")
+    return {"pick": pick["name"], "control": control["name"], "gain": gain,
+            "standard_error": error, "verdict": verdict,
+            "line": f"The search's pick {pick['name']} {verdict} its control (the space's "
+                    f"default point, same protocol): {gain:+.4f} ± {error:.4f} test accuracy."}
 
 
 def baseline_candidate(root: Path, name: str, final_epochs: int,
@@ -133,10 +180,10 @@ def baseline_candidate(root: Path, name: str, final_epochs: int,
 
 
 def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict] | None:
-    """The newest finished run of this model with the same values (a final model), epochs
-    and data: finalize does not train it again."""
+    """The newest finished run of this model with the same values (a configuration or the
+    control), epochs and data: finalize does not train it again."""
     return results.finished_run(candidate.parent, candidate.epochs, data,
-                                candidate.values if candidate.stage == "final" else None)
+                                None if candidate.stage == "baseline" else candidate.values)
 
 
 def _seconds(metrics: dict[str, Any]) -> float | None:
@@ -193,6 +240,7 @@ def final_row(candidate: Candidate, path: Path, metrics: dict[str, Any],
         "val_accuracy": metrics.get("val_accuracy"), "params": metrics.get("params"),
         "seconds_per_epoch": metrics.get("seconds_per_epoch"), "epochs": metrics.get("epochs"),
         "wall_seconds": seconds, "reused": reused, "n_train": metrics.get("n_train"),
+        "n_test": metrics.get("n_test"), "seed": metrics.get("seed"),
         "architecture": metrics.get("architecture", ""),
         "screening_val_accuracy": candidate.screening.get("val_accuracy"),
         "path": str(path),
@@ -244,6 +292,7 @@ def finalize(req: FinalizeRequest, console: Console,
                                            "seconds": row["wall_seconds"],
                                            "reused": row["reused"]})
         record["updated"] = runs.now()
+        record["control"] = control_gain(record["rows"])
         layout.write_final(req.root, req.project, record)  # after each: kill-safe progress
     record["complete"] = True
     record["stages"]["finalize_seconds"] = sum(m["seconds"] or 0.0

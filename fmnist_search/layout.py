@@ -40,7 +40,8 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -57,6 +58,7 @@ METRICS_JSON = "metrics.json"
 BASELINES = "baselines"
 RETRAINED = "retrained"
 FINALIZED = "finalized"
+CONTROLS = "controls"  # each space's default point under a final protocol (finalize)
 FINAL_JSON = "final.json"
 WORKERS = "workers"
 CHIEF_JSON = "chief.json"
@@ -189,6 +191,9 @@ class FinalRecord(TypedDict, total=False):
 
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
+# A name becomes a folder, its lock file (".NAME.lock") and, finalized or retrained, the folder
+# "NAME-TRIAL"; 100 characters leave all of them well inside the 255-byte limit of a file name.
+MAX_NAME = 100
 # Errors that are the disk's fault, not the configuration's: they stop a search (resumable)
 # instead of failing a trial.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -199,18 +204,50 @@ class StateWriteError(UserError):
 
 
 def check_name(value: str | None, what: str = "--project") -> str:
-    """A name that becomes one directory: letters, digits, '-', '_', '.'; not '.', '..' or ''.
+    """A name that becomes one directory: letters, digits, '-', '_', '.'; not '.', '..' or '';
+    not starting with '-' (a command line would read it as an option); at most ``MAX_NAME``.
 
     Checked before anything is touched, so that no name can reach outside the results
-    directory (``..``), replace it (``.``), or nest (``a/b``).
+    directory (``..``), replace it (``.``), nest (``a/b``), or fail half-way for its length.
     """
+    problem = None
     if value is None or not _SAFE.fullmatch(value) or value in (".", ".."):
-        shown = "an empty name" if not value else repr(value)
-        raise UserError(
-            f"{what} {shown} is not a valid name: use one path component of letters, digits, "
-            "'-', '_' and '.' (not '.' or '..', no '/'), for example cnn-bayesian."
-        )
+        problem = ("use one path component of letters, digits, '-', '_' and '.' (not '.' or "
+                   "'..', no '/')")
+    elif value.startswith("-"):
+        problem = "it must not start with '-' (commands would take it for an option)"
+    elif len(value) > MAX_NAME:
+        problem = (f"it has {len(value)} characters; at most {MAX_NAME} fit in every file name "
+                   "it becomes (its lock file and finalized folders included)")
+    if problem:
+        shown = "an empty name" if not value else repr(value if len(value) <= 40
+                                                        else value[:37] + "...")
+        raise UserError(f"{what} {shown} is not a valid name: {problem}; for example "
+                        "cnn-bayesian.")
     return value
+
+
+def check_inside(root: Path, project: str) -> Path:
+    """The project's folder, refused when it is a symbolic link: a name is one path component
+    (``check_name``), so a link is the only way it could lead outside ``root``.
+
+    A link would make a search write (and ``--overwrite`` delete) beside a user's own files
+    elsewhere; every command that opens a project by name goes through here first.
+    """
+    path = root / check_name(project)
+    if path.is_symlink():
+        target = os.path.realpath(path)
+        raise UserError(
+            f"Project '{project}' in {root} is a symbolic link (to {target}), not a folder of "
+            "the results directory; fmnist-search reads and writes only real folders inside "
+            f"it, so that nothing elsewhere is changed. Remove the link, or give --results-dir "
+            f"the folder that holds the project.")
+    return path
+
+
+def lock_file(root: Path, project: str) -> Path:
+    """``.<project>.lock``: held by the one process searching the project."""
+    return root / f".{check_name(project)}.lock"
 
 
 def project_dir(root: Path, project: str) -> Path:
@@ -331,8 +368,8 @@ def remove_project(root: Path, project: str) -> bool:
     Only a real directory directly inside ``root`` that holds our ``run.json`` is removed; any
     other existing path is refused, so a mistyped name cannot delete a user's directory.
     """
-    path = project_dir(root, project)
-    if not path.exists() and not path.is_symlink():
+    path = check_inside(root, project)
+    if not path.exists():
         return False
     if not is_project(path):
         raise UserError(
@@ -343,11 +380,30 @@ def remove_project(root: Path, project: str) -> bool:
     return True
 
 
+# The same faults as TensorFlow reports them: Keras Tuner makes its folders and writes its files
+# through tf.io.gfile, whose errors (PermissionDeniedError, ...) are not OSErrors.
+DISK_TEXTS = ("No space left on device", "Read-only file system", "Permission denied",
+              "Disk quota exceeded")
+
+
 def is_disk_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
         return True
-    text = str(exc)
-    return "No space left on device" in text or "Read-only file system" in text
+    return any(text in str(exc) for text in DISK_TEXTS)
+
+
+@contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A disk or permission error inside (Python's or TensorFlow's) as one ``StateWriteError``
+    about ``path``, instead of a traceback from deep inside Keras Tuner."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        if is_disk_error(exc):
+            raise disk_error(path, exc) from exc
+        raise
 
 
 def disk_error(path: Path | str, exc: BaseException) -> StateWriteError:

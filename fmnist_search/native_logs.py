@@ -32,10 +32,12 @@ NOISE_TEXT = (
     "All log messages before absl::InitializeLog() is called are written to STDERR",
     "To enable the following instructions:",  # second line of cpu_feature_guard's notice
 )
-# Warnings and errors that only say that no GPU, TensorRT or second plugin copy is there.
+# Warnings and errors that only say that no GPU, TensorRT or second plugin copy is there, and
+# gRPC's own line for a chief's port it cannot bind (the chief's error message says it, once).
 NOISE_MESSAGES = re.compile(
     r"failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory|"
-    r"computation placer already registered|Could not find TensorRT|Skipping the delay kernel")
+    r"computation placer already registered|Could not find TensorRT|Skipping the delay kernel|"
+    r"Failed to add port to server")
 
 
 def is_noise(line: str) -> bool:

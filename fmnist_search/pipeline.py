@@ -12,7 +12,7 @@ or exits: errors are ``UserError``, progress goes to the ``console`` a caller pa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,17 +132,19 @@ class SearchPlan:
         return bool(self.preset.finalize_top and self.spec.finalize)
 
 
-def plan_search(spec: SearchSpec, console: Console) -> SearchPlan:
-    """Check everything a search needs (names, preset, space, options, data) before it
-    starts; nothing is trained or written but the results directory itself."""
-    from fmnist_search import budget, preflight, presets, space
+def plan_search(spec: SearchSpec, console: Console,
+                before_load: Callable[[str, Preset], None] | None = None) -> SearchPlan:
+    """Check everything a search needs (names, preset, options, the project, space, data)
+    before it starts, cheapest first; nothing is trained or written but the results directory
+    itself. ``before_load(project, preset)``: a caller's own checks (the CLI's worker count and
+    address), run before the space and the data load TensorFlow."""
+    from fmnist_search import budget, catalog, preflight, presets, space
 
     _check_choices(spec)
     if spec.project is not None:
         layout.check_name(spec.project)  # before anything is read, trained or deleted
     preflight.ensure_writable_results(spec.root)
-    preset = presets.load(spec.search)  # first: checking a space loads Keras Tuner (seconds)
-    sp = space.load_named(spec.space)
+    preset = presets.load(spec.search)
     fixed = {"batch_size": spec.batch_size} if spec.batch_size else {}
     preset = preset.with_overrides(tuner=spec.tuner, trials=spec.trials, epochs=spec.epochs,
                                    factor=spec.factor, subset=spec.data.subset,
@@ -158,10 +160,15 @@ def plan_search(spec: SearchSpec, console: Console) -> SearchPlan:
             raise UserError(f"max_time: {exc}.") from None
     if max_time is not None and not (max_time > 0 and math.isfinite(max_time)):
         raise UserError(f"max_time {max_time!r} must be a number of seconds above 0.")
+    project = layout.check_name(
+        spec.project or f"{catalog.space_path(spec.space).stem}-{preset.tuner}")
+    preflight.check_project(spec.root, project)  # a real, writable folder not being searched
+    if before_load is not None:
+        before_load(project, preset)
+    sp = space.load_named(spec.space)  # last: checking a space loads Keras Tuner (seconds)
     ds = prepare_data(spec.data.settings(subset=preset.subset), console)
     from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
 
-    project = layout.check_name(spec.project or f"{sp.name}-{preset.tuner}")
     request = tuning.SearchRequest(sp, preset, ds, spec.root, project, seed=ds.settings.seed,
                                    overwrite=spec.overwrite, max_time=max_time,
                                    command=spec.command, debug=spec.debug,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -77,12 +78,29 @@ def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> list[int]:
     return front
 
 
+def _budget(point: dict) -> str:
+    epochs = point.get("epochs")
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "epochs unknown"
+
+
 def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
-    """Validation accuracy vs parameters and vs seconds per epoch, Pareto fronts drawn.
+    """``compare_figure`` saved to ``path``."""
+    compare_figure(points, title).savefig(path, dpi=110)
+
+
+def compare_figure(points: Sequence[dict], title: str = ""):
+    """Validation accuracy vs parameters and vs seconds per epoch, with a Pareto front per
+    budget (epochs trained: a 1-epoch trial and a 6-epoch one are not on the same scale).
 
     Finalized models (kind ``final``: trained with the final protocol on the whole split) are
-    drawn apart, as diamonds, and left out of the screening trials' Pareto front."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    drawn apart, as diamonds, and left out of the screening trials' Pareto fronts. Baselines
+    are named beside their star, moved apart (with a leader line) where names would collide."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 5.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    budgets = sorted({_budget(p) for p in points if p["kind"] != "final"},
+                     key=lambda b: (len(b), b))
     for ax, (key, label, log) in zip(axes, (("params", "parameters", True),
                                             ("seconds_per_epoch", "seconds per epoch", False)),
                                      strict=True):
@@ -95,53 +113,199 @@ def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
             mine = [p for p in trials if p["project"] == project]
             ax.scatter([p[key] for p in mine], [p["val_accuracy"] for p in mine], s=22,
                        alpha=0.75, label=f"trials: {project}")
-        ax.scatter([p[key] for p in bases], [p["val_accuracy"] for p in bases], marker="*",
-                   s=160, c="crimson", edgecolors="black", label="report baselines", zorder=3)
+        if bases:
+            ax.scatter([p[key] for p in bases], [p["val_accuracy"] for p in bases], marker="*",
+                       s=160, c="crimson", edgecolors="black", label="report baselines",
+                       zorder=3)
         if finals:
             ax.scatter([p[key] for p in finals], [p["val_accuracy"] for p in finals],
                        marker="D", s=70, c="gold", edgecolors="black", zorder=4,
                        label="finalized (final protocol, whole split)")
-        for p in bases:
-            ax.annotate(p["trial"], (p[key], p["val_accuracy"]), textcoords="offset points",
-                        xytext=(6, -10), fontsize=9)
-        front = pareto_front([p[key] for p in pts], [p["val_accuracy"] for p in pts])
-        ax.step([pts[i][key] for i in front], [pts[i]["val_accuracy"] for i in front],
-                where="post", color="grey", linestyle="--", label="Pareto front")
+        for i, budget in enumerate(budgets):
+            same = [p for p in pts if _budget(p) == budget]
+            front = pareto_front([p[key] for p in same], [p["val_accuracy"] for p in same])
+            ax.step([same[j][key] for j in front], [same[j]["val_accuracy"] for j in front],
+                    where="post", color="grey", linestyle=FRONT_STYLES[i % len(FRONT_STYLES)],
+                    marker="o", markersize=9, markerfacecolor="none",  # a 1-point front shows
+                    label=f"Pareto front ({budget})")
         if log:
             ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    _legend_below(fig, axes[0])
     fig.suptitle(title or "accuracy vs cost")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    for ax, key in zip(axes, ("params", "seconds_per_epoch"), strict=True):
+        bases = [p for p in points if p["kind"] == "baseline" and p.get(key)
+                 and p.get("val_accuracy") is not None]
+        place_labels(ax, [(p[key], p["val_accuracy"], str(p["trial"])) for p in bases])
+    return fig
+
+
+FRONT_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+
+
+def _legend_below(fig, ax) -> None:
+    """One legend for the figure, below the axes: it never hides a point, and it lists only
+    what was drawn (an empty figure gets none)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
+                   fontsize=8, frameon=False)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def place_labels(ax, points: Sequence[tuple[float, float, str]], fontsize: float = 9) -> None:
+    """Name points so that no two names overlap: each name goes to the first free spot on a
+    ring of growing offsets around its point, joined to it by a leader line when it is not
+    next to it. Call it last, on a laid-out figure: positions are measured in pixels, so the
+    layout engine is switched off afterwards (a later re-layout would move the points)."""
+    fig = ax.figure
+    renderer = _draw(fig)
+    fig.set_layout_engine("none")
+    taken = [box for _, box in _text_boxes(fig, renderer)] + _marker_boxes(ax)
+    inside = fig.bbox
+    for x, y, text in sorted(points, key=lambda p: -p[1]):
+        for dx, dy in _offsets():
+            near = abs(dx) <= 9 and dy == 0  # beside its point; anywhere else a line
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
+                               fontsize=fontsize, ha="left" if dx >= 0 else "right",
+                               va="center", annotation_clip=False,
+                               arrowprops=None if near else dict(arrowstyle="-",
+                                                                 color="dimgrey", lw=0.8,
+                                                                 shrinkA=1, shrinkB=5))
+            box = _text_box(note, renderer)
+            if (all(not box.overlaps(other) for other in taken)
+                    and inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)):
+                taken.append(box)
+                break
+            note.remove()
+        else:  # nowhere free (hundreds of names): the last try stays, overlapping
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(9, 0),
+                               fontsize=fontsize, va="center")
+            taken.append(_text_box(note, renderer))
+
+
+def _offsets() -> list[tuple[int, int]]:
+    """Candidate offsets in points: beside the point (right, left), then rings far enough out
+    that the leader line back to the point is plainly visible."""
+    spots = [(9, 0), (-9, 0)]
+    for ring in range(10):
+        r = 24 + 14 * ring
+        spots += [(10, r), (10, -r), (-10, r), (-10, -r), (r, 0), (-r, 0),
+                  (r, r), (r, -r), (-r, r), (-r, -r)]
+    return spots
+
+
+def _marker_boxes(ax) -> list:
+    """A box around every point scattered on ``ax``, so that no name covers a point."""
+    from matplotlib.transforms import Bbox
+
+    boxes = []
+    scale = ax.figure.dpi / 72
+    for collection in ax.collections:
+        offsets = collection.get_offsets()
+        if not len(offsets):
+            continue
+        centres = collection.get_offset_transform().transform(offsets)
+        sizes = collection.get_sizes()
+        for i, (x, y) in enumerate(centres):
+            r = np.sqrt(sizes[i % len(sizes)] if len(sizes) else 36) / 2 * scale
+            boxes.append(Bbox([[x - r, y - r], [x + r, y + r]]))
+    return boxes
+
+
+def _draw(fig):
+    """Draw the figure (running its layout) and return the renderer that measures texts; a
+    ``Figure`` made without pyplot gets an Agg canvas first."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _text_boxes(fig, renderer) -> list[tuple[str, Any]]:
+    """(text, window extent) of every text drawn: titles, axis labels, legend entries, notes,
+    and the tick labels inside their axis's span (Matplotlib keeps spare tick objects
+    outside it that are not drawn)."""
+    from matplotlib.text import Text
+
+    ticks, boxes = set(), []
+    for ax in fig.axes:
+        for axis, low, high in ((ax.xaxis, ax.bbox.x0, ax.bbox.x1),
+                                (ax.yaxis, ax.bbox.y0, ax.bbox.y1)):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                for label in (tick.label1, tick.label2):
+                    ticks.add(id(label))
+                    if not (ax.get_visible() and label.get_visible() and label.get_text()):
+                        continue
+                    box = label.get_window_extent(renderer)
+                    middle = (box.x0 + box.x1) / 2 if axis is ax.xaxis else (box.y0 + box.y1) / 2
+                    if low - 1 <= middle <= high + 1:
+                        boxes.append((label.get_text(), box))
+    for text in fig.findobj(Text):
+        if id(text) in ticks or not text.get_visible() or not text.get_text().strip():
+            continue
+        if text.axes is not None and not text.axes.get_visible():
+            continue
+        boxes.append((text.get_text(), _text_box(text, renderer)))
+    return boxes
+
+
+def _text_box(text, renderer):
+    """A text's own box; an annotation's without its leader line (which may cross others)."""
+    from matplotlib.text import Annotation, Text
+
+    if isinstance(text, Annotation):
+        text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer)
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of texts in a figure whose boxes overlap once drawn (none in a readable one)."""
+    boxes = _text_boxes(fig, _draw(fig))
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
+            if box_a.overlaps(box_b)]
 
 
 # --------------------------------------------------------------------------- search analysis
 # These return the figure (``matplotlib.figure.Figure``, no pyplot state) so a notebook shows
 # it; the CLI saves it.
 
+SHOWN = 0.01  # importance rows below this share are summed into one "others" row
+
 
 def importance_figure(table, n_trials: int, resamples: int, project: str = ""):
-    """Horizontal bars of importance (mean share) with the spread across resamples."""
+    """Horizontal bars of importance (mean share of the objective's variance) with the spread
+    across resamples; the hyperparameters below ``SHOWN`` are one "others" row."""
     from matplotlib.figure import Figure
 
-    rows = table.iloc[::-1]
-    fig = Figure(figsize=(8, 1.2 + 0.32 * max(len(rows), 1)))
+    ranked = table.dropna(subset=["importance"])
+    shown = ranked[ranked["importance"] >= SHOWN]
+    rest = ranked[ranked["importance"] < SHOWN]
+    names = [f"{r.hyperparameter} ({r.present})" for r in shown.itertuples()]
+    means, spreads = list(shown["importance"]), list(shown["std"].fillna(0))
+    if len(rest):
+        names.append(f"{len(rest)} others (each < {SHOWN})")
+        means.append(max(float(rest["importance"].clip(lower=0).sum()), 0.0))
+        spreads.append(0.0)
+    fig = Figure(figsize=(8, 1.9 + 0.34 * max(len(names), 1)), layout="constrained")
     ax = fig.subplots()
-    low = np.minimum(rows["importance"], rows["std"])  # a share is never below 0
-    ax.barh(rows["hyperparameter"], rows["importance"], xerr=[low, rows["std"]],
-            color="steelblue", ecolor="grey", capsize=3)
-    ax.set_xlabel(f"importance (share of main-effect variance; mean ± sd over {resamples} "
-                  "bootstrap forests)")
-    ax.set_xlim(left=0)
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, means, xerr=spreads, color=["steelblue"] * len(shown) + ["lightgrey"] *
+            (len(names) - len(shown)), ecolor="grey", capsize=3)
+    ax.set_yticks(y, names)
+    ax.set_xlabel(f"share of val accuracy's variance (mean ± sd over {resamples} bootstrap "
+                  "resamples,\nminus a shuffled copy's); (n): the trials it was set in")
+    ax.set_xlim(left=min(0.0, *(m - s for m, s in zip(means, spreads, strict=True))))
+    ax.axvline(0, color="black", linewidth=0.8)
     ax.grid(axis="x", alpha=0.3)
-    few = " - few: read as a hint" if n_trials < 20 else ""
-    ax.set_title(f"{project}: hyperparameter importance for val accuracy ({n_trials} "
-                 f"trials{few})")
-    fig.tight_layout()
+    ax.set_title(f"{project}: hyperparameter importance\n({n_trials} finished configurations)",
+                 fontsize=11)
     return fig
 
 
@@ -157,19 +321,25 @@ def _baseline_lines(ax, baselines) -> None:
 
 
 def history_figure(history, baselines, project: str = ""):
-    """Each trial's objective and the best so far, against trial number and wall time, with
-    the baselines trained on the same data as horizontal lines."""
+    """Each configuration's objective (coloured by the epochs it was trained for) and the best
+    so far, against trial number and wall time, with the baselines trained on the same data as
+    horizontal lines; the legend sits below the panels."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(13, 4.5))
+    fig = Figure(figsize=(12, 5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     x_time = history["elapsed_s"] / 60
+    budgets = sorted(history["epochs"].dropna().unique())
     for ax, x, best, label in ((axes[0], history["number"], history["best_so_far"],
                                 "trial number"),
                                (axes[1], x_time, history["best_by_time"],
-                                "wall time since the first trial started (minutes)")):
-        ax.scatter(x, history["val_accuracy"], s=18, alpha=0.6, label="trial")
+                                "minutes since the first trial started")):
+        for budget in budgets or [None]:
+            mine = (history["epochs"] == budget) if budget is not None else history["number"] > 0
+            ax.scatter(x[mine], history.loc[mine, "val_accuracy"], s=20, alpha=0.7,
+                       label="configuration" if budget is None else
+                       f"configuration, {int(budget)} epoch{'s' if budget != 1 else ''}")
         order = np.argsort(np.asarray(x, dtype=float), kind="stable")
         ax.step(np.asarray(x, dtype=float)[order], np.asarray(best, dtype=float)[order],
                 where="post", color="black", label="best so far")
@@ -178,22 +348,24 @@ def history_figure(history, baselines, project: str = ""):
         ax.grid(alpha=0.3)
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("validation accuracy")
-    axes[0].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{project}: search history" + (" (dotted: baselines on the same data)"
-                                                 if len(baselines) else ""))
-    fig.tight_layout()
+    _legend_below(fig, axes[0])
+    fig.suptitle(f"{project}: search history ({len(history)} finished configurations)")
     return fig
 
 
 def slices_figure(slices, log: set[str], project: str = "", baselines=None):
-    """The objective against each of the named hyperparameters (one panel each); choices and
-    a conditional one's ``absent`` are categories along the axis, jittered."""
+    """The objective against each of the named hyperparameters (two panels a row); choices and
+    a conditional one's ``absent`` are categories along the axis, jittered; whole numbers
+    (epochs, filters) get whole-number ticks."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
+    from fmnist_search.analysis import value_order
 
     names = list(dict.fromkeys(slices["hyperparameter"]))
-    cols = min(len(names), 4)
+    cols = min(len(names), 2)
     rows = -(-len(names) // cols)
-    fig = Figure(figsize=(3.6 * cols + 0.6, 3.2 * rows))
+    fig = Figure(figsize=(5.2 * cols + 0.5, 3.4 * rows + 1.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
     rng = np.random.default_rng(0)
     for ax, name in zip(axes, names, strict=False):
@@ -202,27 +374,29 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         if numeric:
             ax.scatter(values, part["val_accuracy"], s=18, alpha=0.7)
+            distinct = sorted(set(values))
             if name in log:
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # crowded 2x10^-3, 3x10^-3, ...
+            elif len(distinct) <= 8 and all(float(v).is_integer() for v in distinct):
+                ax.set_xticks(distinct, [f"{int(v)}" for v in distinct])  # 16, 32, 64, 128
+            elif all(float(v).is_integer() for v in values):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         else:
-            def order(v):  # numbers in order, then the choices, then "absent"
-                number = isinstance(v, (int, float)) and not isinstance(v, bool)
-                return (0, float(v), "") if number else (1 + (v == "absent"), 0.0, str(v))
-
-            levels = [str(v) for v in sorted(set(values), key=order)]
+            levels = [str(v) for v in sorted(set(values), key=value_order)]
             where = {level: i for i, level in enumerate(levels)}
             x = [where[str(v)] + rng.uniform(-0.15, 0.15) for v in values]
             ax.scatter(x, part["val_accuracy"], s=18, alpha=0.7)
-            ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
+            ax.set_xticks(range(len(levels)), levels, rotation=30 if len(levels) > 3 else 0,
+                          ha="right" if len(levels) > 3 else "center")
         if baselines is not None:
             _baseline_lines(ax, baselines)
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     for ax in axes[len(names):]:
         ax.set_visible(False)
-    axes[0].set_ylabel("validation accuracy")
-    if baselines is not None and len(baselines):
-        axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{project}: validation accuracy against the most important hyperparameters")
-    fig.tight_layout()
+    for ax in axes[::cols]:
+        ax.set_ylabel("validation accuracy")
+    _legend_below(fig, axes[0])
+    fig.suptitle(f"{project}: validation accuracy against each hyperparameter")
     return fig

@@ -39,15 +39,15 @@ class Predictions:
 
 def predict_run(run_dir: Path, input_csv: str | None, columns: Columns = Columns(),
                 data_dir: str | None = None) -> Predictions:
-    import keras
-
-    from fmnist_search import augment, losses  # noqa: F401  (registers them for load_model)
-    from fmnist_search.training import predict
-
     metrics = load_run(run_dir)
     trained_on = metrics.get("data", {})
     classes = np.asarray(trained_on.get("classes", list(range(10))))
     x, truth, ids, warnings = _inputs(input_csv, trained_on, columns, data_dir, run_dir)
+    import keras  # TensorFlow loads once the input is known good (seconds)
+
+    from fmnist_search import augment, losses  # noqa: F401  (registers them for load_model)
+    from fmnist_search.training import predict
+
     model = keras.models.load_model(run_dir / "model.keras")
     probs, _ = predict(model, dataset.scale(x), tta=bool(metrics.get("values", {}).get("tta")))
     labels = classes[probs.argmax(axis=1)]

@@ -1,20 +1,30 @@
-"""Checks that a command's outputs can be written, made before the work that produces them.
+"""Checks made before the work they guard, and before TensorFlow loads (5-10 s).
 
 A baseline trains for minutes to hours and writes its run directory only at the end; a
 read-only results directory found then loses the trained model. So commands try a real write
 first: permissions, read-only mounts, a file where a folder should be, and root's exemption
 from permission bits are all answered by the filesystem itself, not guessed from mode bits.
+The same goes for a project (its folder, its lock), the chief's port and the worker count:
+each is answered here in a fraction of a second, with nothing created.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fmnist_search import layout
 from fmnist_search.errors import UserError
+
+# bench_workers on 2 cores (quick preset, 6 trials, both orders): one process ran 115-118
+# trials/h, --workers 2 ran 106-112. More workers than cores only share the cores.
+WORKERS_MEASURED = "on 2 cores --workers 2 ran 106-112 trials/h against 115-118 in one process"
 
 
 def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
@@ -61,3 +71,94 @@ def writing(path: Path, option: str) -> Iterator[None]:
     except OSError as exc:
         raise UserError(f"{option} {path} cannot be written: {exc.strerror or exc}. Choose "
                         "another path.") from exc
+
+
+def check_project(root: Path, project: str) -> None:
+    """A search's project: a real folder of the results directory (``layout.check_inside``),
+    writable when it exists, and not being searched by another process right now."""
+    path = layout.check_inside(root, project)
+    check_not_searched(root, project)
+    if path.is_dir():
+        ensure_writable_dir(path, f"The project folder of '{project}'",
+                            "Make it writable, or choose another --project.")
+
+
+def check_not_searched(root: Path, project: str) -> None:
+    """The project's lock is free (taken and released at once; a missing lock file is not
+    created). The search takes it for good later, so a race is still refused there."""
+    from fmnist_search.tuning.project import busy_error
+
+    lock = layout.lock_file(root, project)
+    try:
+        fh = open(lock)  # noqa: SIM115 (closed below; read-only: creates nothing)
+    except OSError:
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy_error(root, project) from None
+
+
+def worker_count(requested: int, trials: int, per_gpu: int, gpus: list[str],
+                 cpus: list[int]) -> tuple[int, list[str]]:
+    """How many local workers to start, and warnings: never more than the trials; more than
+    the cores (no GPU) is allowed with a warning; more than GPUs x ``per_gpu`` is refused."""
+    from fmnist_search.tuning.supervisor import plan_devices
+
+    warnings = []
+    count = min(requested, trials)
+    if count < requested:
+        warnings.append(f"--workers {requested} is more than the {trials} trial(s) of the "
+                        f"search: starting {count}.")
+    if gpus:
+        plan_devices(count, per_gpu, gpus, cpus)  # refuses more than the GPUs can take
+    elif count > len(cpus):
+        warnings.append(f"--workers {count} is more than the {len(cpus)} core(s) this process "
+                        f"may use: the workers share them, so the search is not faster "
+                        f"({WORKERS_MEASURED}).")
+    return count, warnings
+
+
+def ensure_bindable(host: str, port: int) -> None:
+    """The chief's address can be listened on: bound and released at once, before the search
+    creates its project. (``SO_REUSEADDR``, as gRPC sets it: a port in TIME_WAIT is free.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise UserError(f"The chief cannot listen on {shown} ({why}): the port is in use or "
+                        "the address is not one of this machine's. Choose another --port (0 "
+                        "picks a free one) or --bind; nothing was created.") from exc
+
+
+def wait_for_chief(host: str, port: int, chief_json: Path, timeout: float,
+                   note: Callable[[str], None] = print) -> None:
+    """A worker's first step, before TensorFlow loads: its chief accepts a connection at
+    HOST:PORT and has written ``chief.json`` (the search it serves), within ``timeout`` seconds
+    (``--chief-timeout``) from the start. A worker started before its chief waits for it."""
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    deadline = time.monotonic() + timeout
+    why, told = "", False
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(5.0, timeout)):
+                pass
+            if (layout.read_json(chief_json) or {}).get("session") is not None:
+                return
+            why = f"it answers, but {chief_json} was not found"
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        if time.monotonic() >= deadline:
+            raise UserError(
+                f"No chief at {shown} ({why}, for {timeout:g} s: --chief-timeout). Start the "
+                "chief first (`fmnist-search chief`), give --chief the address it printed, and "
+                "give every worker its --results-dir, on a file system they share.")
+        if not told:
+            note(f"waiting for the chief at {shown} ({why}) ...")
+            told = True
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))

@@ -80,6 +80,10 @@ def load(name_or_path: str) -> Preset:
 
 
 def parse(path: Path, data: dict) -> Preset:
+    if not data:
+        raise UserError(f"{path} sets nothing: an empty preset would search with the built-in "
+                        "defaults without a word. Set at least one key (e.g. trials = 20), or "
+                        f"use a shipped preset ({', '.join(catalog.list_presets())}).")
     unknown = set(data) - set(SCALARS) - set(TABLES)
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; a preset has "

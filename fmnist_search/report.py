@@ -231,6 +231,9 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+STAGE_STYLES = {"baseline": "bold cyan", "control": "bold magenta"}
+
+
 def final_table(record: Mapping[str, Any], title: str = "") -> Table:
     """``final.json``: the top configurations beside the report's models, all trained with
     the final protocol, with each stage's wall time."""
@@ -241,8 +244,10 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
     skipped = [s["name"] for s in record.get("skipped") or []]
     if skipped:
         note += f"; not trained for --max-time: {', '.join(skipped)} (finalize trains them)"
+    control = record.get("control") or {}
     table = Table(title=f"{title or 'Final models of ' + str(record.get('project'))} "
-                  f"({record.get('epochs')} epochs, whole training split; {note})")
+                  f"({record.get('epochs')} epochs, whole training split; {note})",
+                  caption=control.get("line"))
     for col in ("stage", "model", "test acc", "val acc", "params", "s/epoch", "epochs",
                 "wall", "screening val acc", "architecture"):
         table.add_column(col, justify="left" if col in ("stage", "model", "architecture")
@@ -256,7 +261,7 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
                       _fmt(r.get("val_accuracy")), _fmt(r.get("params")),
                       _fmt(r.get("seconds_per_epoch"), 1), _fmt(r.get("epochs")), wall,
                       _fmt(r.get("screening_val_accuracy")), r.get("architecture") or "",
-                      style="bold cyan" if r["stage"] == "baseline" else None)
+                      style=STAGE_STYLES.get(r["stage"]))
     return table
 
 
@@ -284,16 +289,33 @@ def history_table(rows: Sequence[Mapping[str, Any]], title: str = "History") -> 
 
 def importance_table(table, n_trials: int, resamples: int, title: str = "") -> Table:
     """Importance per hyperparameter, its spread and how many trials had it."""
-    t = Table(title=title or f"Hyperparameter importance for val accuracy ({n_trials} finished "
-              f"trials; ± sd over {resamples} bootstrap forests)")
+    t = Table(title=title or f"Hyperparameter importance: share of val accuracy's variance, "
+              f"less a shuffled copy's ({n_trials} finished configurations; ± sd over "
+              f"{resamples} bootstrap resamples)")
     for col, justify in (("#", "right"), ("hyperparameter", "left"), ("importance", "right"),
                          ("± sd", "right"), ("kind", "left"), ("in trials", "right")):
         t.add_column(col, justify=justify)
     for _, row in table.iterrows():
         share = row["importance"]
-        bar = "█" * round(20 * share) if share == share else ""
+        bar = "█" * round(20 * share) if share == share and share > 0 else ""
         t.add_row(str(row["rank"]), row["hyperparameter"], f"{_fmt(share, 3)} {bar:<20}",
                   _fmt(row["std"], 3), row["kind"], f"{row['present']}/{n_trials}")
+    return t
+
+
+def slices_table(summary, title: str = "Val accuracy by value") -> Table:
+    """``analysis.slice_summary``: per hyperparameter, each value (or range) with its trials,
+    mean and best validation accuracy."""
+    t = Table(title=title)
+    for col, justify in (("hyperparameter", "left"), ("value", "left"), ("trials", "right"),
+                         ("mean val acc", "right"), ("best", "right")):
+        t.add_column(col, justify=justify)
+    previous = None
+    for _, row in summary.iterrows():
+        name = row["hyperparameter"] if row["hyperparameter"] != previous else ""
+        previous = row["hyperparameter"]
+        t.add_row(name, str(row["value"]), str(row["trials"]), _fmt(row["mean"]),
+                  _fmt(row["best"]))
     return t
 
 

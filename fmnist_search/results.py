@@ -18,8 +18,18 @@ from fmnist_search.layout import BASELINES, RETRAINED, list_projects  # noqa: F4
 
 
 def results_root(option: str | None = None) -> Path:
-    """Where runs live: --results-dir, else FMNIST_RESULTS, else tuner_results/."""
-    return Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
+    """Where runs live: --results-dir, else FMNIST_RESULTS, else tuner_results/. A file there
+    is refused at once (every command would otherwise find "no project" in it)."""
+    root = Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
+    if root.exists() and not root.is_dir():
+        from fmnist_search.errors import UserError
+
+        given = ("--results-dir" if option else "FMNIST_RESULTS"
+                 if os.environ.get("FMNIST_RESULTS") else "The results directory")
+        raise UserError(f"{given} {root} is a file, not a folder: results are kept in a folder "
+                        "of projects and runs. Give --results-dir (or FMNIST_RESULTS) a folder "
+                        "path, new or existing.")
+    return root
 
 
 def trial_rows(root: Path, project: str,
@@ -184,6 +194,8 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
 
     known = list_projects(root)
     if projects:
+        for project in projects:
+            layout.check_inside(root, project)
         missing = [p for p in projects if p not in known]
         if missing:
             raise UserError(f"No project {', '.join(missing)} in {root}. Projects there: "
@@ -258,7 +270,7 @@ def load_project(root: Path, project: str) -> dict[str, Any]:
     from fmnist_search.layout import check_name
 
     check_name(project, "project")
-    run = layout.read_project(root / project)
+    run = layout.read_project(layout.check_inside(root, project))
     if run is None:
         raise UserError(f"No project '{project}' in {root}. Projects there: "
                         f"{', '.join(list_projects(root)) or '(none)'}.")

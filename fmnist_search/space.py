@@ -235,6 +235,11 @@ def _entry(path: Path, key: str, name: str, raw: Any, earlier: list[Entry]) -> E
             f"{', '.join(builder.known_names())}."
         )
     kind = raw.get("type")
+    if kind is None:  # an older, inline form such as filters_1 = { min = 32, max = 128 }
+        raise UserError(
+            f"{path}: [{key}] has no type (its keys: {', '.join(sorted(raw)) or 'none'}). Each "
+            f"hyperparameter is a table of its own with type = one of {', '.join(TYPES)}, e.g. "
+            f"[hp.{name}] then type = \"int\", min = 32, max = 128 on their own lines.")
     if kind not in TYPES:
         raise UserError(f"{path}: [{key}] type = {kind!r}; valid types are {', '.join(TYPES)}.")
     spec = {k: v for k, v in raw.items() if k not in ("type", "when")}

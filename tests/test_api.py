@@ -69,8 +69,8 @@ def test_readme_example(csv_data, tmp_path):
     assert baseline_model.predict(x, verbose=0).shape == (50, 10)
 
     found = api.analyze("nb", results_dir=res, resamples=2)
-    assert found.n_trials == 3 and "only 3 finished trials" in found.importance.warning
-    assert set(api.figures(found)) >= {"importance", "history"}
+    assert found.n_trials == 3 and "importance needs" in found.importance.message
+    assert set(api.figures(found)) == {"history", "slices"}  # no ranking below the minimum
 
 
 @pytest.mark.slow
@@ -91,10 +91,11 @@ def test_search_and_finalize_run_without_the_cli(csv_data, tmp_path):
         " epochs=1, subset=0.5, project='lib', **data)\n"
         f"final = api.finalize('lib', top=1, epochs=1, results_dir={str(res)!r})\n"
         "cli = sorted(m for m in sys.modules if m.startswith('fmnist_search.cli'))\n"
-        "print('RESULT', cli, len(board), [r['stage'] for r in final['rows']])\n")
+        "print('RESULT', cli, len(board), sorted({r['stage'] for r in final['rows']}))\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "RESULT [] 2 ['final']" in proc.stdout
+    result = proc.stdout[proc.stdout.index("RESULT"):]
+    assert result.startswith("RESULT [] 2 [") and "'final'" in result, result
     assert (res / "finalized" / "lib" / "final.json").is_file()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,11 @@ def _write_csvs(d: Path) -> None:
     (d / "empty.csv").write_text("")
     (d / "fake.csv.gz").write_text((d / "five.csv").read_text())
     (d / "binary.csv").write_bytes(bytes(range(256)) * 8)
+    # 784 columns, the first named foo: neither an id, a label nor a pixel
+    (d / "foo.csv").write_text("\n".join(["foo," + ",".join(HEADER.split(",")[1:-1]),
+                                          *(r.rsplit(",", 1)[0] for r in good[:3])]) + "\n")
+    (d / "semicolon.csv").write_text("\n".join(line.replace(",", ";")
+                                               for line in [HEADER, *good]) + "\n")
 
 
 SPACES = {
@@ -84,6 +91,7 @@ SPACES = {
     "default_huge.toml": ('[hp.filters_1]\ntype = "int"\nmin = 8\nmax = 64\n'
                           'default = 1000000000000000\n'),
     "inf.toml": '[hp.learning_rate]\ntype = "float"\nmin = 1e-4\nmax = inf\n',
+    "inline.toml": "[hp]\nfilters_1 = { min = 32, max = 128 }\n",
     "preset_fixed.toml": "trials = 2\nfixed = 3\n",
     "preset_precision.toml": 'precision = "fp64"\n',
     "preset_epochs.toml": "epochs = 100000\n",
@@ -112,10 +120,22 @@ def _write_results(d: Path) -> None:
     (project / "trial_00" / "record.json").write_text(json.dumps({
         "status": "COMPLETED", "val_accuracy": 0.5, "val_loss": 1.2, "params": 31413,
         "seconds_per_epoch": 0.1, "epochs": 1, "architecture": "C4-P | F", "history": []}))
+    (d / "outside").mkdir()  # a user's folder elsewhere, and a project name linking to it
+    (d / "outside" / "mine.txt").write_text("not the tool's\n")
+    (root / "link").symlink_to(d / "outside")
     run = d / "run"
     run.mkdir()
     (run / "model.keras").write_bytes(b"not loaded: every case fails before")
     (run / "metrics.json").write_text(json.dumps({"model": "m", "data": data}))
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    """A port something listens on: a chief's port in use, or a chief that answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -288,14 +308,69 @@ CASES = [
      ["--project", "'../x'"]),
     ("worker cpus not numbers", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
                                  "--cpus", "a,b", *R], ["--cpus", "'a,b'"]),
-    ("worker project space missing", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
-                                      "--worker-id", "w", *R], ["cannot join", "tiny"]),
+    ("worker project space missing", ["worker", "--chief", "127.0.0.1:{port}", "--project",
+                                      "p", "--worker-id", "w", *R], ["cannot join", "tiny"]),
+    # ---------------------------------------------------------------- second hardening pass
+    ("project name too long", ["run", "--project", "a" * 250, *R],
+     ["250 characters", "at most 100"]),
+    ("project starting with -", ["run", "--project=-x", *R], ["'-x'", "must not start"]),
+    ("run project symlink", ["run", "--project", "link", *R], ["'link'", "symbolic link"]),
+    ("overwrite project symlink", ["run", "--project", "link", "--overwrite", *R],
+     ["'link'", "symbolic link"]),
+    ("finalize project symlink", ["finalize", "link", *R], ["'link'", "symbolic link"]),
+    ("show project symlink", ["show", "link", *R], ["'link'", "symbolic link"]),
+    ("retrain project symlink", ["retrain", "link", *R], ["'link'", "symbolic link"]),
+    ("analyze project symlink", ["analyze", "link", *R], ["'link'", "symbolic link"]),
+    ("leaderboard project symlink", ["leaderboard", "link", *R], ["'link'", "symbolic link"]),
+    ("worker project symlink", ["worker", "--chief", "127.0.0.1:{port}", "--project", "link",
+                                *R], ["'link'", "symbolic link"]),
+    ("results dir is a file", ["leaderboard", "--results-dir", D + "five.csv"],
+     ["five.csv", "is a file"]),
+    ("show results dir is a file", ["show", "p", "--results-dir", D + "five.csv"],
+     ["five.csv", "is a file"]),
+    ("chief address not here", ["chief", "--bind", "192.0.2.1", *R],
+     ["192.0.2.1", "cannot listen", "nothing was created"]),
+    ("chief port in use", ["chief", "--port", "{port}", *R], [":{port}", "in use"]),
+    ("worker no chief", ["worker", "--chief", "127.0.0.1:1", "--project", "p",
+                         "--chief-timeout", "0.3", *R], ["No chief at 127.0.0.1:1",
+                                                         "--chief-timeout"]),
+    ("worker chief without chief.json", ["worker", "--chief", "127.0.0.1:{port}", "--project",
+                                         "nochief", "--chief-timeout", "0.3", *R],
+     ["nochief", "chief.json", "--chief-timeout"]),
+    ("empty preset", ["run", "--search", D + "empty.toml", *R], ["empty.toml", "sets nothing"]),
+    ("space inline syntax", ["describe", D + "inline.toml"],
+     ["inline.toml", "[hp.filters_1] has no type", "max, min"]),
+    ("predict unknown first column", ["predict", D + "run", "--input", D + "foo.csv",
+                                      "--out", D + "o.csv", *R], ["foo.csv", "'foo'"]),
+    ("csv semicolons", ["data", T, D + "semicolon.csv"], ["semicolon.csv", "semicolons"]),
+    ("classes negative", ["run", "--classes", "-1,2", *R], ["--classes '-1,2'"]),
+    ("max time negative", ["run", "--max-time", "-5m", *R], ["--max-time '-5m'", "negative"]),
+    ("hyperband factor 1", ["run", "--factor", "1", *R], ["--factor 1", "2 or more"]),
+    ("show trial abc", ["show", "p", "abc", *R], ["'abc'"]),
+]
+
+# Refused from the arguments alone (names, options, paths, ports, small files): each answers
+# before TensorFlow or any data loads (TensorFlow alone takes 5-10 s to import).
+ARGUMENT_LEVEL = [
+    "subset 0", "classes one", "seed -1", "describe 1 class", "run patience -1",
+    "run batch size", "preset fixed not a table", "preset epochs", "leaderboard top -1",
+    "leaderboard csv directory", "show lost record.json",
+    "analyze project name", "analyze unknown project", "predict binary input",
+    "predict unknown first column", "predict out directory", "finalize unknown project",
+    "run workers 0", "chief port too large", "worker chief without port",
+    "worker project escapes", "project name too long", "project starting with -",
+    "run project symlink", "overwrite project symlink", "finalize project symlink",
+    "show project symlink", "retrain project symlink", "analyze project symlink",
+    "leaderboard project symlink", "worker project symlink", "results dir is a file",
+    "show results dir is a file", "chief address not here", "chief port in use",
+    "worker no chief", "worker chief without chief.json", "empty preset", "classes negative",
+    "max time negative", "hyperband factor 1", "show trial abc",
 ]
 
 
 @pytest.mark.parametrize("argv, culprits", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_exits_2_naming_the_culprit(files, capsys, argv, culprits):
-    argv = [a.format(d=files) for a in argv]
+def test_bad_input_exits_2_naming_the_culprit(files, port, capsys, argv, culprits):
+    argv = [a.format(d=files, port=port) for a in argv]
     before = sorted(p.name for p in files.rglob("*"))
     assert main(argv) == 2
     out, err = capsys.readouterr()
@@ -303,7 +378,8 @@ def test_bad_input_exits_2_naming_the_culprit(files, capsys, argv, culprits):
     message = " ".join(err.split())  # the message is wrapped at 100 columns
     assert message.startswith("error: ")
     for culprit in culprits:
-        assert culprit.format(d=files) in message, f"{culprit!r} not named in: {message}"
+        culprit = culprit.format(d=files, port=port)
+        assert culprit in message, f"{culprit!r} not named in: {message}"
     assert sorted(p.name for p in files.rglob("*")) == before  # nothing written, nothing lost
 
 
@@ -314,6 +390,37 @@ def test_every_command_has_cases_and_every_case_names_a_culprit():
 
     assert {argv[0] for _, argv, _ in CASES} == set(COMMANDS)
     assert [name for name, _, culprits in CASES if not culprits] == []
+
+
+def test_argument_level_cases_are_in_the_table():
+    assert set(ARGUMENT_LEVEL) <= {c[0] for c in CASES}
+
+
+TIMING_SCRIPT = """
+import json, sys, time
+from fmnist_search.cli import main
+timings = []
+for argv in json.loads(sys.argv[1]):
+    start = time.perf_counter()
+    code = main(argv)
+    timings.append([code, time.perf_counter() - start, "tensorflow" in sys.modules])
+print("TIMINGS", json.dumps(timings))
+"""
+
+
+def test_argument_level_refusals_come_before_tensorflow_in_under_a_second(files, port):
+    """Each case in a fresh interpreter would time Python's start; here they run one after
+    another in one, each timed alone, and TensorFlow must never have been imported."""
+    by_name = {c[0]: c[1] for c in CASES}
+    cases = [[a.format(d=files, port=port) for a in by_name[name]] for name in ARGUMENT_LEVEL]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", TIMING_SCRIPT, json.dumps(cases)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    timings = json.loads(proc.stdout.split("TIMINGS", 1)[1])
+    for name, (code, seconds, tensorflow) in zip(ARGUMENT_LEVEL, timings, strict=True):
+        assert code == 2, name
+        assert not tensorflow, f"{name} imported TensorFlow"
+        assert seconds < 1.0, f"{name} took {seconds:.2f} s"
 
 
 HUGE_RANGE_SCRIPT = """
@@ -362,3 +469,32 @@ def test_huge_range_search_allocates_nothing_big(files, capsys):
     assert time.perf_counter() - start < 5
     assert peak < 20 * 2**20
     assert "dense_units_1" in capsys.readouterr().err
+
+
+def test_overwrite_of_a_project_being_searched_is_refused_at_once(tmp_path, capsys,
+                                                                  monkeypatch):
+    import fcntl
+
+    from fmnist_search import dataset
+
+    monkeypatch.setattr(dataset, "ensure_local_copy", lambda *a, **k: pytest.fail("data loaded"))
+    root = tmp_path / "res"
+    (root / "p").mkdir(parents=True)
+    (root / "p" / "run.json").write_text("{}")
+    with open(root / ".p.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running search holds it
+        start = time.perf_counter()
+        assert main(["run", "--project", "p", "--overwrite", "--results-dir", str(root)]) == 2
+        assert time.perf_counter() - start < 1.0
+    assert "being searched" in " ".join(capsys.readouterr().err.split())
+    assert (root / "p" / "run.json").exists()
+
+
+def test_workers_beyond_the_trials_are_capped_with_a_one_line_warning(files, capsys):
+    argv = ["run", "--workers", "1000", "--trials", "1", "--space", f"{files}/bin.toml",
+            "--results-dir", f"{files}/res"]
+    assert main(argv) == 2  # refused later, for the space file: the warning came first
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == ("warning: --workers 1000 is more than the 1 trial(s) of the search: "
+                        "starting 1.")
+    assert lines[1].startswith("error: ") and "bin.toml" in " ".join(lines[1:])

@@ -218,6 +218,76 @@ def test_the_time_budget_stops_new_trials(tmp_path):
     assert chief.create_trial("w1").status == "STOPPED" and chief.stop_reason == "time"
 
 
+def test_a_workers_lock_file_goes_with_it_refused_or_done(tmp_path):
+    lock = layout.worker_file(tmp_path, "w", ".lock")
+    with worker.id_lock(tmp_path, "w"):
+        assert lock.exists()
+    assert not lock.exists()
+    with pytest.raises(distributed.UserError), worker.id_lock(tmp_path, "w"):
+        raise distributed.UserError("refused: the data differs")
+    assert not lock.exists()
+
+
+def test_the_chiefs_display_drops_a_worker_whose_heartbeat_is_gone(tmp_path):
+    """A refused worker deletes its heartbeat; it must not stay "starting" in the display."""
+    import io
+
+    from rich.console import Console
+
+    from fmnist_search.tuning.display import RecordWatcher, SearchDisplay
+
+    display = SearchDisplay(Console(file=io.StringIO()), 1, 0)
+    watcher = RecordWatcher(display, tmp_path)
+    beat = layout.worker_file(tmp_path, "w", ".json")
+    beat.parent.mkdir()
+    layout.write_json(beat, {"status": "starting"})
+    def shown() -> dict:
+        return {t.description.strip(): t.fields.get("status") for t in display.progress.tasks}
+
+    watcher.tick()
+    assert shown()["w"] == "starting"
+    beat.unlink()
+    watcher.tick()
+    assert "w" not in shown() and watcher.rows == {}
+
+
+ORPHAN_PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+ORPHAN_CHILD = """
+import os, signal, sys, time
+from fmnist_search.tuning import worker
+if {ignore}:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stuck, as in a call to the dead chief
+worker.watch_parent(os.getppid())
+open({ready!r}, "w").close()
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("ignore", [False, True], ids=["stops-on-sigterm", "stuck"])
+def test_an_orphan_stops_within_2_s_of_its_supervisors_sigkill(tmp_path, ignore):
+    ready = tmp_path / "ready"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child_code = ORPHAN_CHILD.format(ignore=ignore, ready=str(ready))
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT, child_code], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        _wait_for(ready.exists, 60, "the child to watch its parent")
+        parent.kill()
+        parent.wait()
+        start = time.monotonic()
+        _wait_for(lambda: not _alive(child), 10, "the orphan to stop")
+        assert time.monotonic() - start < 2.0
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
 # --------------------------------------------------------------------------- real processes
 
 
@@ -339,6 +409,27 @@ def test_the_supervisor_killed_with_sigkill_leaves_no_process_and_a_rerun_resume
 
 
 @pytest.mark.slow
+def test_workers_stop_within_2_s_of_a_sigkill_of_run(tmp_path, csv_data):
+    """The README's promise, measured: ``kill -9`` of ``run --workers 2`` while both workers
+    train; each worker sees within 0.25 s that its supervisor is gone and stops."""
+    args, project, proc = _start_search(csv_data, tmp_path, 4, "out.txt")
+    beats = [project / "workers" / f"worker-{i}.json" for i in (1, 2)]
+    _wait_for(lambda: all((layout.read_json(b) or {}).get("status") == "training"
+                          for b in beats), 240, "both workers training")
+    pids = _worker_pids(project)
+    proc.kill()
+    proc.wait()
+    start = time.monotonic()
+    try:
+        _wait_for(lambda: not [pid for pid in pids if _alive(pid)], 40, "the orphans to stop")
+        assert time.monotonic() - start < 2.0
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
 def test_sigterm_stops_the_supervisor_and_its_workers_cleanly(tmp_path, csv_data):
     args, project, proc = _start_search(csv_data, tmp_path, 3, "out.txt")
     beats = [project / "workers" / f"worker-{i}.json" for i in (1, 2)]
@@ -379,6 +470,17 @@ def test_a_chief_and_a_worker_started_by_hand_complete_a_bayesian_search(tmp_pat
 
 
 @pytest.fixture
+def chief_port():
+    """Something listening, as a chief would: a worker checks that before TensorFlow loads."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
 def one_trial_project(tmp_path, csv_data):
     """A finished project with the chief.json a chief of it would write (its run.json)."""
     assert main(search_args(csv_data, tmp_path, "p", 1)) == 0
@@ -404,19 +506,21 @@ def _edit_session(project: Path, change) -> None:
     (lambda r: r["data"].update(n_train=7), "n_train"),
     (lambda r: r["identity"].update(space="[hp.x]\n"), "space file"),
 ], ids=["code", "keras", "images", "data", "space"])
-def test_a_worker_unlike_the_project_is_refused(one_trial_project, capsys, change, culprit):
+def test_a_worker_unlike_the_project_is_refused(one_trial_project, chief_port, capsys, change,
+                                                culprit):
     _edit_session(one_trial_project, change)
-    argv = ["worker", "--chief", "127.0.0.1:1", "--project", "p", "--results-dir",
+    argv = ["worker", "--chief", f"127.0.0.1:{chief_port}", "--project", "p", "--results-dir",
             str(one_trial_project.parent), "--worker-id", "w"]
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot join" in err and culprit in err and "Traceback" not in err
     assert not (one_trial_project / "workers" / "w.json").exists()  # it never joined
+    assert not (one_trial_project / "workers" / "w.lock").exists()
 
 
 @pytest.mark.slow
-def test_a_second_live_worker_with_the_same_id_is_refused(one_trial_project, capsys):
-    argv = ["worker", "--chief", "127.0.0.1:1", "--project", "p", "--results-dir",
+def test_a_second_live_worker_with_the_same_id_is_refused(one_trial_project, chief_port, capsys):
+    argv = ["worker", "--chief", f"127.0.0.1:{chief_port}", "--project", "p", "--results-dir",
             str(one_trial_project.parent), "--worker-id", "w"]
     with worker.id_lock(one_trial_project, "w"):  # a live worker "w" holds its id's lock
         assert main(argv) == 2

@@ -51,6 +51,23 @@ def _rigged(monkeypatch):
     monkeypatch.setattr(training, "count_params", count)
 
 
+def _tiny_space():
+    from pathlib import Path
+
+    from conftest import TINY_SPACE
+
+    from fmnist_search import space
+
+    return space.load_space(Path(TINY_SPACE))
+
+
+class _Data:  # a search's data: a subset of the training split
+    def fingerprint(self):
+        from fmnist_search.dataset import DataSettings
+
+        return DataSettings(subset=0.5).fingerprint()
+
+
 @pytest.mark.slow
 def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsys,
                                                        monkeypatch):
@@ -77,12 +94,24 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert final["schema"] == layout.SCHEMA and final["complete"] and final["top"] == 2
     assert final["skipped"] == []  # --max-time 1h: everything fits
     stages = [r["stage"] for r in final["rows"]]
-    assert stages == ["final", "baseline", "final"]  # the report model before a runner-up
+    # The control (the space's default point) and the report model before a runner-up.
+    assert stages == ["final", "control", "baseline", "final"]
+    control = final["rows"][1]
+    assert control["name"] == "tiny_space-default" and control["n_test"] == 50
+    gain = final["control"]
+    assert gain["pick"] == final["rows"][0]["name"] and gain["control"] == control["name"]
+    assert gain["gain"] == pytest.approx(final["rows"][0]["test_accuracy"]
+                                         - control["test_accuracy"])
+    assert gain["line"] in out
+    control_metrics = layout.read_metrics(next((root / layout.CONTROLS).rglob("metrics.json")
+                                               ).parent)
+    assert control_metrics["values"]["aug_flip"] is True  # the same final protocol
+    assert control_metrics["values"]["filters_1"] == 4  # the tiny space's default point
     assert all(0 <= r["test_accuracy"] <= 1 for r in final["rows"])
-    assert {final["rows"][0]["trial"], final["rows"][2]["trial"]} <= {"0", "1", "4"}
+    assert {final["rows"][0]["trial"], final["rows"][3]["trial"]} <= {"0", "1", "4"}
     assert final["stages"]["screening_seconds"] > 0
     models = final["stages"]["models"]
-    assert len(models) == 3 and all(m["seconds"] > 0 and not m["reused"] for m in models)
+    assert len(models) == 4 and all(m["seconds"] > 0 and not m["reused"] for m in models)
     run_dirs = sorted((root / layout.FINALIZED / "b").glob("b-*/*"))
     assert len(run_dirs) == 2
     metrics = layout.read_metrics(run_dirs[0])
@@ -96,7 +125,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert "pruned" in out and "rejected" in out
     assert main(["leaderboard", "b", "--json", "--results-dir", str(root)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {r["stage"] for r in rows} == {"final", "baseline", "screening"}
+    assert {r["stage"] for r in rows} == {"final", "control", "baseline", "screening"}
     assert main(["show", "b", "2", "--results-dir", str(root)]) == 0  # pruned: shown by id
     capsys.readouterr()
 
@@ -108,7 +137,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")} \
         == before
     again = layout.read_final(root, "b")
-    assert len(again["stages"]["models"]) == 3
+    assert len(again["stages"]["models"]) == 4
     assert all(m["reused"] for m in again["stages"]["models"])
     # A deadline that leaves no time (2 epochs: nothing to reuse): the first configuration
     # and the report model train all the same, the runner-up is named, not started.
@@ -122,7 +151,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     late = finalize.finalize(finalize.FinalizeRequest(root, "b", epochs=2, deadline=time.time()),
                              Console(), prepare_data)
     assert [(r["stage"], r["epochs"], r["reused"]) for r in late["rows"]] == [
-        ("final", 2, False), ("baseline", 2, False)]
+        ("final", 2, False), ("control", 2, False), ("baseline", 2, False)]
     assert [s["stage"] for s in late["skipped"]] == ["final"] and late["complete"]
     assert late["skipped"][0]["estimated_seconds"] > late["skipped"][0]["left_seconds"] == 0
     assert f'{late["skipped"][0]["name"]}: not trained' in " ".join(
@@ -130,7 +159,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert main(["finalize", "b", "--top", "3", "--results-dir", str(root)]) == 0
     third = layout.read_final(root, "b")
     reused = [m["reused"] for m in third["stages"]["models"]]
-    assert len(reused) == 4 and reused.count(False) == 1  # only the third configuration
+    assert len(reused) == 5 and reused.count(False) == 1  # only the third configuration
 
     assert main(["compare", "b", "--out", str(tmp_path / "c.png"),
                  "--results-dir", str(root)]) == 0
@@ -151,7 +180,7 @@ def test_a_budget_too_small_still_ends_with_the_best_and_the_report_model(tmp_pa
     out = " ".join(capsys.readouterr().out.split())
     assert sum(r["status"] == "COMPLETED" for r in results.trial_rows(root, "t")) >= 2
     final = layout.read_final(root, "t")
-    assert [r["stage"] for r in final["rows"]] == ["final", "baseline"]
+    assert [r["stage"] for r in final["rows"]] == ["final", "control", "baseline"]
     skipped = final["skipped"]
     assert [s["stage"] for s in skipped] == ["final"]
     assert f"not trained for --max-time: {skipped[0]['name']}" in out
@@ -232,7 +261,7 @@ def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
     from fmnist_search.tuning.search import SearchRequest
 
     preset = presets.Preset(subset=0.5, finalize_top=2, final_epochs=10)
-    req = SearchRequest(None, preset, None, tmp_path, "p", seed=1)
+    req = SearchRequest(_tiny_space(), preset, _Data(), tmp_path, "p", seed=1)
     assert req.finalize_reserve() == 0.0  # nothing measured yet
     for trial, (acc, spe) in enumerate([(0.9, 30.0), (0.8, 20.0), (0.95, 10.0)]):
         directory = tmp_path / "p" / f"trial_{trial}"
@@ -242,7 +271,9 @@ def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
                                               "values": {"x": trial}})
     from fmnist_search.budget import finalize_reserve
 
-    assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0, 30.0], 2, 10, 2.0))
+    # The two best configurations, and the control at their mean cost (not trained yet).
+    assert req.finalize_reserve() == pytest.approx(
+        finalize_reserve([10.0, 30.0], 2, 10, 2.0, baseline_epochs=[10]))
     # On a slow day the estimate can exceed the budget: min_search_share caps it.
     req.max_time = 1000.0
     assert req.finalize_reserve() > 600
@@ -301,18 +332,14 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     from fmnist_search.dataset import DataSettings
     from fmnist_search.tuning.search import SearchRequest
 
-    class Data:  # the search's data: a subset of the training split
-        def fingerprint(self):
-            return DataSettings(subset=0.5).fingerprint()
-
     preset = presets.Preset(subset=0.5, finalize_top=1, final_epochs=10,
                             final_baselines=["model3"], final_baselines_epochs=True)
-    req = SearchRequest(None, preset, Data(), tmp_path, "p", seed=1)
+    req = SearchRequest(_tiny_space(), preset, _Data(), tmp_path, "p", seed=1)
     directory = tmp_path / "p" / "trial_0"
     directory.mkdir(parents=True)
     layout.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": 0.9,
                                           "seconds_per_epoch": 10.0, "values": {}})
-    with_model3 = finalize_reserve([10.0], 1, 10, 2.0, baseline_epochs=[10])
+    with_model3 = finalize_reserve([10.0], 1, 10, 2.0, baseline_epochs=[10, 10])  # + control
     assert req.finalize_reserve() == pytest.approx(with_model3)
 
     def finished_model3(name, epochs, subset):
@@ -325,6 +352,14 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     finished_model3("20260101-000000-000002", 10, 0.5)  # 10 epochs, but on the subset
     assert req.finalize_reserve() == pytest.approx(with_model3)
     finished_model3("20260101-000000-000003", 10, 1.0)
+    assert req.finalize_reserve() == pytest.approx(
+        finalize_reserve([10.0], 1, 10, 2.0, baseline_epochs=[10]))
+    # The control, finished with the same values, epochs and data, is reused too.
+    run = tmp_path / layout.CONTROLS / "tiny_space-default" / "20260101-000000-000004"
+    run.mkdir(parents=True)
+    values = {**req.space.default_values(), "epochs": 10}
+    layout.write_metrics(run, {"epochs": 10, "values": values,
+                               "data": DataSettings(subset=1.0).fingerprint()})
     assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0], 1, 10, 2.0))
 
 
@@ -343,3 +378,34 @@ def test_final_table_shows_what_won_first_and_names_skipped_models():
     text = console.export_text()
     assert text.index("p-5") < text.index("model3") < text.index("p-3")
     assert "not trained for --max-time: p-7" in text
+
+
+def test_control_gain_says_whether_the_search_beat_its_control():
+    from fmnist_search.finalize import control_gain
+
+    def rows(pick, control, n=10_000):
+        return [{"stage": "final", "name": "p-3", "test_accuracy": pick, "n_test": n},
+                {"stage": "control", "name": "resnet-default", "test_accuracy": control},
+                {"stage": "baseline", "name": "model3", "test_accuracy": 0.99}]
+
+    # The issue's numbers: the winner 0.9424 against its control 0.9435 on 10,000 images.
+    lost = control_gain(rows(0.9424, 0.9435))
+    assert lost["verdict"] == "does not beat" and lost["gain"] == pytest.approx(-0.0011)
+    assert lost["standard_error"] == pytest.approx(0.00329, abs=1e-5)
+    assert "does not beat its control" in lost["line"] and "-0.0011" in lost["line"]
+    assert control_gain(rows(0.9460, 0.9435))["verdict"] == "cannot be told from"
+    assert control_gain(rows(0.9520, 0.9435))["verdict"] == "beats"
+    assert control_gain(rows(None, 0.9435)) is None  # no test set: nothing to say
+    assert control_gain([r for r in rows(0.95, 0.94) if r["stage"] != "control"]) is None
+
+
+def test_finalize_refuses_clearly_when_the_space_file_is_gone(tmp_path):
+    """The control is the space's default point: a space file deleted since the search is
+    named with the remedy (exit 2), not a traceback."""
+    from fmnist_search.errors import UserError
+    from fmnist_search.finalize import control_candidate
+
+    run = {"project": "p", "space_name": "gone", "space_path": str(tmp_path / "gone.toml"),
+           "preset": {}}
+    with pytest.raises(UserError, match=r"gone\.toml cannot be read now.*Put the file back"):
+        control_candidate(tmp_path, run, 10, {})

@@ -75,6 +75,7 @@ def test_only_the_compat_module_touches_keras_tuners_private_attributes():
 
 def test_the_installed_version_is_a_supported_one():
     kt_compat.check_version()  # the suite runs on a supported keras-tuner
+    assert kt_compat.installed_version() == kt.__version__
     assert ".".join(kt.__version__.split(".")[:2]) in kt_compat.SUPPORTED
 
 

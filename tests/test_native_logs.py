@@ -24,6 +24,9 @@ TF_NOISE = [
     "TensorFlow with the appropriate compiler flags.",
     "E0000 00:00:1711.123 1 cuda_dnn.cc:8310] Unable to register cuDNN factory: Attempting to "
     "register factory for plugin cuDNN when one has already been registered",
+    "E1128 15:48:07.710995   22147 add_port.cc:83] Failed to add port to server: No address "
+    "added out of total 1 resolved for '127.0.0.1:51607' (Error in bind for address "
+    "'[::ffff:127.0.0.1]:51607': Address already in use)",
 ]
 KEPT = [
     "W0000 00:00:1795681830.1 3085 cpu_allocator_impl.cc:83] Allocation of 188160000 exceeds "

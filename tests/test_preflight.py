@@ -86,3 +86,71 @@ def test_missing_weights_file_is_refused_before_data(tmp_path, no_work, capsys):
     assert main(["baseline", "model5", "--weights", str(missing),
                  "--results-dir", str(tmp_path)]) == 2
     assert f"--weights {missing}: no such file" in " ".join(capsys.readouterr().err.split())
+
+
+# --------------------------------------------------------------------------- before TensorFlow
+
+
+def test_a_project_being_searched_is_refused_without_creating_a_lock(tmp_path):
+    import fcntl
+
+    from fmnist_search import layout
+
+    preflight.check_not_searched(tmp_path, "p")  # no lock file: free, and none is created
+    assert not layout.lock_file(tmp_path, "p").exists()
+    with open(layout.lock_file(tmp_path, "p"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="being searched by another"):
+            preflight.check_project(tmp_path, "p")
+    preflight.check_project(tmp_path, "p")  # released: free again
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_project_folder_is_refused(tmp_path):
+    (tmp_path / "p").mkdir(mode=0o555)
+    with pytest.raises(UserError, match="project folder of 'p'.*not writable"):
+        preflight.check_project(tmp_path, "p")
+
+
+@pytest.mark.parametrize("requested, trials, gpus, cpus, count, warned", [
+    (1000, 1, [], [0, 1], 1, ["more than the 1 trial(s) of the search: starting 1"]),
+    (2, 5, [], [0, 1], 2, []),
+    (4, 5, [], [0, 1], 4, ["more than the 2 core(s)", "106-112 trials/h"]),
+    (4, 3, ["0", "1"], [0], 3, ["starting 3"]),  # two GPUs x 2 take 3: no core warning
+])
+def test_worker_count(requested, trials, gpus, cpus, count, warned):
+    """Capped at the trials, warned (one line each) above the cores."""
+    got, warnings = preflight.worker_count(requested, trials, 2, gpus, cpus)
+    assert got == count
+    assert len(warnings) == (1 if warned else 0)
+    assert all(fragment in " ".join(warnings) for fragment in warned)
+
+
+def test_more_workers_than_gpus_take_is_refused_first():
+    with pytest.raises(UserError, match="--workers-per-gpu"):
+        preflight.worker_count(3, 10, 1, ["0", "1"], [0])
+
+
+def test_a_port_in_use_or_not_ours_cannot_be_bound():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"127.0.0.1:{port} .*in use"):
+            preflight.ensure_bindable("127.0.0.1", port)
+    preflight.ensure_bindable("127.0.0.1", port)  # released: free
+    with pytest.raises(UserError, match="192.0.2.1"):
+        preflight.ensure_bindable("192.0.2.1", 0)  # TEST-NET: on no machine
+
+
+def test_a_worker_gives_up_on_its_chief_after_chief_timeout(tmp_path):
+    import time
+
+    notes: list[str] = []
+    start = time.monotonic()
+    with pytest.raises(UserError, match="No chief at 127.0.0.1:1 .*0.5 s: --chief-timeout"):
+        preflight.wait_for_chief("127.0.0.1", 1, tmp_path / "chief.json", 0.5, notes.append)
+    assert 0.5 <= time.monotonic() - start < 1.5
+    assert notes == ["waiting for the chief at 127.0.0.1:1 (Connection refused) ..."]

@@ -222,6 +222,34 @@ def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp file left
 
 
+def test_a_permission_error_from_tensorflow_is_one_clear_error(tmp_path, csv_data, capsys,
+                                                               monkeypatch):
+    """Keras Tuner makes its trial folders through tf.io.gfile: a read-only or foreign-owned
+    project folder raises TensorFlow's PermissionDeniedError, not an OSError (it was a
+    traceback, exit 1). It is the one disk message, and the rerun resumes."""
+    import tensorflow as tf
+
+    real = tf.io.gfile.makedirs
+
+    def denied(path):
+        if Path(path).name == "trial_1":
+            raise tf.errors.PermissionDeniedError(None, None, f"{path}; Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(tf.io.gfile, "makedirs", denied)
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "ro", 3)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"Cannot write {root / 'ro'}" in err and "Permission denied" in err
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    kept = _recorded(root, "ro")
+    assert sorted(kept) == ["0"]
+    monkeypatch.setattr(tf.io.gfile, "makedirs", real)
+    assert main(search_args(csv_data, tmp_path, "ro", 3)) == 0
+    done = _completed(root, "ro")
+    assert sorted(done) == ["0", "1", "2"] and done["0"] == kept["0"]
+
+
 def test_a_nearly_full_disk_stops_before_the_checkpoint_write(tmp_path, csv_data, capsys,
                                                               monkeypatch):
     """h5py writing a checkpoint to a full disk segfaulted the process; the guard stops first."""

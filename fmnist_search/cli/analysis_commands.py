@@ -1,6 +1,7 @@
 """``analyze``: which hyperparameters mattered, how the search progressed, and the objective
 against the most important ones. Read-only on the project (no lock, nothing written under the
-results directory); the figures and CSVs go to ``--out``."""
+results directory); the figures and CSVs go to ``--out``, an HParams experiment for
+TensorBoard to ``--tensorboard``."""
 
 from __future__ import annotations
 
@@ -10,81 +11,128 @@ import sys
 from pathlib import Path
 
 from fmnist_search.cli import options
-from fmnist_search.cli.common import SharedOptions, console, err_console
+from fmnist_search.cli.common import SharedOptions, console
 
 SMALL = 0.01  # importance shares below this are counted, not listed, in the terminal
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output place writable before anything is computed."""
+    from fmnist_search import hparams, preflight
+
+    if args.csv:
+        preflight.ensure_writable_file(args.csv, "--csv")
+    for project in args.projects:
+        if args.figures:
+            preflight.ensure_writable_dir(args.out / project, "--out",
+                                          "Give --out a writable folder.")
+        if args.tensorboard:
+            preflight.ensure_writable_dir(args.tensorboard / project, "--tensorboard",
+                                          "Give --tensorboard a writable folder.")
+    if args.tensorboard:
+        hparams.require()
+
+
+def _write_files(found, root: Path, folder: Path) -> list[str]:
+    """The figures (none drawn empty), the accuracy-vs-cost figure and the tables as CSV."""
+    from fmnist_search import analysis, plots, results
+    from fmnist_search.preflight import writing
+
+    written = []
+    with writing(folder, "--out"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, fig in analysis.figures(found).items():
+            fig.savefig(folder / f"{stem}.png", dpi=110)
+            written.append(f"{stem}.png")
+        rows = results.collect(root, [found.project], baselines=True)
+        if any(r["kind"] == "trial" for r in rows):  # the accuracy-vs-cost figure, as compare's
+            plots.compare(rows, folder / "pareto.png", f"{found.project}: accuracy vs cost")
+            written.append("pareto.png")
+        tables = {"importance": found.importance.table if found.importance.resamples else None,
+                  "history": found.history, "slices": found.slices}
+        for stem, frame in tables.items():
+            if frame is not None and len(frame):
+                frame.to_csv(folder / f"{stem}.csv", index=False)
+                written.append(f"{stem}.csv")
+    return written
+
+
+def _print(found, args: argparse.Namespace, written: list[str], exported: int | None) -> None:
+    from fmnist_search import analysis, report
+
+    project, imp = found.project, found.importance
+    console.print(f"[bold]{project}[/]: {len(found.trials)} trials, {found.n_trials} finished "
+                  "configurations (a continued Hyperband configuration counts once, at its "
+                  "highest budget)")
+    if imp.message:
+        follows = "the history and slices follow" if len(found.history) else \
+            "nothing has finished to show yet"
+        console.print(f"{project}: {imp.message}; {follows}.", highlight=False)
+    else:
+        table = imp.table
+        shown = table[(table["importance"] >= SMALL) | (table["rank"] <= args.top)]
+        console.print(report.importance_table(shown, found.n_trials, imp.resamples))
+        if len(shown) < len(table):
+            console.print(f"... and {len(table) - len(shown)} more below {SMALL} (all of them: "
+                          f"--csv, --json, {args.out / project}/importance.csv)",
+                          highlight=False)
+    if imp.fixed:
+        console.print("The same in every trial that has it (no importance of its own): "
+                      f"{', '.join(imp.fixed)}",
+                      highlight=False)
+    if len(found.history):
+        console.print(report.search_history_table(found.history, found.baselines,
+                                                  f"{project}: trials that raised the best so "
+                                                  "far"))
+        order = "most important first" if found.slices_by == "importance" else \
+            "no ranking yet: by name"
+        console.print(report.slices_table(analysis.slice_summary(found.slices),
+                                          f"{project}: val accuracy by value ({order})"))
+    if written:
+        console.print(f"Wrote {', '.join(written)} to {args.out / project}/", highlight=False)
+    if exported is not None:
+        console.print(f"Wrote an HParams experiment of {exported} trials to "
+                      f"{args.tensorboard / project}/ (view: tensorboard --logdir "
+                      f"{args.tensorboard})", highlight=False)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from fmnist_search import analysis, layout, plots, preflight, report, results
+    from fmnist_search import layout, results
     from fmnist_search.preflight import writing
 
     for project in args.projects:
         layout.check_name(project, "project")
-    if args.csv:
-        preflight.ensure_writable_file(args.csv, "--csv")
     root = results.results_root(args.results_dir)
     for project in args.projects:
         results.load_project(root, project)  # every name known before anything is computed
-    if args.figures:
-        for project in args.projects:
-            preflight.ensure_writable_dir(args.out / project, "--out",
-                                          "Give --out a writable folder.")
+    _check_outputs(args)
+    from fmnist_search import analysis, hparams  # pandas, Matplotlib: after the checks
+
     summaries, importance_rows = [], []
     for project in args.projects:
         found = analysis.analyze(root, project, top=args.top, resamples=args.resamples)
         summaries.append(found.summary())
-        table = found.importance.table.assign(project=project, trials=found.n_trials)
-        importance_rows.append(table)
-        written = []
-        if args.figures:
-            folder = args.out / project
-            with writing(folder, "--out"):
-                folder.mkdir(parents=True, exist_ok=True)
-                for stem, fig in analysis.figures(found).items():
-                    fig.savefig(folder / f"{stem}.png", dpi=110)
-                    written.append(f"{stem}.png")
-                rows = results.collect(root, [project], baselines=True)
-                if rows:  # the existing accuracy-vs-cost figure, not a new one
-                    plots.compare(rows, folder / "pareto.png", f"{project}: accuracy vs cost")
-                    written.append("pareto.png")
-                for stem, frame in (("importance", found.importance.table),
-                                    ("history", found.history), ("slices", found.slices)):
-                    frame.to_csv(folder / f"{stem}.csv", index=False)
-                    written.append(f"{stem}.csv")
-        if args.json:
-            continue
-        console.print(f"[bold]{project}[/]: {len(found.trials)} trials, {found.n_trials} "
-                      "finished (the analysis rests on these)")
-        if found.importance.warning:
-            err_console.print(f"warning: {project}: {found.importance.warning}", highlight=False)
         if found.importance.resamples:
-            table = found.importance.table
-            shown = table[(table["importance"] >= SMALL) | (table["rank"] <= args.top)]
-            console.print(report.importance_table(shown, found.n_trials,
-                                                  found.importance.resamples))
-            if len(shown) < len(table):
-                console.print(f"... and {len(table) - len(shown)} more below {SMALL} "
-                              f"(all of them: --csv, --json, {args.out / project}/"
-                              "importance.csv)", highlight=False)
-        else:
-            console.print("Importance: not enough finished trials with differing scores yet.")
-        if found.importance.fixed:
-            console.print(f"The same in every trial (no importance): "
-                          f"{', '.join(found.importance.fixed)}", highlight=False)
-        console.print(report.search_history_table(found.history, found.baselines,
-                                                  f"{project}: trials that raised the best so "
-                                                  "far"))
-        if written:
-            console.print(f"Wrote {', '.join(written)} to {args.out / project}/ (pareto.png is "
-                          f"`fmnist-search compare {project}`'s accuracy-vs-cost figure)")
+            importance_rows.append(found.importance.table.assign(project=project,
+                                                                 trials=found.n_trials))
+        written = _write_files(found, root, args.out / project) if args.figures else []
+        exported = None
+        if args.tensorboard:
+            with writing(args.tensorboard / project, "--tensorboard"):
+                exported = hparams.export(found.trials, args.tensorboard / project)
+        if not args.json:
+            _print(found, args, written, exported)
     if args.csv:
         import pandas as pd
 
         with writing(args.csv, "--csv"):
-            pd.concat(importance_rows, ignore_index=True).to_csv(args.csv, index=False)
+            frame = (pd.concat(importance_rows, ignore_index=True) if importance_rows
+                     else pd.DataFrame(columns=[*analysis.IMPORTANCE_COLUMNS, "project",
+                                                "trials"]))
+            frame.to_csv(args.csv, index=False)
         if not args.json:
-            console.print(f"Wrote the importance table to {args.csv}")
+            console.print(f"Wrote the importance table{'s' if len(summaries) > 1 else ''} to "
+                          f"{args.csv}" + ("" if importance_rows else " (no ranking yet: empty)"))
     if args.json:
         for summary in summaries:
             sys.stdout.write(json.dumps(summary, default=str) + "\n")
@@ -92,6 +140,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def add_analyze(sub, shared: SharedOptions) -> argparse.ArgumentParser:
+    from fmnist_search.analysis import MIN_TRIALS
+
     p = sub.add_parser("analyze", parents=[shared.common],
                        help="hyperparameter importance, search history and slices of projects "
                        "(read-only: works while they are searched)")
@@ -103,10 +153,15 @@ def add_analyze(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                    help="slices of the N most important hyperparameters (default 4)")
     p.add_argument("--resamples", type=options.positive_int, default=8,
                    help="bootstrap resamples (one forest each) behind the importance spread "
-                   "(default 8)")
+                   f"(default 8); importance needs {MIN_TRIALS} finished configurations")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                    help="write the PNG figures and CSVs to --out (default on)")
     p.add_argument("--csv", type=Path, help="also write the importance table(s) to this CSV")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object per project (the tables) instead of tables")
+                   help="print one JSON object per project (everything the figures show) "
+                   "instead of tables")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="also write each project's trials as a TensorBoard HParams experiment "
+                   "to DIR/PROJECT/ (needs `pip install tensorboard`; view with "
+                   "`tensorboard --logdir DIR`)")
     return p

@@ -97,7 +97,16 @@ def prepare_data(settings: DataSettings) -> Dataset:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its errors printed like every other error: one paragraph, status 2."""
+    """argparse, with its errors printed like every other error: one paragraph, status 2.
+
+    A value that starts with '-' and a digit is a value, not an option: argparse alone takes
+    only plain numbers so (``-1`` but not ``--classes -1,2`` or ``--max-time -5m``, which it
+    answered with "expected one argument"); the option's own check then names what is wrong.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> NoReturn:
         match = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)

@@ -53,16 +53,20 @@ def default_worker_id() -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from fmnist_search import layout, results
-    from fmnist_search.tuning import distributed, worker
+    from fmnist_search import layout, preflight, results
+    from fmnist_search.tuning import distributed, worker  # light: TensorFlow loads in run_worker
 
-    layout.check_name(args.project)
+    root = results.results_root(args.results_dir)
+    layout.check_inside(root, args.project)
+    worker.watch_parent(worker.supervisor_pid())  # an orphan stops, even while TensorFlow loads
     req = worker.WorkerRequest(
-        root=results.results_root(args.results_dir), project=args.project,
+        root=root, project=args.project,
         chief=distributed.parse_address(args.chief, "--chief"),
         worker_id=args.worker_id or default_worker_id(), data_dir=args.data_dir,
         threads=args.threads, cpus=args.cpus, debug=args.debug,
         chief_timeout=args.chief_timeout)
+    preflight.wait_for_chief(req.chief.host, req.chief.port, req.chief_json, req.chief_timeout,
+                             lambda text: console.print(text, highlight=False))
     from fmnist_search import tuning
 
     try:
@@ -70,5 +74,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except tuning.Stopped as exc:
         console.print(f"{req.worker_id}: stopped by {exc.args[0]}; its trial runs again when "
                       "it (or another worker) asks the chief for one")
+        worker.exit_if_orphaned(exc.exit_status)
         return exc.exit_status
     return 0

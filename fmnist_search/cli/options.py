@@ -41,6 +41,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def hyperband_factor(text: str) -> int:
+    """Hyperband keeps 1/factor of each round's models: a factor of 1 would keep them all."""
+    value = _whole(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value} must be 2 or more (Hyperband keeps one in "
+                                         "FACTOR of each round's models; 3 is usual)")
+    return value
+
+
 def in_domain(hyperparameter: str):
     """A positive count that also lies in the builder's domain for ``hyperparameter``."""
 

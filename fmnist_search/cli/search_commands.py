@@ -25,19 +25,21 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     serves the oracle to worker processes; everything else is the same."""
     from fmnist_search import pipeline, report, results
 
+    root = results.results_root(args.results_dir)
     spec = pipeline.SearchSpec(
-        space=args.space, search=args.search, project=args.project,
-        root=results.results_root(args.results_dir), data=data_options(args), tuner=args.tuner,
-        trials=args.trials, epochs=args.epochs, factor=args.factor, patience=args.patience,
-        precision=args.precision, batch_size=args.batch_size, max_params=args.max_params,
+        space=args.space, search=args.search, project=args.project, root=root,
+        data=data_options(args), tuner=args.tuner, trials=args.trials, epochs=args.epochs,
+        factor=args.factor, patience=args.patience, precision=args.precision,
+        batch_size=args.batch_size, max_params=args.max_params,
         max_seconds_per_epoch=args.max_seconds_per_epoch,
         max_time=options.parse_duration(args.max_time) if args.max_time else None,
         overwrite=args.overwrite, finalize=not args.no_finalize, debug=args.debug,
         command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]))
-    plan = pipeline.plan_search(spec, console)
+    plan = pipeline.plan_search(
+        spec, console, before_load=lambda project, preset: _preflight(args, preset.trials, chief))
     from fmnist_search import tuning  # loaded by the plan already (its data is known good)
 
-    root, project, preset, ds = plan.root, plan.project, plan.preset, plan.data
+    project, preset, ds = plan.project, plan.preset, plan.data
     console.print(f"Project [bold]{project}[/] in {root}: space {plan.space.name}, "
                   f"{preset.tuner} tuner, {preset.trials} trials, {preset.epochs} epochs max, "
                   f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
@@ -74,6 +76,23 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                       f"{preset.final_epoch_count} epochs on the whole training split")
         _finalize(root, project, args, deadline=outcome.deadline)
     return 0
+
+
+def _preflight(args: argparse.Namespace, trials: int, chief: bool) -> None:
+    """What ``run`` and ``chief`` check beside the search's own checks (the project, in
+    ``pipeline.plan_search``) before TensorFlow and the data load: the worker count, the
+    chief's address."""
+    from fmnist_search import preflight
+    from fmnist_search.tuning import supervisor
+
+    if not chief and args.workers > 1:
+        args.workers, warnings = preflight.worker_count(
+            args.workers, trials, args.workers_per_gpu, supervisor.visible_gpus(),
+            supervisor.available_cpus())
+        for warning in warnings:
+            err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+    if chief:
+        preflight.ensure_bindable(args.bind, args.port)
 
 
 def _distributed_runner(args: argparse.Namespace, chief: bool):
@@ -157,12 +176,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmnist_search import builder, report, results, training
+    from fmnist_search import report, results
 
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
     row = results.find_trial(root, args.project, args.trial)
     results.require_record(row, args.project)
+    from fmnist_search import builder, training  # loads TensorFlow: once the trial is found
     num_classes = len(run["data"]["classes"])
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
     console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
@@ -246,7 +266,8 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
     p.add_argument("--trials", type=options.positive_int,
                    help="total trials in the project (resume adds more)")
     p.add_argument("--tuner", choices=options.TUNERS)
-    p.add_argument("--factor", type=options.positive_int, help="Hyperband's reduction factor")
+    p.add_argument("--factor", type=options.hyperband_factor,
+                   help="Hyperband's reduction factor (2 or more)")
     options.add_patience(p, None, "early stopping on val_loss after N epochs without progress "
                          "(0: off)")
     p.add_argument("--max-time", type=options.duration,

@@ -105,6 +105,8 @@ class RecordWatcher:
 
     def _show_workers(self, beats: dict[str, dict[str, Any]]) -> None:
         progress = self.display.progress
+        for worker in [w for w in self.rows if w not in beats]:  # refused: its file is gone
+            progress.remove_task(self.rows.pop(worker))
         for worker, beat in beats.items():
             if worker not in self.rows:
                 self.rows[worker] = progress.add_task(f"  {worker}", total=None, status="")

@@ -21,15 +21,15 @@ is caught by the version check too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-
-import keras_tuner as kt
 
 from fmnist_search.errors import UserError
 
@@ -37,9 +37,20 @@ SUPPORTED = ("1.4",)  # major.minor of keras-tuner tested with this module (1.4.
 ALLOW_UNTESTED_ENV = "FMNIST_SEARCH_ALLOW_UNTESTED_KERAS_TUNER"
 
 
+def installed_version() -> str:
+    """Keras Tuner's version, without importing it (and TensorFlow) when it is not yet: the
+    command line refuses bad options before TensorFlow loads."""
+    module = sys.modules.get("keras_tuner")
+    if module is not None:
+        return module.__version__
+    from importlib.metadata import version
+
+    return version("keras-tuner")
+
+
 def check_version(installed: str | None = None) -> None:
     """Refuse a Keras Tuner this module was not checked against: its internals may differ."""
-    installed = installed or kt.__version__
+    installed = installed or installed_version()
     if ".".join(installed.split(".")[:2]) in SUPPORTED or os.environ.get(ALLOW_UNTESTED_ENV):
         return
     supported = ", ".join(f"{v}.x" for v in SUPPORTED)
@@ -140,16 +151,20 @@ def no_condition_print() -> Iterator[None]:
 # --------------------------------------------------------------------------- tuners
 
 
-class _HyperbandOn(kt.Hyperband):
+@functools.cache
+def _hyperband_on() -> type:
     """Keras Tuner's Hyperband tuner on an oracle we built (ours subclasses its oracle).
 
     Relies on: ``Hyperband.__init__`` only building its ``HyperbandOracle`` before calling
     ``Tuner.__init__`` (tuners/hyperband.py:393-420); its ``run_trial`` and
     ``_build_hypermodel`` (hyperband.py:422-440) are what the tuner needs and are kept.
     """
+    import keras_tuner as kt
 
     def __init__(self, oracle, hypermodel=None, **kwargs):
         kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    return type("HyperbandOn", (kt.Hyperband,), {"__init__": __init__})
 
 
 def tuner_class(name: str) -> type:
@@ -157,9 +172,11 @@ def tuner_class(name: str) -> type:
 
     ``RandomSearch`` and ``BayesianOptimization`` are ``Tuner`` with their oracle
     (tuners/randomsearch.py:164-174, tuners/bayesian.py:381-394): ``kt.Tuner`` itself, given
-    our oracle, is the same tuner. Hyperband's tuner adds its own steps (``_HyperbandOn``).
+    our oracle, is the same tuner. Hyperband's tuner adds its own steps (``_hyperband_on``).
     """
-    return _HyperbandOn if name == "hyperband" else kt.Tuner
+    import keras_tuner as kt
+
+    return _hyperband_on() if name == "hyperband" else kt.Tuner
 
 
 class NoTensorBoardImport:

@@ -19,21 +19,24 @@ from fmnist_search.errors import UserError
 @contextmanager
 def project_lock(root: Path, project: str) -> Iterator[None]:
     """One process per project; the kernel drops the lock when the process dies, even on -9."""
-    layout.check_name(project)
+    layout.check_inside(root, project)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fh = open(root / f".{project}.lock", "w")  # noqa: SIM115 (held for the whole block)
+        fh = open(layout.lock_file(root, project), "w")  # noqa: SIM115 (held for the whole block)
     except OSError as exc:
         raise layout.disk_error(root, exc) if layout.is_disk_error(exc) else exc from exc
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise UserError(
-                f"Project '{project}' in {root} is being searched by another fmnist-search "
-                "process right now. Wait for it to finish (or stop it), or use another --project."
-            ) from exc
+            raise busy_error(root, project) from exc
         yield
+
+
+def busy_error(root: Path, project: str) -> UserError:
+    return UserError(
+        f"Project '{project}' in {root} is being searched by another fmnist-search process "
+        "right now. Wait for it to finish (or stop it), or use another --project.")
 
 
 def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],

@@ -66,22 +66,30 @@ class SearchRequest:
         return reserve
 
     def _baseline_epochs(self) -> list[int]:
-        """Epochs of the report models finalize will train. One already trained on the same
-        data for as many epochs is reused by finalize, so it needs no time: a second search in
-        the same results directory gets that time for screening."""
+        """Epochs of the control and the report models finalize will train. One already trained
+        on the same data for as many epochs is reused by finalize, so it needs no time: a second
+        search in the same results directory gets that time for screening."""
         from fmnist_search import baselines, results
 
         p = self.preset
-        if not p.final_baselines:
-            return []
         final_data = DataSettings.from_record(self.data.fingerprint()).fingerprint()
-        out = []
+        out = [] if self._control_reusable(final_data) else [p.final_epoch_count]
         for base in map(baselines.load, p.final_baselines):
             n = base.final_epochs(p.final_epoch_count, p.final_baselines_epochs)
             if results.finished_run(self.root / layout.BASELINES / base.name, n,
                                     final_data) is None:
                 out.append(n)
         return out
+
+    def _control_reusable(self, final_data: dict[str, Any]) -> bool:
+        """Whether finalize will reuse a finished run of the control (``finalize``)."""
+        from fmnist_search import results
+
+        p = self.preset
+        values = {**self.space.default_values(), **p.fixed, **p.final,
+                  "epochs": p.final_epoch_count}
+        parent = self.root / layout.CONTROLS / f"{self.space.name}-default"
+        return results.finished_run(parent, p.final_epoch_count, final_data, values) is not None
 
     @property
     def project_dir(self) -> Path:
@@ -211,7 +219,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
                                  repairs=repairs, deadline=deadline)
         cache = project_mod.TrialCache(project_dir, trials)
         limits = Limits(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
-        with search_runtime(req, signals):
+        with search_runtime(req, signals), layout.disk_errors(project_dir):
             tuner = build_tuner(req, display, signals, policy, limits, cache)
             stopped = (runner or run_tuner)(tuner, req, display, signals)
         after = project_mod.finished_count(cache.refresh())  # only new records are read

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,8 +40,9 @@ from fmnist_search.tuning.distributed import (
 )
 from fmnist_search.tuning.signals import StopSignals
 
-WAIT_FOR_PROJECT = 60.0  # seconds a worker waits for the chief to write run.json
 PARENT_ENV = "FMNIST_SEARCH_PARENT_PID"  # set by a local supervisor: die with it
+PARENT_CHECK = 0.25  # seconds between checks that the supervisor lives
+ORPHAN_GRACE = 0.75  # seconds an orphan gets to stop cleanly (SIGTERM) before it exits
 IDLE_PAUSE = (0.2, 5.0)  # Hyperband's "wait for this bracket": first and longest pause
 
 
@@ -84,7 +86,7 @@ def _wait_for_chief(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]
     """The chief's session (``workers/chief.json``): the search as the running chief has it
     (the project's identity, and this run's preset, precision and versions)."""
     path = wreq.chief_json
-    deadline = time.monotonic() + WAIT_FOR_PROJECT
+    deadline = time.monotonic() + wreq.chief_timeout
     told = False
     while (record := (layout.read_json(path) or {}).get("session")) is None:
         signals.check()
@@ -94,7 +96,7 @@ def _wait_for_chief(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]
         if time.monotonic() > deadline:
             raise UserError(
                 f"No chief for project '{wreq.project}' in {wreq.root} ({path} not found after "
-                f"{WAIT_FOR_PROJECT:.0f} s). Start the chief first (`fmnist-search chief`), and "
+                f"{wreq.chief_timeout:g} s, --chief-timeout). Start the chief first (`fmnist-search chief`), and "
                 "give every worker the same --results-dir, on a file system they all share.")
         time.sleep(1.0)
     return record
@@ -193,6 +195,47 @@ def pid_alive(pid: int) -> bool:
 # --------------------------------------------------------------------------- heartbeat
 
 
+def supervisor_pid() -> int | None:
+    """The local supervisor's process id (``run --workers``), None for a worker started by hand."""
+    value = os.environ.get(PARENT_ENV, "")
+    return int(value) if value.isdigit() else None
+
+
+_watching: set[int] = set()
+_orphaned = threading.Event()
+
+
+def watch_parent(parent: int | None) -> None:
+    """Stop this worker when its supervisor dies (even ``kill -9``): within ``PARENT_CHECK``
+    it is told SIGTERM (as Ctrl-C: a trial in progress runs again later), and after
+    ``ORPHAN_GRACE`` it exits whatever it was doing (a call to the dead chief would wait for
+    minutes; every state file is replaced whole, so an exit loses nothing). Started before
+    TensorFlow loads, so a worker orphaned while it starts stops too."""
+    if not parent or parent in _watching:
+        return
+    _watching.add(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK)
+        _orphaned.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def exit_if_orphaned(status: int) -> None:
+    """An orphan that stopped cleanly exits at once: the interpreter's own shutdown, with
+    TensorFlow loaded, takes seconds (measured 3-4 s), and the watch thread cannot run then."""
+    if _orphaned.is_set():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+
 class Heartbeat:
     """``workers/<id>.json``, rewritten every few seconds by a thread: its count changing is
     what tells the chief this worker is alive; its trial and epoch feed the chief's display."""
@@ -243,15 +286,9 @@ class Heartbeat:
                 self.beat()
 
     def _loop(self, parent_pid: int | None) -> None:
-        orphaned_at = None
-        while not self._stop.wait(self.every if orphaned_at is None else 1.0):
+        watch_parent(parent_pid)  # started by `fmnist-search worker` already; a library call
+        while not self._stop.wait(self.every):
             self.beat()
-            if parent_pid and os.getppid() != parent_pid and orphaned_at is None:
-                # The supervising command died (even kill -9): stop as if it had been Ctrl-C.
-                orphaned_at = time.monotonic()
-                os.kill(os.getpid(), signal.SIGTERM)
-            elif orphaned_at is not None and time.monotonic() - orphaned_at > 30:
-                os._exit(128 + signal.SIGTERM)
 
 
 class WorkerDisplay(SearchDisplay):
@@ -280,7 +317,8 @@ class WorkerDisplay(SearchDisplay):
 @contextmanager
 def id_lock(project_dir: Path, worker_id: str) -> Iterator[None]:
     """Held for the worker's life: a second live worker under the same id (on this machine,
-    or on any sharing the results directory where its file system has locks) is refused."""
+    or on any sharing the results directory where its file system has locks) is refused.
+    The file goes with the worker (refused or done); only a killed worker leaves it."""
     import fcntl
 
     path = layout.worker_file(project_dir, worker_id, ".lock")
@@ -293,7 +331,11 @@ def id_lock(project_dir: Path, worker_id: str) -> Iterator[None]:
                 f"Worker id {worker_id!r} is in use in project '{project_dir.name}' by another "
                 "live worker. Give each worker its own --worker-id (and the same one when you "
                 "restart it, so it resumes its trial).") from None
-        yield
+        try:
+            yield
+        finally:  # removed while still held: a worker opening it meanwhile is refused
+            with suppress(OSError):
+                path.unlink()
 
 
 def configure_devices(threads: int | None, cpus: tuple[int, ...] | None) -> None:
@@ -319,7 +361,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
     session = _wait_for_chief(wreq, signals)
     sp = check_session(session, wreq)
     check_id_free(wreq.project_dir, wreq.worker_id)
-    parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else None
+    parent = supervisor_pid()
     heartbeat = Heartbeat(wreq.project_dir, wreq.worker_id, parent=parent)
     # The heartbeat starts before the slow part (data, TensorFlow): a restarted worker that
     # is still starting is not taken for a dead one.
@@ -349,7 +391,7 @@ def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignal
     from fmnist_search.tuning.search import build_tuner, run_tuner, search_runtime
     from fmnist_search.tuning.tuner import Limits
 
-    with search_runtime(req, signals, wreq.chief_timeout):
+    with search_runtime(req, signals, wreq.chief_timeout), layout.disk_errors(req.project_dir):
         try:
             tuner = build_tuner(req, display, signals, policy, Limits(None))
             # Hyperband's IDLE answers are paced (its worker would ask again at once, a busy
