@@ -144,7 +144,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=common.RESULTS / "fidelity.json")
     args = parser.parse_args()
     preset = presets.load("best")
-    training.set_precision(preset.precision)
+    import keras  # this script's whole process trains in the preset's precision
+
+    keras.mixed_precision.set_global_policy(training.choose_policy(preset.precision))
     data = prepare(DataSettings(subset=args.subset))
     # Spare draws stand in for those the cost limit rejects (scaled to this subset's size).
     configs = sample_configs(args.configs + 6, args.seed, preset.max_params, preset.fixed)
