@@ -28,6 +28,11 @@ def test_run_resume_and_extend(tmp_path, csv_data, capsys):
     assert main(_args(csv_data, tmp_path)) == 0
     out = capsys.readouterr().out
     assert "Ran 3 trial(s)" in out and "Top trials of p" in out
+    # No finalize in this preset: the run ends by saying what its scores are and what is next.
+    said = " ".join(out.split())
+    assert "These are screening scores: validation accuracy after at most 1 epoch on 50%" in said
+    assert "Next: `fmnist-search finalize p` trains the top 3" in said
+    assert "tiny_space-default" in said and " min here, estimated from" in said
     assert _trial_ids(root, "p") == ["0", "1", "2"]
     record = json.loads((root / "p" / "trial_0" / "record.json").read_text())
     assert 0.0 <= record["val_accuracy"] <= 1.0 and record["params"] > 0

@@ -75,6 +75,10 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
         _finalize(root, project, args, deadline=outcome.deadline)
+    elif outcome.after:
+        from fmnist_search import finalize
+
+        console.print(finalize.next_step(root, project), highlight=False)
     return 0
 
 
