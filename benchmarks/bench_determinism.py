@@ -33,11 +33,11 @@ def one(deterministic: bool, subset: float, epochs: int) -> dict:
     from fmnist_search.reproducibility import seed_everything
 
     preset = presets.load("best")
-    policy = training.set_precision(preset.precision)
+    policy = training.choose_policy(preset.precision)  # applied by the builder
     data = prepare(DataSettings(subset=subset))
     values = builder.resolve({**space.load_named("resnet").default_values(), **preset.fixed})
     seed_everything(1234)
-    model = builder.build_model(values, data.num_classes)
+    model = builder.build_model(values, data.num_classes, policy=policy)
     result = training.fit(model, values, (data.x_train, data.y_train),
                           (data.x_val, data.y_val), epochs, patience=0)
     digest = hashlib.sha256(b"".join(np.asarray(w).tobytes()
