@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from fmnist_search import layout, results
+from fmnist_search.plots import value_order
 
 OBJECTIVE = "val_accuracy"
 # Measured (benchmarks/bench_importance.py on the synthetic sets of tests/importance_sets.py,
@@ -382,13 +383,6 @@ def slices(trials: pd.DataFrame, names: list[str]) -> pd.DataFrame:
             rows.append({"hyperparameter": name, "trial": trial["trial"], "value": value,
                          OBJECTIVE: trial[OBJECTIVE]})
     return pd.DataFrame(rows, columns=["hyperparameter", "trial", "value", OBJECTIVE])
-
-
-def value_order(value: Any) -> tuple[int, float, str]:
-    """Numbers in order, then the other values by name, then ``absent``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, float(value), "")
-    return (1 + (value == "absent"), 0.0, str(value))
 
 
 def slice_summary(slices: pd.DataFrame, bins: int = 4) -> pd.DataFrame:

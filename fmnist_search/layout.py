@@ -460,3 +460,9 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def busy_error(root: Path, project: str) -> UserError:
+    return UserError(
+        f"Project '{project}' in {root} is being searched by another fmnist-search process "
+        "right now. Wait for it to finish (or stop it), or use another --project.")

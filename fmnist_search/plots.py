@@ -360,7 +360,6 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator, NullFormatter
 
-    from fmnist_search.analysis import value_order
 
     names = list(dict.fromkeys(slices["hyperparameter"]))
     cols = min(len(names), 2)
@@ -400,3 +399,10 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
     _legend_below(fig, axes[0])
     fig.suptitle(f"{project}: validation accuracy against each hyperparameter")
     return fig
+
+
+def value_order(value: Any) -> tuple[int, float, str]:
+    """Numbers in order, then the other values by name, then ``absent``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1 + (value == "absent"), 0.0, str(value))

@@ -24,7 +24,6 @@ from fmnist_search.errors import UserError
 
 # bench_workers on 2 cores (quick preset, 6 trials, both orders): one process ran 115-118
 # trials/h, --workers 2 ran 106-112. More workers than cores only share the cores.
-WORKERS_MEASURED = "on 2 cores --workers 2 ran 106-112 trials/h against 115-118 in one process"
 
 
 def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
@@ -86,8 +85,6 @@ def check_project(root: Path, project: str) -> None:
 def check_not_searched(root: Path, project: str) -> None:
     """The project's lock is free (taken and released at once; a missing lock file is not
     created). The search takes it for good later, so a race is still refused there."""
-    from fmnist_search.tuning.project import busy_error
-
     lock = layout.lock_file(root, project)
     try:
         fh = open(lock)  # noqa: SIM115 (closed below; read-only: creates nothing)
@@ -97,27 +94,7 @@ def check_not_searched(root: Path, project: str) -> None:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise busy_error(root, project) from None
-
-
-def worker_count(requested: int, trials: int, per_gpu: int, gpus: list[str],
-                 cpus: list[int]) -> tuple[int, list[str]]:
-    """How many local workers to start, and warnings: never more than the trials; more than
-    the cores (no GPU) is allowed with a warning; more than GPUs x ``per_gpu`` is refused."""
-    from fmnist_search.tuning.supervisor import plan_devices
-
-    warnings = []
-    count = min(requested, trials)
-    if count < requested:
-        warnings.append(f"--workers {requested} is more than the {trials} trial(s) of the "
-                        f"search: starting {count}.")
-    if gpus:
-        plan_devices(count, per_gpu, gpus, cpus)  # refuses more than the GPUs can take
-    elif count > len(cpus):
-        warnings.append(f"--workers {count} is more than the {len(cpus)} core(s) this process "
-                        f"may use: the workers share them, so the search is not faster "
-                        f"({WORKERS_MEASURED}).")
-    return count, warnings
+            raise layout.busy_error(root, project) from None
 
 
 def ensure_bindable(host: str, port: int) -> None:

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
      "progress", "budget", "reproducibility"},
     {"callbacks", "training", "plots", "report"},
-    {"runs", "tuning", "predict", "results", "analysis"},
+    {"runs", "tuning", "predict", "results", "analysis", "hparams"},
     {"finalize"},
     {"pipeline"},  # the commands as library calls: what cli/ and api.py both call
     {"cli", "__main__", "api"},

@@ -9,6 +9,7 @@ import pytest
 from fmnist_search import preflight
 from fmnist_search.cli import main
 from fmnist_search.errors import UserError
+from fmnist_search.tuning import supervisor
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_a_read_only_project_folder_is_refused(tmp_path):
 ])
 def test_worker_count(requested, trials, gpus, cpus, count, warned):
     """Capped at the trials, warned (one line each) above the cores."""
-    got, warnings = preflight.worker_count(requested, trials, 2, gpus, cpus)
+    got, warnings = supervisor.worker_count(requested, trials, 2, gpus, cpus)
     assert got == count
     assert len(warnings) == (1 if warned else 0)
     assert all(fragment in " ".join(warnings) for fragment in warned)
@@ -128,7 +129,7 @@ def test_worker_count(requested, trials, gpus, cpus, count, warned):
 
 def test_more_workers_than_gpus_take_is_refused_first():
     with pytest.raises(UserError, match="--workers-per-gpu"):
-        preflight.worker_count(3, 10, 1, ["0", "1"], [0])
+        supervisor.worker_count(3, 10, 1, ["0", "1"], [0])
 
 
 def test_a_port_in_use_or_not_ours_cannot_be_bound():

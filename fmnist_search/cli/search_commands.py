@@ -90,7 +90,7 @@ def _preflight(args: argparse.Namespace, trials: int, chief: bool) -> None:
     from fmnist_search.tuning import supervisor
 
     if not chief and args.workers > 1:
-        args.workers, warnings = preflight.worker_count(
+        args.workers, warnings = supervisor.worker_count(
             args.workers, trials, args.workers_per_gpu, supervisor.visible_gpus(),
             supervisor.available_cpus())
         for warning in warnings:

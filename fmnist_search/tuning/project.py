@@ -29,14 +29,8 @@ def project_lock(root: Path, project: str) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise busy_error(root, project) from exc
+            raise layout.busy_error(root, project) from exc
         yield
-
-
-def busy_error(root: Path, project: str) -> UserError:
-    return UserError(
-        f"Project '{project}' in {root} is being searched by another fmnist-search process "
-        "right now. Wait for it to finish (or stop it), or use another --project.")
 
 
 def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],

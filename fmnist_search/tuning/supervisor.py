@@ -39,6 +39,9 @@ from fmnist_search.tuning.distributed import (
 )
 from fmnist_search.tuning.worker import PARENT_ENV
 
+# bench_workers.py, measured on this project's 2-core machine (docs/distributed.md).
+WORKERS_MEASURED = "on 2 cores --workers 2 ran 106-112 trials/h against 115-118 in one process"
+
 STOP_WAIT = 30.0  # seconds workers get to stop before SIGKILL
 MAX_RESTARTS = 5  # deaths of one worker in a row, with no trial ending, before giving up
 
@@ -308,3 +311,21 @@ def _public_address(address: Address) -> Address:
     if address.host in ("0.0.0.0", "::"):
         return Address(socket.gethostname(), address.port)
     return address
+
+
+def worker_count(requested: int, trials: int, per_gpu: int, gpus: list[str],
+                 cpus: list[int]) -> tuple[int, list[str]]:
+    """How many local workers to start, and warnings: never more than the trials; more than
+    the cores (no GPU) is allowed with a warning; more than GPUs x ``per_gpu`` is refused."""
+    warnings = []
+    count = min(requested, trials)
+    if count < requested:
+        warnings.append(f"--workers {requested} is more than the {trials} trial(s) of the "
+                        f"search: starting {count}.")
+    if gpus:
+        plan_devices(count, per_gpu, gpus, cpus)  # refuses more than the GPUs can take
+    elif count > len(cpus):
+        warnings.append(f"--workers {count} is more than the {len(cpus)} core(s) this process "
+                        f"may use: the workers share them, so the search is not faster "
+                        f"({WORKERS_MEASURED}).")
+    return count, warnings
