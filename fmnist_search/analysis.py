@@ -41,15 +41,9 @@ import numpy as np
 import pandas as pd
 
 from fmnist_search import layout, results
-from fmnist_search.plots import value_order
+from fmnist_search.report import MIN_TRIALS, value_order
 
 OBJECTIVE = "val_accuracy"
-# Measured (benchmarks/bench_importance.py on the synthetic sets of tests/importance_sets.py,
-# 10 seeds each; results/importance_stability.json): from 20 finished configurations the
-# strongest effect ranks first in at least 9 of 10 seeds on every set without conditions (16:
-# 8/10, 12: 7/10); below it the ranking is not shown. A weak second effect is ordered reliably
-# only from about 30 (9/10), which the spread shows: it stays within two sd below 40.
-MIN_TRIALS = 20
 # A child that matters ranks first in 10/10 seeds when set in ~14 trials, 4-5/10 in 8-11.
 MIN_ACTIVE = 12  # a conditional hyperparameter set in fewer trials than this is not judged
 EVAL_POINTS = 48  # partial dependence evaluated at <= this many of a column's values ...

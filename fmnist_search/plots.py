@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fmnist_search.report import value_order  # noqa: E402
+
 
 def curves(history: Sequence[dict], path: Path, title: str = "") -> None:
     """Loss and accuracy, train vs validation, as in the report's figures."""
@@ -399,10 +401,3 @@ def slices_figure(slices, log: set[str], project: str = "", baselines=None):
     _legend_below(fig, axes[0])
     fig.suptitle(f"{project}: validation accuracy against each hyperparameter")
     return fig
-
-
-def value_order(value: Any) -> tuple[int, float, str]:
-    """Numbers in order, then the other values by name, then ``absent``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, float(value), "")
-    return (1 + (value == "absent"), 0.0, str(value))

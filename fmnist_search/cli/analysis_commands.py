@@ -140,7 +140,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def add_analyze(sub, shared: SharedOptions) -> argparse.ArgumentParser:
-    from fmnist_search.analysis import MIN_TRIALS
+    from fmnist_search.report import MIN_TRIALS
 
     p = sub.add_parser("analyze", parents=[shared.common],
                        help="hyperparameter importance, search history and slices of projects "
