@@ -12,7 +12,32 @@ def load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def fidelity(result: dict) -> None:
+    """bench_fidelity.py: each configuration's scores, then the rank correlations."""
+    keys = ["hyperband_now@1", "hyperband_now@3", "complete@1", "complete@3", "final"]
+    rows = [r for r in result["rows"] if "scores" in r]
+    rejected = [r for r in result["rows"] if "rejected" in r]
+    print(f"Screening fidelity ({result['machine']['cpu']}, {result['machine']['when']}; "
+          f"{result['screening_subset']:.0%} of the training split; final protocol "
+          f"{result['final_epochs']} epochs; {len(rows)} configurations scored, {len(rejected)} "
+          f"rejected by the cost limit of {result['max_seconds_per_epoch']:.0f} s per epoch):\n")
+    print("| configuration | params | " + " | ".join(keys) + " |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in keys) + " |")
+    for r in rows:
+        print(f"| {r['name']} | {r['params']:,} | "
+              + " | ".join(f"{r['scores'][k]:.4f}" for k in keys) + " |")
+    corr = result["spearman_with_final"]
+    print("| Spearman with final | | " + " | ".join(
+        "" if k == "final" else (f"{corr[k]:+.2f}" if corr.get(k) is not None else "-")
+        for k in keys) + " |")
+    sd = result["seed_sd"]
+    print(f"\nSeed-to-seed sd of a 1-epoch score: today's screening {sd['hyperband_now@1']:.4f}, "
+          f"a complete 1-epoch schedule {sd['complete@1']:.4f}.\n")
+
+
 def main() -> None:
+    if (fid := load("fidelity")) is not None:
+        fidelity(fid)
     epoch = load("epoch_time")
     if epoch:
         m = epoch["machine"]
