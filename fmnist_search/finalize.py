@@ -141,10 +141,9 @@ def control_candidate(root: Path, run: dict[str, Any], epochs: int,
         raise UserError(f"The control of project '{run.get('project')}' is its space's default "
                         f"point, and its space file {path} cannot be read now ({exc}). Put "
                         "the file back where the search read it.") from exc
-    fixed = run.get("preset", {}).get("fixed") or {}
-    values = {**sp.default_values(), **fixed, **final_values, "epochs": epochs}
-    name = f"{sp.name}-default"
-    return Candidate(name, "control", values, epochs, root / layout.CONTROLS / name,
+    values = sp.control_values(run.get("preset", {}).get("fixed") or {}, final_values, epochs)
+    parent = layout.control_dir(root, sp.name)
+    return Candidate(parent.name, "control", values, epochs, parent,
                      {"control": sp.name, "trial": "default", "file": str(path)}, {})
 
 

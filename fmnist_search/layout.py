@@ -276,6 +276,11 @@ def list_projects(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if is_project(p))
 
 
+def control_dir(root: Path, space_name: str) -> Path:
+    """Where the runs of a space's control live, shared by every project of that space."""
+    return root / CONTROLS / f"{space_name}-default"
+
+
 def run_dirs(root: Path, kind: str, name: str) -> list[Path]:
     """The finished runs of a baseline or retrained model, oldest first (run ids sort by time;
     hidden ``.partial`` folders are runs still being written)."""

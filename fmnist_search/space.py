@@ -157,6 +157,12 @@ class Space:
 
         return self.register(kt.HyperParameters())
 
+    def control_values(self, fixed: dict[str, Any], final: dict[str, Any],
+                       epochs: int) -> dict[str, Any]:
+        """The control of a final table: the default point with a preset's fixed values,
+        trained with its final protocol (``finalize``; the search's reserve asks the same)."""
+        return {**self.default_values(), **fixed, **final, "epochs": epochs}
+
 
 def _register(hp, entry: Entry, conditions: list[tuple[str, tuple]]) -> Any:
     if conditions:

@@ -86,10 +86,9 @@ class SearchRequest:
         from fmnist_search import results
 
         p = self.preset
-        values = {**self.space.default_values(), **p.fixed, **p.final,
-                  "epochs": p.final_epoch_count}
-        parent = self.root / layout.CONTROLS / f"{self.space.name}-default"
-        return results.finished_run(parent, p.final_epoch_count, final_data, values) is not None
+        values = self.space.control_values(p.fixed, p.final, p.final_epoch_count)
+        return results.finished_run(layout.control_dir(self.root, self.space.name),
+                                    p.final_epoch_count, final_data, values) is not None
 
     @property
     def project_dir(self) -> Path:
