@@ -129,6 +129,14 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, csv_data):
     assert sorted(r["trial"] for r in rows if r["status"] == "COMPLETED") == ["0", "1", "2", "3"]
     for t, text in kept.items():  # finished trials were neither lost nor run again
         assert (root / "k" / f"trial_{t}" / "record.json").read_text() == text
+    # The trial the kill interrupted ran again with its own seed (the project's default 42 and
+    # its id), not with whatever the new process's generators held.
+    from fmnist_search import layout
+    from fmnist_search.reproducibility import trial_seed
+
+    for d in layout.trial_dirs(root / "k"):
+        record = layout.read_trial_record(d)
+        assert record["seed"] == trial_seed(42, record["trial_id"])
 
 
 def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path, csv_data):
