@@ -230,6 +230,10 @@ def _past_deadline(deadline: float | None, cost: float | None, candidate: Candid
     return {"estimated_seconds": cost, "left_seconds": max(left, 0.0)} if cost > left else None
 
 
+def _epochs(n: Any) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def next_step(root: Path, project: str) -> str:
     """What a search that ends on screening scores says last: what those scores are, and what
     finalize would train next, with its estimated time (from the trials' measured seconds per
@@ -246,15 +250,12 @@ def next_step(root: Path, project: str) -> str:
     known = [costs[c.name] for c in todo if costs[c.name] is not None]
     minutes = f"about {math.ceil(sum(known) / 60)} min here" if known else "time unknown"
     names = ", ".join(c.name for c in todo) or "nothing: every model is trained already"
-    def epochs(n: Any) -> str:
-        return f"{n} epoch{'' if n == 1 else 's'}"
-
     return (f"These are screening scores: validation accuracy after at most "
-            f"{epochs(preset.get('epochs'))} on {subset:.0%} of the training split, for ranking "
+            f"{_epochs(preset.get('epochs'))} on {subset:.0%} of the training split, for ranking "
             "configurations, not final accuracies (a final protocol trains longer on the whole "
             "split, and the test set is not used until then). Next: `fmnist-search finalize "
             f"{project}` trains the top {settings['top']} with the final protocol "
-            f"({epochs(settings['epochs'])} on the whole training split) beside the control "
+            f"({_epochs(settings['epochs'])} on the whole training split) beside the control "
             f"(the space's default point) and tests them; to train: {names} ({minutes}, "
             "estimated from the trials' measured seconds per epoch).")
 
