@@ -87,6 +87,9 @@ def main() -> int:
             "epochs", "wall_seconds", "reused", "screening_val_accuracy", "architecture")}
             for r in final.get("rows", [])],
         "final_skipped": final.get("skipped", []),  # not started: past --max-time
+        "control": final.get("control"),
+        "seed": _run_json(root, project).get("seed"),
+        "fidelity": _fidelity(),
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +99,22 @@ def main() -> int:
     else:
         common.write("best", payload)
     return proc.returncode
+
+
+def _run_json(root: Path, project: str) -> dict:
+    path = root / project / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _fidelity() -> dict | None:
+    """What the screening of this run was chosen on: the fidelity benchmark's correlations."""
+    path = common.RESULTS / "fidelity.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return {k: data.get(k) for k in ("spearman_with_final", "seed_sd", "screening_subset",
+                                     "final_epochs", "complete")} | {
+        "configs_scored": sum(1 for r in data.get("rows", []) if (r.get("scores") or {}).get("final") is not None)}
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import baselines, budget, layout, results
+from fmnist_search import baselines, budget, builder, layout, results
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 
@@ -185,6 +185,19 @@ def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict
                                 None if candidate.stage == "baseline" else candidate.values)
 
 
+def same_model_run(candidate: Candidate, trained: list[tuple[Candidate, Path, dict[str, Any]]]
+                   ) -> tuple[Path, dict] | None:
+    """The run of an earlier model of this table with the same values and epochs (the search's
+    pick is often the space's default point, i.e. its control): trials are reproducible (one
+    seed, one protocol, one split), so training it again would spend an hour here to repeat
+    the same numbers."""
+    mine = builder.resolve(candidate.values)
+    for other, path, metrics in trained:
+        if other.epochs == candidate.epochs and builder.resolve(other.values) == mine:
+            return path, metrics
+    return None
+
+
 def _seconds(metrics: dict[str, Any]) -> float | None:
     if metrics.get("wall_seconds") is not None:
         return float(metrics["wall_seconds"])
@@ -292,8 +305,9 @@ def finalize(req: FinalizeRequest, console: Console,
     }
     costs = estimated_seconds(candidates, 1.0 / float(run.get("preset", {}).get("subset", 1.0)))
     dataset: Dataset | None = None
+    trained: list[tuple[Candidate, Path, dict[str, Any]]] = []
     for candidate in candidates:
-        done = finished_run(candidate, fingerprint)
+        done = finished_run(candidate, fingerprint) or same_model_run(candidate, trained)
         if done is None and (late := _past_deadline(req.deadline, costs[candidate.name],
                                                     candidate, record["rows"])):
             console.print(f"[bold]{candidate.name}[/]: not trained: it needs about "
@@ -316,6 +330,7 @@ def finalize(req: FinalizeRequest, console: Console,
                                 patience=None, source=candidate.source)
             path, metrics = runs.train_run(spec, dataset, candidate.parent, console)
             row = final_row(candidate, path, metrics, _seconds(metrics), False)
+        trained.append((candidate, path, metrics))
         record["rows"].append(row)
         record["stages"]["models"].append({"name": candidate.name, "stage": candidate.stage,
                                            "seconds": row["wall_seconds"],

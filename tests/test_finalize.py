@@ -409,3 +409,28 @@ def test_finalize_refuses_clearly_when_the_space_file_is_gone(tmp_path):
            "preset": {}}
     with pytest.raises(UserError, match=r"gone\.toml cannot be read now.*Put the file back"):
         control_candidate(tmp_path, run, 10, {})
+
+
+def test_a_control_equal_to_the_pick_reuses_the_picks_run_instead_of_training_again(tmp_path):
+    """The search's pick is often its start (the default point, i.e. the control): the same
+    values, epochs, seed and split train to the same numbers, so the control row takes the
+    pick's run. A different epoch count or any differing value trains its own."""
+    from fmnist_search import builder, finalize
+
+    values = {"filters_1": 4, "aug_flip": True, "epochs": 2}
+    pick = finalize.Candidate("b-0", "final", {**values, "tuner/epochs": 2}, 2,
+                              tmp_path / "b-0", {}, {})
+    trained = [(pick, tmp_path / "run", {"test_accuracy": 0.9})]
+    control = finalize.Candidate("default", "control", dict(values), 2, tmp_path / "c", {}, {})
+    # Written out in full: the same model, whether or not a value equals its default.
+    spelled = {**builder.resolve(values), "epochs": 2}
+    for twin in (control, finalize.Candidate("d", "control", spelled, 2, tmp_path, {}, {})):
+        assert finalize.same_model_run(twin, trained) == (tmp_path / "run",
+                                                          {"test_accuracy": 0.9})
+    longer = finalize.Candidate("default", "control", {**values, "epochs": 3}, 3, tmp_path,
+                                {}, {})
+    wider = finalize.Candidate("default", "control", {**values, "filters_1": 8}, 2, tmp_path,
+                               {}, {})
+    assert finalize.same_model_run(longer, trained) is None
+    assert finalize.same_model_run(wider, trained) is None
+    assert finalize.same_model_run(control, []) is None
