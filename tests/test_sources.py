@@ -49,7 +49,7 @@ def test_truncated_gzip_names_the_file(tmp_path, rng):
 def test_wrong_content_fails_checksum(tmp_path, rng):
     """A well-formed IDX file that is not the official one is refused, naming the file."""
     spec = sources.FILES["train_images"]
-    write_idx(tmp_path / spec.name, rng.integers(0, 9, spec.shape))
+    write_idx(tmp_path / spec.name, rng.integers(0, 9, spec.shape, dtype=np.uint8))
     with pytest.raises(UserError, match=r"train-images-idx3-ubyte\.gz failed its checksum"):
         sources.read_idx(tmp_path / spec.name, spec)
 
