@@ -97,8 +97,7 @@ def cache_listing(env) -> list[str]:
     return sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
 
 
-@pytest.fixture
-def csv_data(tmp_path, rng) -> list[str]:
+def write_csvs(directory: Path, rng: np.random.Generator) -> list[str]:
     """Kaggle-style CSVs (so search tests need no real data): 400 train and 50 test images."""
     import pandas as pd
 
@@ -108,9 +107,14 @@ def csv_data(tmp_path, rng) -> list[str]:
         frame = pd.DataFrame(rng.integers(0, 256, (n, 784)),
                              columns=[f"pixel{i}" for i in range(784)])
         frame.insert(0, "label", labels)
-        frame.to_csv(tmp_path / name, index=False)
-        paths.append(str(tmp_path / name))
+        frame.to_csv(directory / name, index=False)
+        paths.append(str(directory / name))
     return paths
+
+
+@pytest.fixture
+def csv_data(tmp_path, rng) -> list[str]:
+    return write_csvs(tmp_path, rng)
 
 
 def search_args(csv_data, tmp_path, project="p", trials=3, *extra) -> list[str]:

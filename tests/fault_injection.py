@@ -3,7 +3,8 @@ ACTION -- ARGS``.
 
 The N-th write of a file called NAME either dies with SIGKILL half-way (a partial temporary file
 is left beside it, as a real kill during the write would) or raises ENOSPC, the way a full disk
-does. Used by the state tests, which then resume the project without the fault.
+does. Used by the state tests, which then resume the project without the fault; a test that
+needs no kill installs ``faulty_write`` in its own process (monkeypatch) and saves a process.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import errno
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from fmnist_search import layout
@@ -19,7 +21,8 @@ from fmnist_search import layout
 real_write_text = layout.write_text
 
 
-def install(target: str, nth: int, action: str) -> None:
+def faulty_write(target: str, nth: int, action: str) -> Callable[[Path | str, str], None]:
+    """``layout.write_text`` with the ``nth`` write of a file named ``target`` made ``action``."""
     seen = {"n": 0}
 
     def write_text(path, text: str) -> None:
@@ -33,7 +36,11 @@ def install(target: str, nth: int, action: str) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
         real_write_text(path, text)
 
-    layout.write_text = write_text
+    return write_text
+
+
+def install(target: str, nth: int, action: str) -> None:
+    layout.write_text = faulty_write(target, nth, action)
 
 
 if __name__ == "__main__":

@@ -29,15 +29,17 @@ def _half_the_cores() -> list[int]:
     return cores[: max(1, len(cores) // 2)]
 
 
-def _run(args: list[str], log: Path, cores: list[int] | None = None) -> None:
+def _start(args: list[str], log: Path, cores: list[int] | None = None) -> subprocess.Popen:
     """A command in its own process; ``cores`` pins it (TensorFlow sizes its thread pools to
     the cores a process may use, and the order of a sum over threads changes the last bits
     of a float: measured 1.5e-8 in a weight between 1 and 2 threads)."""
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    proc = subprocess.run([sys.executable, "-m", "fmnist_search", *args], text=True,
-                          stdout=log.open("w"), stderr=subprocess.STDOUT, timeout=600,
-                          preexec_fn=pin)
-    assert proc.returncode == 0, log.read_text()[-3000:]
+    return subprocess.Popen([sys.executable, "-m", "fmnist_search", *args], text=True,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=pin)
+
+
+def _finish(proc: subprocess.Popen, log: Path) -> None:
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
 
 
 def _weights(trial_dir: Path) -> list[np.ndarray]:
@@ -70,10 +72,20 @@ def test_a_trial_is_the_same_in_another_process_after_a_resume_and_on_a_worker(t
 
     # Trial 1 of one process, trial 2 of another (a resume), both against two workers, each a
     # process of its own with as many threads as a worker of two gets, so all compare exactly.
+    # The two searches share nothing (folders, pinned thread counts), so they run side by
+    # side: each of these processes leaves a core idle while it loads TensorFlow.
     cores = _half_the_cores()
-    _run(args("resumed", 1), tmp_path / "resumed-1.log", cores)
-    _run(args("resumed", 2), tmp_path / "resumed-2.log", cores)  # trial 2 after a resume
-    _run(args("workers", 2, "--workers", "2"), tmp_path / "workers.log")
+    logs = {name: tmp_path / f"{name}.log" for name in ("resumed-1", "resumed-2", "workers")}
+    workers = _start(args("workers", 2, "--workers", "2"), logs["workers"])
+    try:
+        _finish(_start(args("resumed", 1), logs["resumed-1"], cores), logs["resumed-1"])
+        _finish(_start(args("resumed", 2), logs["resumed-2"], cores),  # trial 2 after a resume
+                logs["resumed-2"])
+        _finish(workers, logs["workers"])
+    finally:
+        if workers.poll() is None:
+            workers.kill()
+            workers.wait()
     runs = {name: _trials(tmp_path / name / "res") for name in ("resumed", "workers")}
     reference = runs.pop("workers")
     assert len(reference) == 2

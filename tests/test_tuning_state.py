@@ -37,9 +37,16 @@ def _recorded(root: Path, project: str) -> dict[str, str]:
     return found
 
 
-def _cli(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fmnist_search", *args], capture_output=True,
-                          text=True, timeout=timeout)
+def _resume(args: list[str], capsys) -> str:
+    """The same command again, in this process (a fresh one would only load TensorFlow
+    again: nothing of the killed process is in this one either); its output, one line."""
+    capsys.readouterr()
+    code = main(args)
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert code == 0, out[-3000:]
+    assert "Traceback" not in out
+    return out
 
 
 # --------------------------------------------------------------------------- names
@@ -86,7 +93,8 @@ def test_overwrite_removes_only_a_project_of_this_tool(tmp_path, csv_data, capsy
     ("oracle.json:2", ["0"]),  # trial 0 is COMPLETED in trial.json, the oracle still runs it
     ("record.json:4", ["0"]),  # trial 1's finished record, before Keras Tuner knows it finished
 ])
-def test_kill_during_a_state_write_then_resume(tmp_path, csv_data, fault, finished_before):
+def test_kill_during_a_state_write_then_resume(tmp_path, csv_data, capsys, fault,
+                                               finished_before):
     root = tmp_path / "res"
     args = search_args(csv_data, tmp_path, "k", 4)
     killed = subprocess.run([sys.executable, DRIVER, fault, "kill", "--", *args],
@@ -94,30 +102,32 @@ def test_kill_during_a_state_write_then_resume(tmp_path, csv_data, fault, finish
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     kept = _recorded(root, "k")
     assert set(finished_before) <= set(kept)  # the loop below checks these, at least
-    resumed = _cli(args)
-    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    assert "Traceback" not in resumed.stdout + resumed.stderr
+    resumed = _resume(args, capsys)
     done = _completed(root, "k")
     assert sorted(done) == ["0", "1", "2", "3"]
     for trial, text in kept.items():  # no finished trial was rerun or changed
         assert done[trial] == text
     if fault == "trial.json:3":
-        assert "0" in kept and "is kept, not rerun" in " ".join(resumed.stdout.split())
+        assert "0" in kept and "is kept, not rerun" in resumed
 
 
 @pytest.mark.slow
-def test_injected_enospc_is_one_clear_error_and_the_project_resumes(tmp_path, csv_data):
+def test_injected_enospc_is_one_clear_error_and_the_project_resumes(tmp_path, csv_data,
+                                                                     capsys, monkeypatch):
+    from fault_injection import faulty_write
+
     root = tmp_path / "res"
     args = search_args(csv_data, tmp_path, "full", 3)
-    full = subprocess.run([sys.executable, DRIVER, "trial.json:4", "enospc", "--", *args],
-                          capture_output=True, text=True, timeout=300)
-    out = " ".join((full.stdout + full.stderr).split())
-    assert full.returncode == 2 and "Traceback" not in out
+    with monkeypatch.context() as patch:
+        patch.setattr(layout, "write_text", faulty_write("trial.json", 4, "enospc"))
+        code = main(args)
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert code == 2 and "Traceback" not in out
     assert "No space left on device" in out and "trial.json" in out and "resume" in out
     kept = _recorded(root, "full")
-    assert "0" in kept  # killed at trial 1's first write: trial 0 had finished
-    resumed = _cli(args)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "0" in kept  # stopped at trial 1's first write: trial 0 had finished
+    _resume(args, capsys)
     done = _completed(root, "full")
     assert sorted(done) == ["0", "1", "2"]
     assert all(done[t] == text for t, text in kept.items())
