@@ -540,3 +540,29 @@ def test_a_second_live_worker_with_the_same_id_is_refused(one_trial_project, chi
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_rerun_stops_this_machines_orphans_and_leaves_live_workers_alone(tmp_path):
+    """``stop_orphans``, which the kill -9 test above reaches only when an orphan outlives the
+    rerun's start-up (seconds): a worker whose supervisor is gone is stopped, one whose
+    supervisor lives is not."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # a supervisor pid that no longer exists
+    sleepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+                for _ in range(2)]
+    try:
+        for name, proc, parent in (("orphan", sleepers[0], gone.pid),
+                                   ("kept", sleepers[1], os.getpid())):
+            beat = layout.worker_file(tmp_path, name, ".json")
+            beat.parent.mkdir(exist_ok=True)
+            layout.write_json(beat, {"status": "training", "pid": proc.pid, "parent": parent,
+                                     "host": socket.gethostname()})
+        assert supervisor.stop_orphans(tmp_path) == [sleepers[0].pid]
+        assert sleepers[0].wait(timeout=10) == -signal.SIGTERM
+        assert sleepers[1].poll() is None
+    finally:
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
