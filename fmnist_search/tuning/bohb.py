@@ -162,11 +162,12 @@ class BohbOracle(kt.oracles.HyperbandOracle):
         return self.bohb.min_points_in_model or len(encoding.dims) + 1
 
     def observations(self) -> dict[int, list[tuple[dict[str, Any], float]]]:
-        """Finished trials by budget: (values, loss), the lower the better; a failed or
-        rejected trial counts as the worst of its budget."""
+        """Finished trials by budget, in trial order: (values, loss), the lower the better; a
+        failed or rejected trial counts as the worst of its budget."""
         sign = -1.0 if self.objective.direction == "max" else 1.0
         out: dict[int, list[tuple[dict[str, Any], float]]] = {}
-        for trial in self.trials.values():
+        for trial_id in sorted(self.trials):  # trial order: a reload lists them as it finds them
+            trial = self.trials[trial_id]
             budget = trial.hyperparameters.values.get(EPOCHS)
             if budget is None:
                 continue
