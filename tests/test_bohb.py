@@ -81,7 +81,9 @@ def test_the_random_fraction_is_kept(tmp_path):
 
 def test_model_proposals_never_set_an_inactive_hyperparameter(tmp_path):
     """``units`` exists only under the flatten head; the densities use what is active."""
-    score = lambda v: v["x"] if v["head"] == "gap" else 0.0  # noqa: E731: gap is the good head
+    def score(values):  # the gap head is the good one
+        return values["x"] if values["head"] == "gap" else 0.0
+
     tried = _run(_oracle(tmp_path), 15, score)
     model = [v for v in tried if v[PROPOSAL] == "model"]
     assert model and sum(v["head"] == "gap" for v in model) >= len(model) - 1
