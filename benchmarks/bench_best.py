@@ -9,10 +9,11 @@ Usage (the README's command):
 
     python benchmarks/bench_best.py --max-time 3h
 
-``--reuse-baselines DIR`` copies the finished report-model runs of an earlier results
-directory into the fresh one first, so finalize reuses them (as it does for a user's second
-search in one results directory) and the budget keeps no time for them: their training time is
-recorded beside the command's (``reused_wall_seconds``) for an honest total.
+``--reuse-baselines DIR`` copies the finished report-model runs and controls (the space's
+default point under the final protocol) of an earlier results directory into the fresh one
+first, so finalize reuses those of the same protocol, data and seed (as it does for a user's
+second search in one results directory) and the budget keeps no time for them: their training
+time is recorded beside the command's (``reused_wall_seconds``) for an honest total.
 
 Options after ``--`` go to ``fmnist-search run`` unchanged (a smoke check of the script:
 ``--max-time 30s --out /tmp/best.json -- --subset 0.02 --trials 2 --no-finalize``).
@@ -42,15 +43,16 @@ def main() -> int:
                         help="where the run writes (default: a fresh temporary directory)")
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/best.json)")
     parser.add_argument("--reuse-baselines", type=Path, metavar="DIR",
-                        help="copy DIR/baselines (finished report-model runs) in first")
+                        help="copy DIR/baselines and DIR/controls (finished runs) in first")
     parser.add_argument("extra", nargs="*", help="after --: more options for `run`")
     args = parser.parse_args()
     root = args.results_dir or Path(tempfile.mkdtemp(prefix="bench-best-"))
     if root.exists() and any(root.iterdir()):
         parser.error(f"--results-dir {root} is not empty: the benchmark needs a fresh one")
     project = "best"
-    if args.reuse_baselines:
-        shutil.copytree(args.reuse_baselines / layout.BASELINES, root / layout.BASELINES)
+    for kind in (layout.BASELINES, layout.CONTROLS) if args.reuse_baselines else ():
+        if (args.reuse_baselines / kind).is_dir():
+            shutil.copytree(args.reuse_baselines / kind, root / kind)
     cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", "resnet", "--search",
            "best", "--max-time", args.max_time, "--project", project, "--results-dir",
            str(root), *args.extra]
@@ -88,7 +90,7 @@ def main() -> int:
             for r in final.get("rows", [])],
         "final_skipped": final.get("skipped", []),  # not started: past --max-time
         "control": final.get("control"),
-        "seed": _run_json(root, project).get("seed"),
+        "seed": _run_json(root, project).get("data", {}).get("seed"),
         "fidelity": _fidelity(),
     }
     if args.out:

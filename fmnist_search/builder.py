@@ -118,6 +118,16 @@ def resolve(values: Mapping[str, Any]) -> dict[str, Any]:
     return full
 
 
+def same_model(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two sets of values build and train the same model: equal once every name the
+    builder reads is filled in (a value spelled out at its default is no different). Values
+    the builder does not know make them different, never an error."""
+    try:
+        return resolve(a) == resolve(b)
+    except ArchitectureError:
+        return False
+
+
 # --------------------------------------------------------------------------- plan
 
 

@@ -25,7 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,9 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
     # The best configuration, the report models, then the other configurations: the order
     # only matters when --max-time runs out, and then the comparison with the report's models
     # (what the table is for) comes before a runner-up.
-    candidates[1:1] = [control_candidate(req.root, run, epochs, final_values),
+    control = control_candidate(req.root, run, epochs, final_values)
+    candidates = [_in_control_folder(c, control) for c in candidates]
+    candidates[1:1] = [control,
                        *(baseline_candidate(req.root, name, epochs,
                                             bool(preset.get("final_baselines_epochs")))
                          for name in preset.get("final_baselines") or [])]
@@ -127,6 +129,16 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
                 "data": DataSettings.from_record(run["data"], req.data_dir,
                                                  req.test_csv)}
     return run, candidates, settings
+
+
+def _in_control_folder(candidate: Candidate, control: Candidate) -> Candidate:
+    """A configuration that is the control itself (the search's pick is often its start, the
+    default point) trains in the control's folder: the control row then reuses that run, as
+    later projects of the space do, instead of spending an hour here on the same numbers
+    (one seed, one protocol, one split: trials are reproducible)."""
+    if builder.same_model(candidate.values, control.values):
+        return replace(candidate, parent=control.parent)
+    return candidate
 
 
 def control_candidate(root: Path, run: dict[str, Any], epochs: int,
@@ -159,6 +171,11 @@ def control_gain(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     a, b, n = float(pick["test_accuracy"]), float(control["test_accuracy"]), int(pick["n_test"])
     error = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
     gain = a - b
+    if pick.get("path") and pick.get("path") == control.get("path"):
+        return {"pick": pick["name"], "control": control["name"], "gain": 0.0,
+                "standard_error": 0.0, "verdict": "is",
+                "line": f"The search's pick {pick['name']} is its control, the space's default "
+                        "point (one run): the search found nothing it ranked above its start."}
     verdict = ("beats" if gain > 2 * error else
                "does not beat" if gain <= 0 else "cannot be told from")
     return {"pick": pick["name"], "control": control["name"], "gain": gain,
@@ -183,19 +200,6 @@ def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict
     control), epochs and data: finalize does not train it again."""
     return results.finished_run(candidate.parent, candidate.epochs, data,
                                 None if candidate.stage == "baseline" else candidate.values)
-
-
-def same_model_run(candidate: Candidate, trained: list[tuple[Candidate, Path, dict[str, Any]]]
-                   ) -> tuple[Path, dict] | None:
-    """The run of an earlier model of this table with the same values and epochs (the search's
-    pick is often the space's default point, i.e. its control): trials are reproducible (one
-    seed, one protocol, one split), so training it again would spend an hour here to repeat
-    the same numbers."""
-    mine = builder.resolve(candidate.values)
-    for other, path, metrics in trained:
-        if other.epochs == candidate.epochs and builder.resolve(other.values) == mine:
-            return path, metrics
-    return None
 
 
 def _seconds(metrics: dict[str, Any]) -> float | None:
@@ -305,9 +309,8 @@ def finalize(req: FinalizeRequest, console: Console,
     }
     costs = estimated_seconds(candidates, 1.0 / float(run.get("preset", {}).get("subset", 1.0)))
     dataset: Dataset | None = None
-    trained: list[tuple[Candidate, Path, dict[str, Any]]] = []
     for candidate in candidates:
-        done = finished_run(candidate, fingerprint) or same_model_run(candidate, trained)
+        done = finished_run(candidate, fingerprint)
         if done is None and (late := _past_deadline(req.deadline, costs[candidate.name],
                                                     candidate, record["rows"])):
             console.print(f"[bold]{candidate.name}[/]: not trained: it needs about "
@@ -330,7 +333,6 @@ def finalize(req: FinalizeRequest, console: Console,
                                 patience=None, source=candidate.source)
             path, metrics = runs.train_run(spec, dataset, candidate.parent, console)
             row = final_row(candidate, path, metrics, _seconds(metrics), False)
-        trained.append((candidate, path, metrics))
         record["rows"].append(row)
         record["stages"]["models"].append({"name": candidate.name, "stage": candidate.stage,
                                            "seconds": row["wall_seconds"],

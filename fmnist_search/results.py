@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import layout
+from fmnist_search import builder, layout
 from fmnist_search.layout import BASELINES, RETRAINED, list_projects  # noqa: F401 (re-exported)
 
 
@@ -90,7 +90,7 @@ def finished_run(parent: Path, epochs: int, data: dict[str, Any],
             continue
         if metrics.get("epochs") != epochs:
             continue
-        if values is not None and metrics.get("values") != values:
+        if values is not None and not builder.same_model(metrics.get("values") or {}, values):
             continue
         return path, metrics
     return None

@@ -232,3 +232,17 @@ def test_the_policy_is_the_models_and_is_not_left_behind():
     assert model.layers[1].compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == before
     assert builder.build_model(values, 10).dtype_policy.name == before
+
+
+def test_same_model_ignores_spelled_out_defaults_but_not_a_changed_value():
+    from fmnist_search.builder import DOMAINS, resolve, same_model
+
+    values = {"filters_1": 32, "aug_flip": True}
+    assert same_model(values, resolve(values))  # the same model, written out in full
+    assert same_model({**values, "tuner/epochs": 3}, values)  # Keras Tuner's bookkeeping
+    assert not same_model(values, {**values, "filters_1": 64})
+    assert not same_model(values, {**values, "aug_erase": 0.5})
+    # A name the builder does not know (a record from another version) is a different model,
+    # never an exception inside finalize's reuse check.
+    assert not same_model(values, {**values, "not_a_hyperparameter": 1})
+    assert "aug_erase" in DOMAINS

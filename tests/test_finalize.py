@@ -397,6 +397,12 @@ def test_control_gain_says_whether_the_search_beat_its_control():
     assert control_gain(rows(0.9520, 0.9435))["verdict"] == "beats"
     assert control_gain(rows(None, 0.9435)) is None  # no test set: nothing to say
     assert control_gain([r for r in rows(0.95, 0.94) if r["stage"] != "control"]) is None
+    # The pick is the default point: the control row is its run; no gain to claim.
+    same = [{**r, "path": "/r/controls/resnet-default/1"} if r["stage"] != "baseline" else r
+            for r in rows(0.9435, 0.9435)]
+    one = control_gain(same)
+    assert one["verdict"] == "is" and one["gain"] == 0.0
+    assert "is its control" in one["line"] and "nothing it ranked above its start" in one["line"]
 
 
 def test_finalize_refuses_clearly_when_the_space_file_is_gone(tmp_path):
@@ -411,26 +417,18 @@ def test_finalize_refuses_clearly_when_the_space_file_is_gone(tmp_path):
         control_candidate(tmp_path, run, 10, {})
 
 
-def test_a_control_equal_to_the_pick_reuses_the_picks_run_instead_of_training_again(tmp_path):
-    """The search's pick is often its start (the default point, i.e. the control): the same
-    values, epochs, seed and split train to the same numbers, so the control row takes the
-    pick's run. A different epoch count or any differing value trains its own."""
-    from fmnist_search import builder, finalize
+def test_a_pick_that_is_the_control_trains_in_the_controls_folder(tmp_path):
+    """The search's pick is often its start (the default point, i.e. the control): it trains
+    where the control's runs live, so the control row (and later projects) reuse that run
+    instead of training the same model again. Any other configuration keeps its own folder."""
+    from fmnist_search import finalize
 
     values = {"filters_1": 4, "aug_flip": True, "epochs": 2}
+    control = finalize.Candidate("s-default", "control", dict(values), 2, tmp_path / "controls",
+                                 {}, {})
     pick = finalize.Candidate("b-0", "final", {**values, "tuner/epochs": 2}, 2,
-                              tmp_path / "b-0", {}, {})
-    trained = [(pick, tmp_path / "run", {"test_accuracy": 0.9})]
-    control = finalize.Candidate("default", "control", dict(values), 2, tmp_path / "c", {}, {})
-    # Written out in full: the same model, whether or not a value equals its default.
-    spelled = {**builder.resolve(values), "epochs": 2}
-    for twin in (control, finalize.Candidate("d", "control", spelled, 2, tmp_path, {}, {})):
-        assert finalize.same_model_run(twin, trained) == (tmp_path / "run",
-                                                          {"test_accuracy": 0.9})
-    longer = finalize.Candidate("default", "control", {**values, "epochs": 3}, 3, tmp_path,
-                                {}, {})
-    wider = finalize.Candidate("default", "control", {**values, "filters_1": 8}, 2, tmp_path,
+                              tmp_path / "final", {}, {})
+    assert finalize._in_control_folder(pick, control).parent == tmp_path / "controls"
+    other = finalize.Candidate("b-1", "final", {**values, "filters_1": 8}, 2, tmp_path / "final",
                                {}, {})
-    assert finalize.same_model_run(longer, trained) is None
-    assert finalize.same_model_run(wider, trained) is None
-    assert finalize.same_model_run(control, []) is None
+    assert finalize._in_control_folder(other, control) is other

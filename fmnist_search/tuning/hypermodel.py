@@ -71,9 +71,11 @@ class SearchHyperModel(kt.HyperModel):
     """
 
     def __init__(self, space: Space, num_classes: int, patience: int, progress,
-                 stop_callback, policy: str = "float32", limits: TrialLimits | None = None):
+                 stop_callback, policy: str = "float32", limits: TrialLimits | None = None,
+                 fixed: Mapping[str, Any] | None = None):
         super().__init__(name=space.name)
         self.space = space
+        self.fixed = dict(fixed or {})
         self.num_classes = num_classes
         self.patience = patience
         self.progress = progress
@@ -83,10 +85,17 @@ class SearchHyperModel(kt.HyperModel):
         self.fits: dict[str, TrialFit] = {}
         self.rejections: dict[str, dict[str, Any]] = {}  # trial id -> reason, params
 
+    def values(self, hp) -> dict[str, Any]:
+        """The trial's values: the space's active ones, then the preset's ``[fixed]``. A fixed
+        name the space does not declare (a screening protocol: schedule, augmentation, label
+        smoothing) is not among the space's values: without the merge it would be recorded on
+        the trial and silently not used."""
+        return {**self.space.register(hp), **self.fixed}
+
     def build(self, hp):
         # The policy goes to the builder: Keras Tuner calls clear_session() before every build,
         # which resets Keras' global policy, so a policy set once would be lost by trial 2.
-        values = self.space.register(hp)
+        values = self.values(hp)
         try:
             return builder.build_model(values, self.num_classes, policy=self.policy)
         except ArchitectureError as exc:
@@ -94,7 +103,7 @@ class SearchHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=(), epochs=1,
             initial_epoch=0, **kwargs):
-        values = builder.resolve(self.space.register(hp))
+        values = builder.resolve(self.values(hp))
         trainable, frozen = training.count_params(model)
         trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
         limits = self.limits

@@ -237,7 +237,7 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
                                lambda: project_mod.val_curves(cache.refresh()))
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
-                                  trial_limits)
+                                  trial_limits, p.fixed)
     return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed)
 
 
