@@ -39,13 +39,14 @@ class TrialLimits:
     """What a trial must satisfy before (and while) it trains; 0 means no limit.
 
     ``curves`` returns the earlier finished trials' ``{epoch: val_accuracy}`` for median
-    stopping (read when a trial starts, so it sees every trial before it).
+    stopping (read when a trial starts, so it sees every trial before it); given a number of
+    planned epochs, only those of trials planned as long (``project.val_curves``).
     """
 
     max_params: int = 0
     max_seconds_per_epoch: float = 0.0
     prune_after: int = 0
-    curves: Callable[[], Sequence[Mapping[int, float]]] = field(default=lambda: [])
+    curves: Callable[..., Sequence[Mapping[int, float]]] = field(default=lambda planned=None: [])
 
 
 class TrialRejected(kt.errors.FailedTrialError):
@@ -117,7 +118,11 @@ class SearchHyperModel(kt.HyperModel):
                                          estimate=initial_epoch == 0))
         median = None
         if limits.prune_after:
-            median = MedianStop(limits.curves(), limits.prune_after)
+            # Under the per-epoch exponential decay every trial's epoch k had the same rate;
+            # a per-step schedule spans the trial's own epochs: compare like with like.
+            planned = hp.values.get("tuner/epochs") if values["schedule"] != "exponential" \
+                else None
+            median = MedianStop(limits.curves(planned), limits.prune_after)
             guards.append(median)
         callbacks = with_disk_guard(callbacks, model)
         try:

@@ -234,7 +234,8 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
     p = req.preset
     cache = cache or project_mod.TrialCache(req.project_dir, [])
     trial_limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
-                               lambda: project_mod.val_curves(cache.refresh()))
+                               lambda planned=None: project_mod.val_curves(cache.refresh(),
+                                                                           planned))
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
                                   trial_limits, p.fixed)
