@@ -90,7 +90,7 @@ def main() -> int:
             for r in final.get("rows", [])],
         "final_skipped": final.get("skipped", []),  # not started: past --max-time
         "control": final.get("control"),
-        "seed": _run_json(root, project).get("seed"),
+        "seed": _run_json(root, project).get("data", {}).get("seed"),
         "fidelity": _fidelity(),
     }
     if args.out:

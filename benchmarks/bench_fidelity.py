@@ -7,14 +7,16 @@ each screening score the Spearman rank correlation with the final validation acc
 configurations, and the seed-to-seed standard deviation of a screening score.
 
 Screening protocols (every one on the ``best`` preset's half of the training split):
-- ``hyperband_now@1``, ``@3``: today's screening, the configuration's own optimizer and
-  exponential decay, no augmentation, judged after 1 and 3 epochs of one training (a Hyperband
-  rung continues the previous one).
+- ``hyperband_now@1``, ``@3``: the screening of the ``best`` preset before 2026-11-28 (the
+  name is from then), the configuration's own optimizer and exponential decay, no
+  augmentation, judged after 1 and 3 epochs of one training (a Hyperband rung continues the
+  previous one).
 - ``complete@1``, ``@3``: each rung a complete short training: a cosine to zero over its own 1
   or 3 epochs, with the final protocol's shift+flip augmentation and label smoothing 0.1.
 - ``...#seed2``: the 1-epoch protocols again under a second seed (the noise of one score).
-The final protocol: the ``best`` preset's ``[final]`` values (cosine to zero with one warm-up
-epoch, shift+flip, label smoothing, flip TTA), ``--final-epochs`` epochs; its score is the
+The preset's screening now is ``complete`` (its ``[fixed]``). The final protocol: the ``best``
+preset's ``[final]`` values (cosine to zero with one warm-up epoch, shift+flip, label smoothing,
+flip TTA; its random erasing left out, so rows measured before it was added stay comparable), ``--final-epochs`` epochs; its score is the
 validation accuracy with TTA. A full-length final training (40 epochs on the whole split) is
 ~80 times a screening epoch, too long for ten configurations on two cores: the final epochs
 here are a proxy, named in the JSON.

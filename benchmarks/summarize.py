@@ -35,9 +35,32 @@ def fidelity(result: dict) -> None:
           f"a complete 1-epoch schedule {sd['complete@1']:.4f}.\n")
 
 
+def proof_runs() -> None:
+    """bench_best.py's proof runs (``proof_seed*.json``): one row per model of each run's final
+    table, the control's verdict under it, the worse run's winner being the claim."""
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("proof_seed*.json"))]
+    if not runs:
+        return
+    print("| seed | stage | model | test acc | val acc | params | s/epoch | wall | reused |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for run in runs:
+        for r in run["final_table"]:
+            print(f"| {run.get('seed')} | {r['stage']} | {r['name']} | {r['test_accuracy']:.4f} | "
+                  f"{r['val_accuracy']:.4f} | {r['params']:,} | {r['seconds_per_epoch']:.1f} | "
+                  f"{(r['wall_seconds'] or 0) / 60:.0f} min | {'yes' if r['reused'] else ''} |")
+    for run in runs:
+        m, st = run["machine"], run["stages"]
+        print(f"\nSeed {run.get('seed')} ({m['cpu']}, {m['when'][:10]}): `{run['command']}`, "
+              f"exit {run['exit_status']}, {run['wall_seconds'] / 60:.0f} min wall (screening "
+              f"{(st['screening_seconds'] or 0) / 60:.0f} min, finalize "
+              f"{(st['finalize_seconds'] or 0) / 60:.0f} min; trials {run['trials']}). "
+              + ((run.get("control") or {}).get("line") or "No control row."))
+
+
 def main() -> None:
     if (fid := load("fidelity")) is not None:
         fidelity(fid)
+    proof_runs()
     epoch = load("epoch_time")
     if epoch:
         m = epoch["machine"]

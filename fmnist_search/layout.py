@@ -103,6 +103,7 @@ class TrialRecord(TypedDict, total=False):
     architecture: str
     history: list[dict[str, float]]
     rebuilt: str
+    proposal: str  # tuner "bohb": how the configuration was proposed (tuning.bohb)
 
 
 # A trial's status, everywhere a user sees one. RUNNING: begun and not ended (or interrupted:

@@ -13,8 +13,38 @@ from fmnist_search import builder, catalog
 from fmnist_search.errors import UserError
 from fmnist_search.space import domain_problem, read_toml
 
-TUNERS = ("random", "bayesian", "hyperband")
+TUNERS = ("random", "bayesian", "hyperband", "bohb")
+MULTI_FIDELITY = ("hyperband", "bohb")  # tuners that run Hyperband's brackets (factor, iterations)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # training.PRECISIONS, without importing Keras
+
+
+@dataclass(frozen=True)
+class BohbSettings:
+    """BOHB's model (``tuner = "bohb"``, Falkner, Klein and Hutter 2018): the paper's defaults.
+    Each is documented in docs/spaces-and-presets.md; ``BOHB_RULES`` says what is valid."""
+
+    random_fraction: float = 1 / 3  # share of new configurations drawn at random (rho)
+    min_points_in_model: int = 0  # N_min; 0: the searched hyperparameters + 1
+    top_n_percent: float = 15.0  # the best q% of a budget's results are "good"
+    num_samples: int = 64  # candidates drawn from the good density, best l/g kept
+    bandwidth_factor: float = 3.0  # b_w: candidates drawn with bandwidths this much wider
+    min_bandwidth: float = 1e-3  # no bandwidth below this (keeps exploring)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# key -> (is the value valid, what is valid): checked with the file, key and value named.
+BOHB_RULES = {
+    "random_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1] (the paper's 1/3)"),
+    "min_points_in_model": (lambda v: isinstance(v, int) and v >= 0,
+                            "a whole number, 0 (the searched hyperparameters + 1) or more"),
+    "top_n_percent": (lambda v: 0 < v < 100, "a percentage in (0, 100) (the paper's 15)"),
+    "num_samples": (lambda v: isinstance(v, int) and v >= 1,
+                    "a whole number, 1 or more (the paper's 64)"),
+    "bandwidth_factor": (lambda v: v > 0, "a number above 0 (the paper's 3)"),
+    "min_bandwidth": (lambda v: 0 < v < 1, "a number in (0, 1) (the paper's 0.001)"),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +75,7 @@ class Preset:
     min_search_share: float = 0.0
     fixed: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)  # values the final protocol pins
+    bohb: BohbSettings = field(default_factory=BohbSettings)  # [bohb]: tuner = "bohb" only
 
     def with_overrides(self, **overrides: Any) -> Preset:
         """Command-line options win over the file; None means 'not given'."""
@@ -55,6 +86,7 @@ class Preset:
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["final_baselines"] = list(self.final_baselines)
+        out["bohb"] = self.bohb.as_dict()
         return out
 
     @property
@@ -67,11 +99,12 @@ def from_dict(data: dict[str, Any]) -> Preset:
     known = {f.name for f in fields(Preset)}
     values = {k: v for k, v in data.items() if k in known}
     values["final_baselines"] = tuple(values.get("final_baselines", ()))
+    values["bohb"] = BohbSettings(**values.get("bohb", {}))
     return Preset(**values)
 
 
 TABLES = ("fixed", "final")
-SCALARS = {f.name: f.type for f in fields(Preset) if f.name not in ("name", *TABLES)}
+SCALARS = {f.name: f.type for f in fields(Preset) if f.name not in ("name", "bohb", *TABLES)}
 
 
 def load(name_or_path: str) -> Preset:
@@ -84,10 +117,10 @@ def parse(path: Path, data: dict) -> Preset:
         raise UserError(f"{path} sets nothing: an empty preset would search with the built-in "
                         "defaults without a word. Set at least one key (e.g. trials = 20), or "
                         f"use a shipped preset ({', '.join(catalog.list_presets())}).")
-    unknown = set(data) - set(SCALARS) - set(TABLES)
+    unknown = set(data) - set(SCALARS) - set(TABLES) - {"bohb"}
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; a preset has "
-                        f"{', '.join(sorted([*SCALARS, *TABLES]))}.")
+                        f"{', '.join(sorted([*SCALARS, *TABLES, 'bohb']))}.")
     checks = {"trials": int, "epochs": int, "factor": int, "iterations": int, "patience": int,
               "subset": (int, float), "prune_after": int, "max_params": int,
               "max_seconds_per_epoch": (int, float), "finalize_top": int, "final_epochs": int,
@@ -110,9 +143,10 @@ def parse(path: Path, data: dict) -> Preset:
         raise UserError(f"{path}: precision = {data['precision']!r}; valid: "
                         f"{', '.join(PRECISIONS)}.")
     tables = {name: _values_table(path, name, data.get(name, {})) for name in TABLES}
-    scalars = {k: v for k, v in data.items() if k not in TABLES}
+    scalars = {k: v for k, v in data.items() if k not in (*TABLES, "bohb")}
     scalars["final_baselines"] = tuple(names)
-    preset = Preset(name=path.stem, **scalars, **tables)
+    preset = Preset(name=path.stem, **scalars, **tables,
+                    bohb=_bohb_table(path, data.get("bohb", {})))
     validate(preset, str(path))
     return preset
 
@@ -131,6 +165,22 @@ def _values_table(path: Path, name: str, table: Any) -> dict[str, Any]:
     return dict(table)
 
 
+def _bohb_table(path: Path, table: Any) -> BohbSettings:
+    """``[bohb]``: BOHB's settings, each checked with what would be valid."""
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: bohb = {table!r} must be a [bohb] table of BOHB's settings, "
+                        f"e.g. random_fraction = 0.33 (keys: {', '.join(BOHB_RULES)}).")
+    for key, value in table.items():
+        if key not in BOHB_RULES:
+            raise UserError(f"{path}: [bohb] {key} is not a BOHB setting; the settings are "
+                            f"{', '.join(BOHB_RULES)} (docs/spaces-and-presets.md).")
+        valid, what = BOHB_RULES[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
+            raise UserError(f"{path}: [bohb] {key} = {value!r} is not valid: {key} must be "
+                            f"{what}.")
+    return BohbSettings(**table)
+
+
 def validate(preset: Preset, where: str) -> None:
     if preset.trials < 1 or preset.epochs < 1:
         raise UserError(f"{where}: trials ({preset.trials}) and epochs ({preset.epochs}) must be "
@@ -139,7 +189,7 @@ def validate(preset: Preset, where: str) -> None:
     if preset.epochs > top:
         raise UserError(f"{where}: epochs {preset.epochs} is more than the builder supports "
                         f"({top}).")
-    if preset.tuner == "hyperband" and (preset.factor < 2 or preset.iterations < 1):
+    if preset.tuner in MULTI_FIDELITY and (preset.factor < 2 or preset.iterations < 1):
         raise UserError(f"{where}: Hyperband's factor must be at least 2 and its iterations at least 1 "
                         f"(got {preset.factor}, {preset.iterations}).")
     if not 0 < preset.subset <= 1:

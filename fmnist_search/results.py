@@ -57,6 +57,7 @@ def trial_rows(root: Path, project: str,
             "architecture": record.get("architecture", ""),
             "values": {k: v for k, v in values.items() if not k.startswith("tuner/")},
             "reason": entry.reason,
+            "proposal": record.get("proposal", values.get("tuner/proposal")),  # bohb only
             "n_train": run.get("data", {}).get("n_train"),
             "path": str(entry.path),
             "space": run.get("space_name"),

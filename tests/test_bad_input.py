@@ -95,6 +95,7 @@ SPACES = {
     "preset_fixed.toml": "trials = 2\nfixed = 3\n",
     "preset_precision.toml": 'precision = "fp64"\n',
     "preset_epochs.toml": "epochs = 100000\n",
+    "preset_bohb.toml": 'tuner = "bohb"\n[bohb]\nrandom_fraction = 1.5\n',
 }
 
 
@@ -230,6 +231,8 @@ CASES = [
      ["preset_precision.toml", "fp64"]),
     ("preset epochs", ["run", "--search", D + "preset_epochs.toml", *R],
      ["preset_epochs.toml", "100000"]),
+    ("preset bohb setting", ["run", "--search", D + "preset_bohb.toml", *R],
+     ["preset_bohb.toml", "[bohb] random_fraction = 1.5", "a fraction in [0, 1]"]),
     ("run patience -1", ["run", "--patience", "-1", T, D + "five.csv", *R], ["--patience -1"]),
     ("run top -1", ["run", "--top", "-1", T, D + "five.csv", *R], ["--top -1"]),
     ("run batch size", ["run", "--batch-size", "100000", *R], ["--batch-size 100000"]),
@@ -353,7 +356,8 @@ CASES = [
 # before TensorFlow or any data loads (TensorFlow alone takes 5-10 s to import).
 ARGUMENT_LEVEL = [
     "subset 0", "classes one", "seed -1", "describe 1 class", "run patience -1",
-    "run batch size", "preset fixed not a table", "preset epochs", "leaderboard top -1",
+    "run batch size", "preset fixed not a table", "preset epochs", "preset bohb setting",
+    "leaderboard top -1",
     "leaderboard csv directory", "show lost record.json",
     "analyze project name", "analyze unknown project", "predict binary input",
     "predict unknown first column", "predict out directory", "finalize unknown project",

@@ -39,9 +39,9 @@ def _rigged(monkeypatch):
     real_curves, real_count = project.val_curves, training.count_params
     calls = {"curves": 0, "count": 0}
 
-    def curves(project_dir):
+    def curves(project_dir, planned=None):
         calls["curves"] += 1
-        return [{1: 1.0}] * 3 if calls["curves"] == 3 else real_curves(project_dir)
+        return [{1: 1.0}] * 3 if calls["curves"] == 3 else real_curves(project_dir, planned)
 
     def count(model):
         calls["count"] += 1

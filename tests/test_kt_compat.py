@@ -153,3 +153,11 @@ def test_pyproject_pins_keras_tuner_to_the_supported_range():
     assert pins["keras-tuner"] == f"keras-tuner>=1.4.7,<{kt_compat._next_minor(kt_compat.SUPPORTED[-1])}"
     core = ("tensorflow", "keras", "numpy", "pandas", "scikit-learn", "matplotlib", "rich")
     assert all("<" in pins[name] for name in core)  # every core package has a ceiling
+
+
+def test_bohb_runs_on_hyperbands_tuner_and_the_others_on_keras_tuners_own():
+    """BOHB's oracle is a ``HyperbandOracle``: its trials need Hyperband's tuner steps
+    (``tuner/epochs``, continuing a promoted trial from its parent's checkpoint)."""
+    assert kt_compat.tuner_class("bohb") is kt_compat.tuner_class("hyperband")
+    assert issubclass(kt_compat.tuner_class("bohb"), kt.Hyperband)
+    assert kt_compat.tuner_class("random") is kt.Tuner

@@ -12,6 +12,18 @@ def test_shipped_presets_load(name):
     assert preset.tuner in presets.TUNERS and preset.trials >= 1
 
 
+def test_bohb_settings_default_to_the_papers_and_are_read_from_the_file(tmp_path):
+    assert presets.Preset().bohb == presets.BohbSettings(1 / 3, 0, 15.0, 64, 3.0, 1e-3)
+    path = tmp_path / "b.toml"
+    path.write_text('tuner = "bohb"\nepochs = 9\n[bohb]\nrandom_fraction = 0.5\n'
+                    "min_points_in_model = 4\n")
+    preset = presets.load(str(path))
+    assert preset.tuner == "bohb"
+    assert (preset.bohb.random_fraction, preset.bohb.min_points_in_model) == (0.5, 4)
+    assert preset.bohb.num_samples == 64  # the rest stay the paper's
+    assert presets.from_dict(preset.as_dict()) == preset  # as run.json keeps it
+
+
 def test_report_preset_pins_the_report_protocol():
     fixed = presets.load("report").fixed
     assert fixed == {"optimizer": "adam", "learning_rate": 0.001, "beta_1": 0.9,
@@ -37,6 +49,14 @@ def test_command_line_overrides_win():
         ("[fixed]\nlearning_rate = 5.0\n", r"\[fixed\] learning_rate: 5.0 is outside"),
         ("[fixed]\nwarp = 1\n", r"\[fixed\] warp: 'warp' is not a hyperparameter"),
         ("subset = 1.5\n", "subset 1.5 must be a fraction"),
+        ('[bohb]\nrandom_fraction = "a third"\n',
+         r"\[bohb\] random_fraction = 'a third' is not valid: .* a fraction in \[0, 1\]"),
+        ("[bohb]\nnum_samples = 0\n", r"\[bohb\] num_samples = 0 .* 1 or more"),
+        ("[bohb]\nmin_points_in_model = 2.5\n", r"min_points_in_model = 2.5 .* whole number"),
+        ("[bohb]\ntop_n_percent = 100\n", r"top_n_percent = 100 .* \(0, 100\)"),
+        ("[bohb]\nbandwidth = 3\n", r"\[bohb\] bandwidth is not a BOHB setting; .* "
+                                     "bandwidth_factor"),
+        ("bohb = 3\n", r"must be a \[bohb\] table"),
     ],
 )
 def test_bad_preset_names_file_and_key(tmp_path, text, message):

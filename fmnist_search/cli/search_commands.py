@@ -18,6 +18,7 @@ from fmnist_search.cli.common import (
     err_console,
 )
 from fmnist_search.errors import UserError
+from fmnist_search.presets import MULTI_FIDELITY
 
 
 def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
@@ -63,7 +64,8 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
         if outcome.exhausted:
             note = (f" (the {preset.tuner} tuner had nothing more to propose: Hyperband runs a "
                     "fixed set of brackets; raise --epochs or use another tuner for more)"
-                    if preset.tuner == "hyperband" else " (the tuner had nothing more to propose)")
+                    if preset.tuner in MULTI_FIDELITY
+                    else " (the tuner had nothing more to propose)")
         console.print(f"Ran {ran} trial(s){note}; project {project} has {outcome.after}/"
                       f"{outcome.requested} finished.")
     rows = results.sort_rows(results.collect(root, [project], baselines=False,
@@ -179,6 +181,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+PROPOSALS = {"model": "the model (best good/bad density ratio of its candidates)",
+             "random": "a uniform random draw", "default": "the space's default point",
+             "promoted": "Hyperband's promotion of an earlier trial, trained on"}
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from fmnist_search import report, results
 
@@ -191,6 +198,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
     console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
                   f"{row['params']:,} params, {row['seconds_per_epoch']:.1f} s/epoch")
+    if row.get("proposal"):
+        console.print(f"proposed by BOHB: {PROPOSALS.get(row['proposal'], row['proposal'])}")
     console.print(report.values_table(row["values"]))
     model = builder.build_model(row["values"], num_classes, compile=False)
     console.print(report.layer_table(model, "Layers"))

@@ -39,13 +39,14 @@ class TrialLimits:
     """What a trial must satisfy before (and while) it trains; 0 means no limit.
 
     ``curves`` returns the earlier finished trials' ``{epoch: val_accuracy}`` for median
-    stopping (read when a trial starts, so it sees every trial before it).
+    stopping (read when a trial starts, so it sees every trial before it); given a number of
+    planned epochs, only those of trials planned as long (``project.val_curves``).
     """
 
     max_params: int = 0
     max_seconds_per_epoch: float = 0.0
     prune_after: int = 0
-    curves: Callable[[], Sequence[Mapping[int, float]]] = field(default=lambda: [])
+    curves: Callable[..., Sequence[Mapping[int, float]]] = field(default=lambda planned=None: [])
 
 
 class TrialRejected(kt.errors.FailedTrialError):
@@ -71,9 +72,11 @@ class SearchHyperModel(kt.HyperModel):
     """
 
     def __init__(self, space: Space, num_classes: int, patience: int, progress,
-                 stop_callback, policy: str = "float32", limits: TrialLimits | None = None):
+                 stop_callback, policy: str = "float32", limits: TrialLimits | None = None,
+                 fixed: Mapping[str, Any] | None = None):
         super().__init__(name=space.name)
         self.space = space
+        self.fixed = dict(fixed or {})
         self.num_classes = num_classes
         self.patience = patience
         self.progress = progress
@@ -83,10 +86,17 @@ class SearchHyperModel(kt.HyperModel):
         self.fits: dict[str, TrialFit] = {}
         self.rejections: dict[str, dict[str, Any]] = {}  # trial id -> reason, params
 
+    def values(self, hp) -> dict[str, Any]:
+        """The trial's values: the space's active ones, then the preset's ``[fixed]``. A fixed
+        name the space does not declare (a screening protocol: schedule, augmentation, label
+        smoothing) is not among the space's values: without the merge it would be recorded on
+        the trial and silently not used."""
+        return {**self.space.register(hp), **self.fixed}
+
     def build(self, hp):
         # The policy goes to the builder: Keras Tuner calls clear_session() before every build,
         # which resets Keras' global policy, so a policy set once would be lost by trial 2.
-        values = self.space.register(hp)
+        values = self.values(hp)
         try:
             return builder.build_model(values, self.num_classes, policy=self.policy)
         except ArchitectureError as exc:
@@ -94,7 +104,7 @@ class SearchHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=(), epochs=1,
             initial_epoch=0, **kwargs):
-        values = builder.resolve(self.space.register(hp))
+        values = builder.resolve(self.values(hp))
         trainable, frozen = training.count_params(model)
         trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
         limits = self.limits
@@ -108,7 +118,11 @@ class SearchHyperModel(kt.HyperModel):
                                          estimate=initial_epoch == 0))
         median = None
         if limits.prune_after:
-            median = MedianStop(limits.curves(), limits.prune_after)
+            # Under the per-epoch exponential decay every trial's epoch k had the same rate;
+            # a per-step schedule spans the trial's own epochs: compare like with like.
+            planned = hp.values.get("tuner/epochs") if values["schedule"] != "exponential" \
+                else None
+            median = MedianStop(limits.curves(planned), limits.prune_after)
             guards.append(median)
         callbacks = with_disk_guard(callbacks, model)
         try:

@@ -172,11 +172,12 @@ def tuner_class(name: str) -> type:
 
     ``RandomSearch`` and ``BayesianOptimization`` are ``Tuner`` with their oracle
     (tuners/randomsearch.py:164-174, tuners/bayesian.py:381-394): ``kt.Tuner`` itself, given
-    our oracle, is the same tuner. Hyperband's tuner adds its own steps (``_hyperband_on``).
+    our oracle, is the same tuner. Hyperband's tuner adds its own steps (``_hyperband_on``),
+    which BOHB's brackets need as well (its oracle is a ``HyperbandOracle``, ``tuning.bohb``).
     """
     import keras_tuner as kt
 
-    return _hyperband_on() if name == "hyperband" else kt.Tuner
+    return _hyperband_on() if name in ("hyperband", "bohb") else kt.Tuner
 
 
 class NoTensorBoardImport:

@@ -83,10 +83,19 @@ def finished_records(trials: Path | list[layout.TrialEntry],
     return [e.record for e in _entries(trials) if e.status in statuses]
 
 
-def val_curves(trials: Path | list[layout.TrialEntry]) -> list[dict[int, float]]:
-    """Each finished trial's ``{epoch: val_accuracy}``: what median stopping compares with."""
+def val_curves(trials: Path | list[layout.TrialEntry],
+               planned_epochs: int | None = None) -> list[dict[int, float]]:
+    """Each finished trial's ``{epoch: val_accuracy}``: what median stopping compares with.
+
+    ``planned_epochs``: only the trials planned for that many epochs (Hyperband's
+    ``tuner/epochs``). Under a per-step schedule (a cosine to zero over the trial's epochs) the
+    learning rate at epoch 2 of a 3-epoch trial is a quarter of a 9-epoch trial's, so their
+    epoch-2 accuracies are not comparable and the longer trial would be pruned for its
+    schedule, not its configuration."""
+    records = [r for r in finished_records(trials) if planned_epochs is None
+               or r.get("values", {}).get("tuner/epochs") == planned_epochs]
     return [{int(row["epoch"]): float(row["val_accuracy"]) for row in r.get("history", [])
-             if "val_accuracy" in row} for r in finished_records(trials)]
+             if "val_accuracy" in row} for r in records]
 
 
 class TrialCache:

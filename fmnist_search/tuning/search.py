@@ -25,7 +25,7 @@ from fmnist_search import budget, layout, training
 from fmnist_search.callbacks import StopCheck
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
-from fmnist_search.presets import Preset
+from fmnist_search.presets import MULTI_FIDELITY, Preset
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.space import Space
 from fmnist_search.tuning import project as project_mod
@@ -99,7 +99,8 @@ class SearchRequest:
         p = self.preset
         return {"space": self.space.text, "data": self.data.fingerprint(), "tuner": p.tuner,
                 "factor": p.factor, "iterations": p.iterations, "fixed": p.fixed,
-                "patience": p.patience, "epochs": p.epochs, "seed": self.seed}
+                "patience": p.patience, "epochs": p.epochs, "seed": self.seed,
+                **({"bohb": p.bohb.as_dict()} if p.tuner == "bohb" else {})}
 
     def run_record(self, policy: str) -> dict[str, Any]:
         from fmnist_search.runs import now, versions
@@ -233,10 +234,11 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
     p = req.preset
     cache = cache or project_mod.TrialCache(req.project_dir, [])
     trial_limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
-                               lambda: project_mod.val_curves(cache.refresh()))
+                               lambda planned=None: project_mod.val_curves(cache.refresh(),
+                                                                           planned))
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
-                                  trial_limits)
+                                  trial_limits, p.fixed)
     return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed)
 
 
@@ -244,7 +246,7 @@ def run_tuner(tuner, req: SearchRequest, display: SearchDisplay, signals: StopSi
               ) -> str | None:
     """Train trials in this process until the tuner stops; the reason ("trials", "time") or
     None when the oracle had nothing more to propose."""
-    kwargs = {} if req.preset.tuner == "hyperband" else {"epochs": req.preset.epochs}
+    kwargs = {} if req.preset.tuner in MULTI_FIDELITY else {"epochs": req.preset.epochs}
     with _startup_objects_frozen(), display.progress, signals.installed():
         try:
             tuner.search(req.data.x_train, req.data.y_train,

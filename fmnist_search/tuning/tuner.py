@@ -26,8 +26,10 @@ import keras_tuner as kt
 
 from fmnist_search import builder, layout
 from fmnist_search.errors import UserError
+from fmnist_search.presets import MULTI_FIDELITY
 from fmnist_search.reproducibility import seed_everything, trial_seed
 from fmnist_search.tuning import kt_compat
+from fmnist_search.tuning.bohb import PROPOSAL, BohbOracle
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
 from fmnist_search.tuning.signals import StopSignals
@@ -146,6 +148,8 @@ class RecordingMixin:
         record = {"trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
                   "started": started, "seed": trial_seed(self.project_seed, trial.trial_id),
                   **record}
+        if PROPOSAL in record["values"]:  # BOHB: "random", "model", "default" or "promoted"
+            record["proposal"] = record["values"][PROPOSAL]
         if record["status"] != "RUNNING":
             record["finished"] = time.time()
             record.setdefault("wall_seconds", record["finished"] - started)
@@ -195,6 +199,8 @@ class DefaultFirst:
         if self.trials or response.get("status") != "RUNNING" or not response.get("values"):
             return response
         bookkeeping = {k: v for k, v in response["values"].items() if k.startswith("tuner/")}
+        if PROPOSAL in bookkeeping:  # BOHB says where each configuration came from
+            bookkeeping[PROPOSAL] = "default"
         return {**response, "values": {**default_values(self.hyperparameters), **bookkeeping}}
 
 
@@ -210,7 +216,8 @@ def default_values(space: kt.HyperParameters) -> dict[str, Any]:
 
 ORACLES = {"random": kt.oracles.RandomSearchOracle,
            "bayesian": kt.oracles.BayesianOptimizationOracle,
-           "hyperband": kt.oracles.HyperbandOracle}
+           "hyperband": kt.oracles.HyperbandOracle,
+           "bohb": BohbOracle}
 
 
 def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
@@ -221,9 +228,10 @@ def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
     common = dict(objective=kt.Objective(OBJECTIVE, "max"), seed=seed, hyperparameters=fixed,
                   tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
                   max_consecutive_failed_trials=None)
-    if preset.tuner == "hyperband":
+    if preset.tuner in MULTI_FIDELITY:
+        extra = {"bohb": preset.bohb} if preset.tuner == "bohb" else {}
         return base(max_epochs=preset.epochs, factor=preset.factor,
-                    hyperband_iterations=preset.iterations, **common)
+                    hyperband_iterations=preset.iterations, **extra, **common)
     if preset.tuner == "bayesian":
         initial = max(3, min(10, preset.trials // 4))  # KT's default (3 x dims) is ~100 here
         return base(max_trials=preset.trials, num_initial_points=initial, **common)
