@@ -2,9 +2,9 @@
 
 SIGTERM is what ``kill``, Docker, systemd and Slurm send; it is treated exactly like Ctrl-C.
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; when that is a weakref
-callback inside the garbage collection Keras runs between trials, Python prints "Exception
-ignored" and carries on, so the handler also sets a flag that the search checks at every epoch
-end and trial start. Inside a ``critical()`` section (writing a state file, ending a trial) the
+callback inside the garbage collection Keras runs between trials, Python carries on (and would
+print "Exception ignored" with a traceback, which ``installed`` silences for a stop), so the
+handler also sets a flag that the search checks at every epoch end and trial start. Inside a ``critical()`` section (writing a state file, ending a trial) the
 signal only sets the flag and the stop happens when the section is over, so the files on disk
 always agree with each other.
 """
@@ -12,6 +12,7 @@ always agree with each other.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,8 +64,18 @@ class StopSignals:
     @contextmanager
     def installed(self) -> Iterator[StopSignals]:
         previous = {s: signal.signal(s, self.handler) for s in HANDLED}
+        previous_hook = sys.unraisablehook
+
+        def unraisable(args) -> None:
+            # A stop raised where Python cannot raise (a weakref callback, a __del__): the
+            # flag holds it, and a traceback would tell the user something went wrong.
+            if not isinstance(args.exc_value, Stopped):
+                previous_hook(args)
+
+        sys.unraisablehook = unraisable
         try:
             yield self
         finally:
+            sys.unraisablehook = previous_hook
             for s, handler in previous.items():
                 signal.signal(s, handler)
