@@ -54,3 +54,18 @@ def test_an_unknown_fixed_name_in_a_preset_is_refused(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "not_a_setting" in err and str(preset.name) in err and "Traceback" not in err
     assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
+
+
+@pytest.mark.slow
+def test_the_default_point_is_never_rejected_for_its_cost(tmp_path, csv_data, capsys):
+    """A time limit no configuration meets: the search's starting point (the space's default)
+    still trains, every other configuration is rejected."""
+    preset = tmp_path / "p.toml"
+    limits = "start_from_default = true\nmax_seconds_per_epoch = 0.001\n\n[fixed]"
+    preset.write_text(PRESET.replace("trials = 1", "trials = 3").replace("[fixed]", limits))
+    assert main(search_args(csv_data, tmp_path, "p", 3, "--search", str(preset))) == 0
+    capsys.readouterr()
+    trials = (tmp_path / "res" / "p").glob("trial_*")
+    records = sorted((layout.read_trial_record(t) for t in trials), key=lambda r: r["trial_id"])
+    assert [r["status"] for r in records] == ["COMPLETED", "REJECTED", "REJECTED"]
+    assert "--max-seconds-per-epoch" in records[1]["reason"]
