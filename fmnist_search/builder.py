@@ -80,6 +80,10 @@ DOMAINS: dict[str, Domain] = {
     "warmup_epochs": Domain("int", 0, 1000, default=0),  # cosine: linear warm-up
     "label_smoothing": Domain("float", 0.0, 0.5, default=0.0),
     "tta": Domain("bool", default=False),  # evaluate on the mean of the image and its mirror
+    # An exponential moving average of the weights with this momentum per step replaces them
+    # when training ends (Keras' use_ema; validation during training sees the raw weights).
+    # 0: off. A run resumed mid-training restarts the average from the restored weights.
+    "ema": Domain("float", 0.0, 0.99999, default=0.0),
     "batch_size": Domain("int", 1, 8192, default=128),
     "epochs": Domain("int", 1, 1000, default=40),
 }
@@ -256,6 +260,8 @@ def _protocol(v: Mapping[str, Any]) -> str:
         out.append(f"l2={_num(v['l2'])}")
     if v["label_smoothing"]:
         out.append(f"ls{_num(v['label_smoothing'])}")
+    if v["ema"]:
+        out.append("ema" + format(v["ema"], "g").removeprefix("0"))  # .999, not 1.
     if v["tta"]:
         out.append("tta")
     return " ".join(out)
@@ -453,14 +459,16 @@ def make_optimizer(v: Mapping[str, Any]):
     import keras
 
     lr, name, decay = v["learning_rate"], v["optimizer"], v["weight_decay"]
+    # Keras keeps the average in the optimizer and copies it into the model at the end of fit.
+    ema = {"use_ema": True, "ema_momentum": v["ema"]} if v["ema"] else {}
     if name == "adam":
-        return keras.optimizers.Adam(lr, beta_1=v["beta_1"], beta_2=v["beta_2"])
+        return keras.optimizers.Adam(lr, beta_1=v["beta_1"], beta_2=v["beta_2"], **ema)
     if name == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=decay, beta_1=v["beta_1"],
-                                      beta_2=v["beta_2"])
+                                      beta_2=v["beta_2"], **ema)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
+        return keras.optimizers.RMSprop(lr, **ema)
     # Keras' decay is decoupled (w -= lr * weight_decay * w, apart from the momentum); None
     # rather than 0 spares a no-op update per variable and step.
     return keras.optimizers.SGD(lr, momentum=v["momentum"], nesterov=bool(v["nesterov"]),
-                                weight_decay=decay or None)
+                                weight_decay=decay or None, **ema)

@@ -41,9 +41,7 @@ def op_determinism(mode: str) -> bool:
     to kernels as they are created, so switching it back mid-process would mix both kinds."""
     if mode not in MODES:
         raise ValueError(f"op determinism {mode!r}; valid: {', '.join(MODES)}")
-    import tensorflow as tf
+    from fmnist_search import backend
 
-    wanted = mode == "on" or (mode == "auto" and bool(tf.config.list_physical_devices("GPU")))
-    if wanted:
-        tf.config.experimental.enable_op_determinism()
-    return wanted
+    wanted = mode == "on" or (mode == "auto" and backend.has_gpu())
+    return backend.enable_op_determinism() if wanted else False

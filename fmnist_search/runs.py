@@ -39,11 +39,11 @@ def code_digest() -> str:
 def versions() -> dict[str, str]:
     import keras
     import keras_tuner
-    import tensorflow as tf
 
     import fmnist_search
+    from fmnist_search import backend
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+    return {"python": platform.python_version(), backend.name(): backend.version(),
             "keras": keras.__version__, "keras-tuner": keras_tuner.__version__,
             "fmnist-search": fmnist_search.__version__, "code": code_digest()}
 

@@ -196,6 +196,28 @@ def test_optimizers_and_their_knobs():
     assert type(opt()).__name__ == "Adam" and opt().weight_decay is None
 
 
+def test_ema_replaces_the_weights_with_their_average_when_training_ends():
+    """A very slow average (momentum 0.99999) stays next to the initial weights: with it the
+    trained model ends where it started; without it the same steps move it away."""
+    import keras
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(256, 28, 28, 1)).astype("float32")
+    y = np.arange(256) % 10
+    moved = {}
+    for ema in (0.0, 0.99999):
+        keras.utils.set_random_seed(1)
+        values = builder.resolve({"stages": 1, "filters_1": 4, "learning_rate": 0.05,
+                                  "ema": ema})
+        model = builder.build_model(values, 10)
+        assert bool(getattr(model.optimizer, "use_ema", False)) == bool(ema)
+        before = [w.copy() for w in model.get_weights()]
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        after = model.get_weights()
+        moved[ema] = max(float(np.abs(a - b).max()) for a, b in zip(after, before, strict=True))
+    assert moved[0.0] > 0.05 and moved[0.99999] < 0.2 * moved[0.0], moved
+
+
 def test_label_smoothing_changes_the_loss():
     from fmnist_search.losses import SparseSmoothedCrossentropy
 
@@ -214,6 +236,7 @@ def test_label_smoothing_changes_the_loss():
       "schedule": "onecycle"}, "| sgd m.95 nesterov .1 1cycle b128"),
     ({"optimizer": "adam", "weight_decay": 5e-4, "schedule": "cosine"}, "| adam 1e-3 cos b128"),
     ({"label_smoothing": 0.1, "tta": True}, "x.9 b128 ls.1 tta"),
+    ({"ema": 0.999}, "x.9 b128 ema.999"),
 ])
 def test_short_name_shows_knobs_that_differ(extra, token):
     name = builder.short_name({"stages": 2, **extra})

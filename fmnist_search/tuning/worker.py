@@ -343,10 +343,9 @@ def configure_devices(threads: int | None, cpus: tuple[int, ...] | None) -> None
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     if threads:
-        import tensorflow as tf
+        from fmnist_search import backend
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        backend.set_threads(threads)
 
 
 def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,

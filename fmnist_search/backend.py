@@ -1,0 +1,78 @@
+"""The Keras backend in use and what it offers: the one module that asks TensorFlow, JAX or
+PyTorch directly.
+
+Keras 3 runs the same models on any of the three; the project pins and tests TensorFlow, and
+everything else goes through Keras. The GPU benchmark (``benchmarks/gpu_h200.sh``) runs under
+JAX on a machine whose image has JAX but no TensorFlow, so only these few questions differ.
+"""
+
+from __future__ import annotations
+
+
+def name() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def version() -> str:
+    """The backend library's version (``tensorflow``'s, ``jax``'s or ``torch``'s)."""
+    import importlib
+
+    return str(getattr(importlib.import_module(name()), "__version__", "unknown"))
+
+
+def has_gpu() -> bool:
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    return False
+
+
+def set_threads(threads: int) -> None:
+    """TensorFlow's thread pools; the other backends size theirs at start-up (their own
+    environment variables), so there is nothing to set after import."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+
+
+def enable_op_determinism() -> bool:
+    """TensorFlow's deterministic kernels; False where the backend has no such switch after
+    start-up (XLA under JAX reads ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` at start)."""
+    if name() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    return True
+
+
+def unshare_averaged_weights(model) -> None:
+    """Give each weight its own buffer after ``fit`` copied an EMA into it.
+
+    Under JAX (Keras 3.15.1) ``finalize_variable_values`` points each weight at the average's
+    buffer; the next jitted call (``evaluate``) donates the weight's buffer and so deletes the
+    average's, and saving the model with its optimizer then fails with "Array has been deleted"
+    (reproduced on a two-layer model). TensorFlow copies on assignment, so nothing is done there.
+    Done after every JAX ``fit``, EMA or not: the average may sit in an optimizer wrapped by a
+    loss-scale optimizer (``mixed_float16``), and a copy of a small model's weights is cheap.
+    """
+    if name() != "jax":
+        return
+    import keras
+
+    for weight in model.trainable_variables:
+        weight.assign(keras.ops.copy(weight.value))
