@@ -49,7 +49,7 @@ N=${GPU_BENCH_WORKERS:-$(python3 -c "print(max(4, min(12, int(($LEFT - 60) / (30
 echo "== phase 2: $N workers at once (alone: ${T1} s/epoch; ${LEFT} s left)"
 PIDS=()
 i=0
-for seed in 1 2 3; do
+for seed in ${GPU_BENCH_SEEDS:-1 2 3}; do
     for arm in final final-without-erasing final-with-ema final-adamw; do
         [ $i -lt "$N" ] || break 2
         timeout $(( LEFT - 30 )) python3 benchmarks/bench_final_protocol.py --seeds $seed \
@@ -77,5 +77,5 @@ for r in sorted(rows, key=lambda r: (r["arm"], r["seed"])):
     print(f"{r['arm']:<24} seed {r['seed']}  test {r['test_accuracy']:.4f}  "
           f"val {r['val_accuracy']:.4f}  {r['seconds_per_epoch']:.2f} s/epoch")
 PY
-tar czf "$OUT/runs.tar.gz" -C /tmp r1 r2 $(cd /tmp && ls log_*.txt phase1.log) 2>/dev/null
+tar czf "$OUT/runs.tar.gz" --exclude="*.keras" --exclude="*.png" -C /tmp r1 r2 $(cd /tmp && ls log_*.txt phase1.log) 2>/dev/null
 echo "total $(( $(date +%s) - START )) s"

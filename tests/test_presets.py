@@ -112,6 +112,8 @@ def test_a_preset_survives_run_json():
     ("min_search_share = 'half'", "min_search_share"),
     ("[final]\nschedule = 'linear'", "schedule"),
     ("[final]\nwidth = 3", "width"),
+    ("[final]\nema = 1.0", r"\[final\] ema: 1.0 is outside"),  # a momentum of 1 never moves
+    ("[final]\nema = 'yes'", "ema"),
 ])
 def test_bad_budget_keys_are_refused_naming_them(tmp_path, text, named):
     path = tmp_path / "bad.toml"
