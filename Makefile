@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The quick loop while editing: the tests not marked slow, no real data (1 min 40 s here).
 test-fast: $(STAMP)
