@@ -50,10 +50,13 @@ def proof_runs() -> None:
                   f"{(r['wall_seconds'] or 0) / 60:.0f} min | {'yes' if r['reused'] else ''} |")
     for run in runs:
         m, st = run["machine"], run["stages"]
+        # Only what this run trained: finalize's own figure counted reused models' seconds
+        # until 2026-11-28 (proof_seed1.json holds that figure).
+        trained = sum(x["seconds"] or 0.0 for x in st["models"] if not x["reused"])
         print(f"\nSeed {run.get('seed')} ({m['cpu']}, {m['when'][:10]}): `{run['command']}`, "
               f"exit {run['exit_status']}, {run['wall_seconds'] / 60:.0f} min wall (screening "
               f"{(st['screening_seconds'] or 0) / 60:.0f} min, finalize "
-              f"{(st['finalize_seconds'] or 0) / 60:.0f} min; trials {run['trials']}). "
+              f"{trained / 60:.0f} min of training; trials {run['trials']}). "
               + ((run.get("control") or {}).get("line") or "No control row."))
 
 

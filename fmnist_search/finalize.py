@@ -341,7 +341,10 @@ def finalize(req: FinalizeRequest, console: Console,
         record["control"] = control_gain(record["rows"])
         layout.write_final(req.root, req.project, record)  # after each: kill-safe progress
     record["complete"] = True
+    # This finalize's own time: a reused model's seconds were spent by the run that trained it
+    # (a proof run that reused its 90-minute control reported "finalize 3h58m" for 1 hour).
     record["stages"]["finalize_seconds"] = sum(m["seconds"] or 0.0
-                                               for m in record["stages"]["models"])
+                                               for m in record["stages"]["models"]
+                                               if not m["reused"])
     layout.write_final(req.root, req.project, record)
     return record

@@ -139,6 +139,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     again = layout.read_final(root, "b")
     assert len(again["stages"]["models"]) == 4
     assert all(m["reused"] for m in again["stages"]["models"])
+    assert again["stages"]["finalize_seconds"] == 0  # nothing trained: no finalize time
     # A deadline that leaves no time (2 epochs: nothing to reuse): the first configuration
     # and the report model train all the same, the runner-up is named, not started.
     import time
@@ -160,6 +161,8 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     third = layout.read_final(root, "b")
     reused = [m["reused"] for m in third["stages"]["models"]]
     assert len(reused) == 5 and reused.count(False) == 1  # only the third configuration
+    assert third["stages"]["finalize_seconds"] == next(
+        m["seconds"] for m in third["stages"]["models"] if not m["reused"])
 
     assert main(["compare", "b", "--out", str(tmp_path / "c.png"),
                  "--results-dir", str(root)]) == 0
