@@ -7,8 +7,7 @@ and a report model are always trained and timed the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,7 @@ def fit(model, values: Mapping[str, Any], train: tuple, validation: tuple, epoch
     log = log or EpochLog()
     callbacks = [*protocol_callbacks(values, log, patience), *extra_callbacks]
     start = time.perf_counter()
-    with custom_gradients_released():
+    with backend.custom_gradients_released():
         model.fit(
             *train,
             validation_data=validation,
@@ -149,40 +148,3 @@ def count_params(model) -> tuple[int, int]:
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return trainable, frozen
-
-
-# --------------------------------------------------------------------------- many models
-
-
-def _gradient_registry() -> dict | None:
-    """TensorFlow's global op-gradient registry (private; None if this TensorFlow lacks it)."""
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry
-    except (ImportError, AttributeError):
-        return None
-    return registry if isinstance(registry, dict) else None
-
-
-@contextmanager
-def custom_gradients_released() -> Iterator[None]:
-    """Drop the gradient functions TensorFlow registers globally while one model trains.
-
-    Keras' TensorFlow optimizer sums gradients through ``tf.distribute``'s ``all_reduce``, a
-    ``tf.custom_gradient``; in a traced function that registers a ``CustomGradient-N`` entry in
-    a process-wide registry, and its closure keeps the whole traced training graph alive
-    (TensorFlow issues #97697 and #80895). A search builds hundreds of models in one process:
-    measured here, about 5 MiB and 8,500 Python objects a trial that ``clear_session()`` does
-    not free. The registry is read only while a training step is traced, so the entries one
-    ``fit`` added are removed when it returns (a later ``fit`` of the same model reuses the
-    traced step, or registers afresh if it retraces).
-    """
-    registry = _gradient_registry()
-    before = set(registry or ())
-    try:
-        yield
-    finally:
-        added = [k for k in registry or () if k not in before and k.startswith("CustomGradient-")]
-        for name in added:
-            del registry[name]

@@ -30,3 +30,18 @@ def test_unsharing_the_weights_keeps_their_values(monkeypatch):
     backend.unshare_averaged_weights(model)
     for a, b in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_only_the_custom_gradients_a_fit_added_are_released():
+    registry = backend.gradient_registry()
+    assert registry is not None, "this TensorFlow has no gradient registry to clean"
+    registry["CustomGradient-before-test"] = object()
+    try:
+        with backend.custom_gradients_released():
+            registry["CustomGradient-during-test"] = object()
+            registry["NotCustom-during-test"] = object()
+        assert "CustomGradient-during-test" not in registry
+        assert {"CustomGradient-before-test", "NotCustom-during-test"} <= set(registry)
+    finally:
+        for key in ("CustomGradient-before-test", "NotCustom-during-test"):
+            registry.pop(key, None)

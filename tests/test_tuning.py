@@ -203,9 +203,9 @@ def test_startup_objects_are_frozen_during_trials_only(tmp_path, csv_data, monke
 
 def test_trials_leave_no_graphs_in_tensorflows_gradient_registry(tmp_path, csv_data):
     """Each trained model registers custom gradients that pin its graph; a search drops them."""
-    from fmnist_search import training
+    from fmnist_search import backend
 
-    registry = training._gradient_registry()
+    registry = backend.gradient_registry()
     assert registry is not None, "this TensorFlow has no gradient registry to clean"
 
     def custom() -> set[str]:
