@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 
+from fmnist_search import backend
+
 MODES = ("auto", "on", "off")
 
 
@@ -41,7 +43,5 @@ def op_determinism(mode: str) -> bool:
     to kernels as they are created, so switching it back mid-process would mix both kinds."""
     if mode not in MODES:
         raise ValueError(f"op determinism {mode!r}; valid: {', '.join(MODES)}")
-    from fmnist_search import backend
-
     wanted = mode == "on" or (mode == "auto" and backend.has_gpu())
     return backend.enable_op_determinism() if wanted else False

@@ -36,17 +36,13 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def has_gpu() -> bool:
-    return backend.has_gpu()
-
-
 def choose_policy(precision: str) -> str:
     """Keras dtype policy for --precision; ``auto`` uses bf16 only where the CPU computes it."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision!r}; valid: {', '.join(PRECISIONS)}.")
     if precision != "auto":
         return POLICIES[precision]
-    if has_gpu():
+    if backend.has_gpu():
         return "mixed_float16"
     flags = cpu_flags()
     if "amx_bf16" in flags or "avx512_bf16" in flags:

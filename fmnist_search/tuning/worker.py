@@ -29,7 +29,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import layout
+from fmnist_search import backend, layout
 from fmnist_search.errors import UserError
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.tuning.display import SearchDisplay
@@ -343,8 +343,6 @@ def configure_devices(threads: int | None, cpus: tuple[int, ...] | None) -> None
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     if threads:
-        from fmnist_search import backend
-
         backend.set_threads(threads)
 
 
