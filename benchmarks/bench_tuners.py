@@ -1,20 +1,24 @@
 """BOHB against Hyperband (and random search): the same space, preset, budget and data, several
 seeds, each run the command a user types.
 
-For each seed, each tuner in turn (interleaved, so a drift of this machine's speed falls on all
-of them alike) runs ``fmnist-search run --space S --search P --tuner T --seed N --max-time X``
-in one results directory, project ``T-sN``. The seed sets the data split and the weights: the
-tuners of one seed see the same data. From each project it records the best screening score
-against wall time (from the first trial's start to each trial's end, the oracle's work between
-trials included), the trials by status and by proposal (BOHB's "random" or "model"), and the
-final-protocol test accuracy of the run's winner (``final.json``), into
-``benchmarks/results/tuners.json``, written again after every run.
+For each seed, each tuner in turn runs ``fmnist-search run --space S --search P --tuner T
+--seed N`` in one results directory, project ``T-sN``. The seed sets the data split and the
+weights: the tuners of one seed see the same data. The default preset,
+``benchmarks/tuners_cnn.toml``, gives every tuner the same Hyperband brackets and the same number
+of trials, so every run spends the same screening epochs and the runs differ only in how new
+configurations are proposed; a load on the machine changes wall times, not the contest
+(``--max-time`` makes the budget wall time instead). From each project it records the best
+screening score against the screening epochs spent and against wall time (from the first
+trial's start to each trial's end, the oracle's work between trials included), the trials by
+status and by proposal (BOHB's "random" or "model"), and the final-protocol test accuracy of the
+run's winner and of the control (``final.json``), into ``benchmarks/results/tuners.json``, written
+again after every run.
 
 Resumable: a run that already has its entry (exit status 0) is skipped; an interrupted one is
-run again with the same command, which resumes its project. Usage (hours: the lead runs it on a
-quiet machine):
+run again with the same command, which resumes its project. Usage (about 2 hours here for
+two tuners and two seeds; the lead runs it on a quiet machine):
 
-    python benchmarks/bench_tuners.py --max-time 1h30m --seeds 1 2
+    python benchmarks/bench_tuners.py --tuners bohb hyperband --seeds 1 2
 
 A smoke check (minutes): ``--results-dir /tmp/bt --out /tmp/tuners.json --search quick
 --space cnn --max-time 40s -- --subset 0.02 --no-finalize``. Options after ``--`` go to every
@@ -41,11 +45,13 @@ TUNERS = ("bohb", "hyperband", "random")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--space", default="resnet")
-    parser.add_argument("--search", default="best", help="the preset every tuner runs under")
+    parser.add_argument("--space", default="cnn")
+    parser.add_argument("--search", default=str(Path(__file__).with_name("tuners_cnn.toml")),
+                        help="the preset every tuner runs under")
     parser.add_argument("--tuners", nargs="+", default=list(TUNERS), choices=TUNERS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--max-time", default="1h30m", help="each run's --max-time")
+    parser.add_argument("--max-time", default=None,
+                        help="each run's --max-time (default: none, the preset's trials)")
     parser.add_argument("--results-dir", type=Path, default=Path("tuner_results/bench-tuners"),
                         help="where the runs write (kept: a rerun resumes)")
     parser.add_argument("--out", type=Path, default=common.RESULTS / "tuners.json")
@@ -70,8 +76,10 @@ def main() -> int:
 
 def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", args.space, "--search",
-           args.search, "--tuner", tuner, "--seed", str(seed), "--max-time", args.max_time,
-           "--project", project, "--results-dir", str(args.results_dir), *args.extra]
+           args.search, "--tuner", tuner, "--seed", str(seed), "--project", project,
+           "--results-dir", str(args.results_dir), *args.extra]
+    if args.max_time:
+        cmd[cmd.index("--project"):cmd.index("--project")] = ["--max-time", args.max_time]
     print(" ".join(cmd[2:]), flush=True)
     start = time.time()
     proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
@@ -80,41 +88,50 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []
     final = layout.read_final(root, project) or {}
     winner = next((r for r in final.get("rows", []) if r.get("stage") == "final"), None)
+    control = next((r for r in final.get("rows", []) if r.get("stage") == "control"), None)
+    curves = best_curves(root, project)
     return {
         "tuner": tuner, "seed": seed, "command": " ".join(cmd[2:]),
         "exit_status": proc.returncode, "wall_seconds": wall,
         "trials": dict(Counter(r["status"] for r in rows)),
         "proposals": dict(Counter(r["proposal"] for r in rows if r.get("proposal"))),
-        "best_curve": best_curve(root, project),
+        "screening_epochs": curves["screening_epochs"],
+        "best_curve": curves["seconds"],
+        "best_curve_epochs": curves["epochs"],
         "best_screening": max((r["val_accuracy"] for r in rows if r["status"] == "COMPLETED"),
                               default=None),
         "winner": {k: winner.get(k) for k in ("name", "test_accuracy", "val_accuracy",
                                                "screening_val_accuracy", "params",
                                                "architecture")} if winner else None,
+        "control_test_accuracy": control.get("test_accuracy") if control else None,
         "final_complete": final.get("complete", False),
     }
 
 
-def best_curve(root: Path, project: str) -> list[tuple[float, float]]:
-    """(seconds since the first trial started, best screening accuracy so far) at each trial
-    that raised it."""
+def best_curves(root: Path, project: str) -> dict[str, Any]:
+    """The best screening accuracy so far at each trial that raised it, against seconds since the
+    first trial started and against the screening epochs spent until then (every finished
+    trial's epochs, pruned ones included), and the epochs spent in all."""
     records = [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
-    records = [r for r in records if r and r.get("finished")]
+    records = sorted((r for r in records if r and r.get("finished")), key=lambda r: r["finished"])
     if not records:
-        return []
+        return {"seconds": [], "epochs": [], "screening_epochs": 0}
     t0 = min(r["started"] for r in records)
-    curve, best = [], float("-inf")
-    for r in sorted(records, key=lambda r: r["finished"]):
+    seconds, epochs, best, spent = [], [], float("-inf"), 0
+    for r in records:
+        spent += int(r.get("epochs") or 0)
         score = r.get("val_accuracy") if r.get("status") == "COMPLETED" else None
         if score is not None and score > best:
             best = score
-            curve.append((round(r["finished"] - t0, 1), score))
-    return curve
+            seconds.append((round(r["finished"] - t0, 1), score))
+            epochs.append((spent, score))
+    return {"seconds": seconds, "epochs": epochs, "screening_epochs": spent}
 
 
 def _summary(runs: dict[str, Any]) -> dict[str, Any]:
-    """Per tuner: the mean best screening score, winner test accuracy and seconds to reach
-    the lowest of the runs' final best scores (a target every run reached)."""
+    """Per tuner: the best screening scores, winner and control test accuracies, and the
+    seconds and screening epochs to reach the lowest of the runs' final best scores (a target
+    every run reached)."""
     finished = [r for r in runs.values() if r["best_curve"]]
     if not finished:
         return {}
@@ -131,7 +148,10 @@ def _summary(runs: dict[str, Any]) -> dict[str, Any]:
             "best_screening": [r["best_screening"] for r in mine],
             "seconds_to_target": [next(t for t, s in r["best_curve"] if s >= target)
                                   for r in mine],
+            "epochs_to_target": [next(e for e, s in r.get("best_curve_epochs", []) if s >= target)
+                                 for r in mine if r.get("best_curve_epochs")],
             "winner_test_accuracy": tests,
+            "control_test_accuracy": [r.get("control_test_accuracy") for r in mine],
         }
     return out
 
