@@ -71,6 +71,7 @@ def main() -> int:
             runs[project] = _run(args, tuner, seed, project)
             _write(args.out, {"settings": settings, "runs": runs,
                               "summary": _summary(runs)})
+            plot(runs, args.out.with_suffix(".png"))
     return 0
 
 
@@ -126,6 +127,46 @@ def best_curves(root: Path, project: str) -> dict[str, Any]:
             seconds.append((round(r["finished"] - t0, 1), score))
             epochs.append((spent, score))
     return {"seconds": seconds, "epochs": epochs, "screening_epochs": spent}
+
+
+def plot(runs: dict[str, Any], path: Path) -> None:
+    """Best screening accuracy so far against screening epochs spent (left) and wall time
+    (right): one step line a run, a colour a tuner, a line style a seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = dict(zip(TUNERS, ("tab:red", "tab:blue", "tab:grey"), strict=True))
+    styles = ("-", "--", ":", "-.")
+    seeds = sorted({r["seed"] for r in runs.values()})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for r in runs.values():
+        style = styles[seeds.index(r["seed"]) % len(styles)]
+        label = f"{r['tuner']} seed {r['seed']}"
+        for ax, key, end in ((axes[0], "best_curve_epochs", r.get("screening_epochs")),
+                             (axes[1], "best_curve", r.get("wall_seconds"))):
+            points = r.get(key) or []
+            if not points:
+                continue
+            xs = [x for x, _ in points]
+            ys = [y for _, y in points]
+            if key == "best_curve":
+                xs = [x / 60 for x in xs]
+                end = end / 60 if end else None
+            if end and end > xs[-1]:
+                xs, ys = [*xs, end], [*ys, ys[-1]]
+            ax.step(xs, ys, where="post", color=colours[r["tuner"]], ls=style, label=label)
+    axes[0].set_xlabel("screening epochs spent")
+    axes[1].set_xlabel("wall time, minutes (the run's finals included at the end)")
+    axes[0].set_ylabel("best screening val accuracy so far")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def _summary(runs: dict[str, Any]) -> dict[str, Any]:

@@ -60,9 +60,42 @@ def proof_runs() -> None:
               + ((run.get("control") or {}).get("line") or "No control row."))
 
 
+def tuners(result: dict) -> None:
+    """bench_tuners.py: one row a run, then the summary's target."""
+    st, m = result["settings"], result["machine"]
+    print(f"Tuners ({m['cpu']}, {m['when'][:10]}; space {st['space']}, preset "
+          f"{st['search'].rsplit('/', 1)[-1]}):\n")
+    print("| tuner | seed | trials | proposals | screening epochs | best screening | "
+          "winner | params | winner test | control test | wall |")
+    print("| --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for r in sorted(result["runs"].values(), key=lambda r: (r["seed"], r["tuner"])):
+        w = r.get("winner") or {}
+        trials = ", ".join(f"{v} {k.lower()}" for k, v in sorted(r["trials"].items()))
+        proposals = ", ".join(f"{v} {k}" for k, v in sorted(r["proposals"].items())) or "-"
+        test = w.get("test_accuracy")
+        control = r.get("control_test_accuracy")
+        params = f"{w['params']:,}" if w.get("params") else "-"
+        print(f"| {r['tuner']} | {r['seed']} | {trials} | {proposals} | "
+              f"{r.get('screening_epochs', '-')} | {r['best_screening']:.4f} | "
+              f"{w.get('name', '-')} | {params} | "
+              f"{'-' if test is None else f'{test:.4f}'} | "
+              f"{'-' if control is None else f'{control:.4f}'} | "
+              f"{r['wall_seconds'] / 60:.0f} min |")
+    summary = result.get("summary") or {}
+    if "target_screening" in summary:
+        print(f"\nTo reach {summary['target_screening']:.4f} (the lowest run's best):")
+        for tuner, s in summary.items():
+            if isinstance(s, dict):
+                print(f"- {tuner}: {s.get('epochs_to_target')} screening epochs, "
+                      f"{[round(t / 60, 1) for t in s['seconds_to_target']]} min")
+    print()
+
+
 def main() -> None:
     if (fid := load("fidelity")) is not None:
         fidelity(fid)
+    if (tun := load("tuners")) is not None:
+        tuners(tun)
     proof_runs()
     epoch = load("epoch_time")
     if epoch:
