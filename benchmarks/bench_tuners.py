@@ -5,7 +5,8 @@ For each seed, each tuner in turn runs ``fmnist-search run --space S --search P 
 --seed N`` in one results directory, project ``T-sN``. The seed sets the data split and the
 weights: the tuners of one seed see the same data. The default preset,
 ``benchmarks/tuners_cnn.toml``, gives every tuner the same Hyperband brackets and the same number
-of trials, so every run spends the same screening epochs and the runs differ only in how new
+of trials, so every run spends the same screening epochs (less what median stopping prunes and
+the limits reject: each run's count is recorded) and the runs differ only in how new
 configurations are proposed; a load on the machine changes wall times, not the contest
 (``--max-time`` makes the budget wall time instead). From each project it records the best
 screening score against the screening epochs spent and against wall time (from the first

@@ -268,6 +268,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("ignore", [False, True], ids=["stops-on-sigterm", "stuck"])
 def test_an_orphan_stops_within_2_s_of_its_supervisors_sigkill(tmp_path, ignore):
     ready = tmp_path / "ready"
@@ -386,6 +387,7 @@ def _training(beats: list[Path], old_pids: list[int]) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_sigterm_then_sigkill_of_run_stop_every_worker_and_a_rerun_resumes(tmp_path, csv_data,
                                                                          capsys):
     """One search stopped twice, each stop followed by the same command (one set-up, where

@@ -29,7 +29,7 @@ from fmnist_search.errors import UserError
 from fmnist_search.presets import MULTI_FIDELITY
 from fmnist_search.reproducibility import seed_everything, trial_seed
 from fmnist_search.tuning import kt_compat
-from fmnist_search.tuning.bohb import PROPOSAL, BohbOracle
+from fmnist_search.tuning.bohb import PROPOSAL, BohbOracle, HyperbandOracle
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
 from fmnist_search.tuning.signals import StopSignals
@@ -216,7 +216,7 @@ def default_values(space: kt.HyperParameters) -> dict[str, Any]:
 
 ORACLES = {"random": kt.oracles.RandomSearchOracle,
            "bayesian": kt.oracles.BayesianOptimizationOracle,
-           "hyperband": kt.oracles.HyperbandOracle,
+           "hyperband": HyperbandOracle,
            "bohb": BohbOracle}
 
 
