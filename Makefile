@@ -23,9 +23,15 @@ demo: $(STAMP)
 	$(BIN)/fmnist-search run --space cnn --search quick --trials 3 --project demo
 	$(BIN)/fmnist-search leaderboard demo
 
+# Two test processes (pytest-xdist): most tests wait on TensorFlow start-ups in subprocesses, so
+# two halve the wall time on two cores. Tests marked serial assert how fast something happens
+# (a refusal in under a second, orphans stopping within 2 s), which a neighbour's load would
+# distort: they run alone afterwards.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not serial" --durations=15
+	$(BIN)/python -m pytest -q -m serial
 
 # The quick loop while editing: the tests not marked slow, no real data (1 min 40 s here).
 test-fast: $(STAMP)

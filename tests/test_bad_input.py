@@ -412,6 +412,7 @@ print("TIMINGS", json.dumps(timings))
 """
 
 
+@pytest.mark.serial
 def test_argument_level_refusals_come_before_tensorflow_in_under_a_second(files, port):
     """Each case in a fresh interpreter would time Python's start; here they run one after
     another in one, each timed alone, and TensorFlow must never have been imported."""
@@ -475,6 +476,7 @@ def test_huge_range_search_allocates_nothing_big(files, capsys):
     assert "dense_units_1" in capsys.readouterr().err
 
 
+@pytest.mark.serial
 def test_overwrite_of_a_project_being_searched_is_refused_at_once(tmp_path, capsys,
                                                                   monkeypatch):
     import fcntl

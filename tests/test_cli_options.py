@@ -46,6 +46,7 @@ def test_bad_option_is_one_paragraph_and_status_2(argv, message, capsys):
 EARLY = [["run", "--search", "fast"], ["run", "--space", "vgg"], ["baseline", "model9"]]
 
 
+@pytest.mark.serial
 def test_bad_options_are_refused_before_tensorflow_loads():
     """In a fresh interpreter: every refusal above leaves TensorFlow unimported, and fast."""
     script = (

@@ -147,6 +147,7 @@ def test_a_port_in_use_or_not_ours_cannot_be_bound():
         preflight.ensure_bindable("192.0.2.1", 0)  # TEST-NET: on no machine
 
 
+@pytest.mark.serial
 def test_a_worker_gives_up_on_its_chief_after_chief_timeout(tmp_path):
     import time
 
