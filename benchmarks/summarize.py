@@ -65,9 +65,9 @@ def tuners(result: dict) -> None:
     st, m = result["settings"], result["machine"]
     print(f"Tuners ({m['cpu']}, {m['when'][:10]}; space {st['space']}, preset "
           f"{st['search'].rsplit('/', 1)[-1]}):\n")
-    print("| tuner | seed | trials | proposals | screening epochs | best screening | "
-          "winner | params | winner test | control test | wall |")
-    print("| --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    print("| tuner | seed | trials | proposals | screening epochs | screening min | "
+          "best screening | winner | params | winner test | control test | wall |")
+    print("| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for r in sorted(result["runs"].values(), key=lambda r: (r["seed"], r["tuner"])):
         w = r.get("winner") or {}
         trials = ", ".join(f"{v} {k.lower()}" for k, v in sorted(r["trials"].items()))
@@ -76,7 +76,8 @@ def tuners(result: dict) -> None:
         control = r.get("control_test_accuracy")
         params = f"{w['params']:,}" if w.get("params") else "-"
         print(f"| {r['tuner']} | {r['seed']} | {trials} | {proposals} | "
-              f"{r.get('screening_epochs', '-')} | {r['best_screening']:.4f} | "
+              f"{r.get('screening_epochs', '-')} | {(r.get('screening_seconds') or 0) / 60:.0f} | "
+              f"{r['best_screening']:.4f} | "
               f"{w.get('name', '-')} | {params} | "
               f"{'-' if test is None else f'{test:.4f}'} | "
               f"{'-' if control is None else f'{control:.4f}'} | "
