@@ -16,7 +16,8 @@ run's winner and of the control (``final.json``), into ``benchmarks/results/tune
 again after every run.
 
 Resumable: a run that already has its entry (exit status 0) is skipped; an interrupted one is
-run again with the same command, which resumes its project. Usage (about 2 hours here for
+run again with the same command, which resumes its project, and the pause is left out of its
+screening seconds (``best_curves``). Usage (about 2 hours here for
 two tuners and two seeds; the lead runs it on a quiet machine):
 
     python benchmarks/bench_tuners.py --tuners bohb hyperband --seeds 1 2
@@ -99,6 +100,7 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
         "proposals": dict(Counter(r["proposal"] for r in rows if r.get("proposal"))),
         "screening_epochs": curves["screening_epochs"],
         "screening_seconds": curves["screening_seconds"],
+        "paused_seconds": curves["paused_seconds"],
         "best_curve": curves["seconds"],
         "best_curve_epochs": curves["epochs"],
         "best_screening": max((r["val_accuracy"] for r in rows if r["status"] == "COMPLETED"),
@@ -111,25 +113,36 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
     }
 
 
+DOWNTIME = 300.0  # seconds between one trial's end and the next's start that were not the search's
+
+
 def best_curves(root: Path, project: str) -> dict[str, Any]:
-    """The best screening accuracy so far at each trial that raised it, against seconds since the
-    first trial started and against the screening epochs spent until then (every finished
-    trial's epochs, pruned ones included), and the epochs and seconds spent in all."""
+    """The best screening accuracy so far at each trial that raised it, against the screening
+    seconds and the screening epochs spent until then (every finished trial's epochs, pruned
+    ones included), and the epochs and seconds spent in all.
+
+    Seconds run from the first trial's start, the oracle's work between trials included, less
+    any pause of more than ``DOWNTIME`` between two trials: a run stopped at the end of one
+    session and resumed in the next is timed as if it had not stopped (the trial a stop
+    interrupted is lost with its time: its rerun is timed in full)."""
     records = [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
     records = sorted((r for r in records if r and r.get("finished")), key=lambda r: r["finished"])
     if not records:
         return {"seconds": [], "epochs": [], "screening_epochs": 0, "screening_seconds": 0.0}
     t0 = min(r["started"] for r in records)
-    seconds, epochs, best, spent = [], [], float("-inf"), 0
+    seconds, epochs, best, spent, paused, last_end = [], [], float("-inf"), 0, 0.0, t0
     for r in records:
+        if r["started"] - last_end > DOWNTIME:
+            paused += r["started"] - last_end
+        last_end = max(last_end, r["finished"])
         spent += int(r.get("epochs") or 0)
         score = r.get("val_accuracy") if r.get("status") == "COMPLETED" else None
         if score is not None and score > best:
             best = score
-            seconds.append((round(r["finished"] - t0, 1), score))
+            seconds.append((round(r["finished"] - t0 - paused, 1), score))
             epochs.append((spent, score))
     return {"seconds": seconds, "epochs": epochs, "screening_epochs": spent,
-            "screening_seconds": round(records[-1]["finished"] - t0, 1)}
+            "screening_seconds": round(last_end - t0 - paused, 1), "paused_seconds": round(paused)}
 
 
 def plot(runs: dict[str, Any], path: Path) -> None:
