@@ -48,8 +48,8 @@ TUNERS = ("bohb", "hyperband", "random")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="cnn")
-    parser.add_argument("--search", default=str(Path(__file__).with_name("tuners_cnn.toml")),
-                        help="the preset every tuner runs under")
+    parser.add_argument("--search", default="benchmarks/tuners_cnn.toml",
+                        help="the preset every tuner runs under (a path from the repository root)")
     parser.add_argument("--tuners", nargs="+", default=list(TUNERS), choices=TUNERS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--max-time", default=None,
@@ -61,7 +61,7 @@ def main() -> int:
     args = parser.parse_args()
     done = _load(args.out)
     settings = {k: getattr(args, k) for k in ("space", "search", "max_time", "extra")}
-    if done.get("settings", settings) != settings:
+    if _comparable(done.get("settings", settings)) != _comparable(settings):
         parser.error(f"{args.out} holds runs with other settings ({done['settings']}): "
                      "give another --out")
     runs: dict[str, Any] = done.get("runs", {})
@@ -211,6 +211,16 @@ def _summary(runs: dict[str, Any]) -> dict[str, Any]:
             "control_test_accuracy": [r.get("control_test_accuracy") for r in mine],
         }
     return out
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings with a preset path inside the repository made relative to it, so that a run
+    resumes from another checkout or with the path written either way."""
+    repo = common.RESULTS.parents[1].resolve()
+    search = Path(settings["search"])
+    if search.is_absolute() and search.resolve().is_relative_to(repo):
+        search = search.resolve().relative_to(repo)
+    return {**settings, "search": str(search)}
 
 
 def _load(path: Path) -> dict[str, Any]:
