@@ -43,6 +43,7 @@ import common
 from fmnist_search import layout, results
 
 TUNERS = ("bohb", "hyperband", "random")
+STOPPED = (130, 143, -2, -15)  # a run stopped by Ctrl-C or SIGTERM: stop here, not go on to the next
 
 
 def main() -> int:
@@ -74,6 +75,9 @@ def main() -> int:
             _write(args.out, {"settings": settings, "runs": runs,
                               "summary": _summary(runs)})
             plot(runs, args.out.with_suffix(".png"))
+            if runs[project]["exit_status"] in STOPPED:
+                print(f"{project} was stopped: the same command resumes it")
+                return runs[project]["exit_status"]
     return 0
 
 
