@@ -82,11 +82,10 @@ def main() -> int:
 
 
 def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
+    max_time = ["--max-time", args.max_time] if args.max_time else []
     cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", args.space, "--search",
-           args.search, "--tuner", tuner, "--seed", str(seed), "--project", project,
+           args.search, "--tuner", tuner, "--seed", str(seed), *max_time, "--project", project,
            "--results-dir", str(args.results_dir), *args.extra]
-    if args.max_time:
-        cmd[cmd.index("--project"):cmd.index("--project")] = ["--max-time", args.max_time]
     print(" ".join(cmd[2:]), flush=True)
     start = time.time()
     proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
