@@ -166,32 +166,35 @@ def test_bohb_runs_on_hyperbands_tuner_and_the_others_on_keras_tuners_own():
 # --------------------------------------------------------------------------- Hyperband promotions
 
 
-def _hyperband(tmp_path, cls):
+def _hyperband(tmp_path, cls, retries: int = 0):
     hp = kt.HyperParameters()
     hp.Float("x", 0.0, 1.0)
     oracle = cls(objective=kt.Objective("score", "max"), hyperparameters=hp, seed=3,
-                 max_epochs=9, factor=3, hyperband_iterations=1, max_retries_per_trial=0,
+                 max_epochs=9, factor=3, hyperband_iterations=1, max_retries_per_trial=retries,
                  max_consecutive_failed_trials=None)
     oracle._set_project_dir(str(tmp_path), "p")
     return oracle
 
 
-def _brackets(oracle, fail: set[int]) -> list[tuple[int, int, float]]:
-    """Run a search to its end, failing the new configurations numbered in ``fail`` (as a
-    limit rejects them); each trial scores its x. Returns (round, epochs, x) per trial."""
-    out, new = [], 0
+def _brackets(oracle, fail: set[int], status: str = "FAILED") -> list[tuple[int, int, float]]:
+    """Run a search to its end, failing the first attempt of the new configurations numbered
+    in ``fail`` with ``status`` (FAILED: as a limit rejects them; INVALID: a crash that Keras
+    Tuner retries); each trial scores its x. Returns (round, epochs, x) per attempt."""
+    out, new, attempted = [], 0, set()
     for i in range(60):
         trial = oracle.create_trial(f"t{i}")
         if trial.status == "STOPPED":
             return out
         values = trial.hyperparameters.values
         promoted = "tuner/trial_id" in values
-        if not promoted and new in fail:
-            trial.status = "FAILED"
+        first = trial.trial_id not in attempted
+        attempted.add(trial.trial_id)
+        if not promoted and new in fail and first:
+            trial.status = status
         else:
             oracle.update_trial(trial.trial_id, {"score": values["x"]})
             trial.status = "COMPLETED"
-        new += not promoted
+        new += not promoted and trial.status != "INVALID"
         oracle.end_trial(trial)
         out.append((values["tuner/round"], values["tuner/epochs"], round(values["x"], 6)))
     raise AssertionError("the search did not stop")
@@ -219,3 +222,17 @@ def test_a_round_promotes_its_best_completed_trials_past_failed_ones(tmp_path, f
     assert len(plain_to_3) == max(0, 3 - len(fail))
     if fail:
         assert not [1 for r, e, _ in plain if (r, e) == (2, 9)]
+
+
+def test_a_retried_trial_is_promoted_on_its_retry_score(tmp_path):
+    """A crash that Keras Tuner retries (INVALID, retries left) is not a thrown-out trial: its
+    retry runs before any new trial is drawn, and the brackets come out as if it had never
+    crashed. The retry queue is popped by ``create_trial`` before ``populate_space`` is asked,
+    which is why ``missed_promotion`` never sees a queued trial in a plain search."""
+    from fmnist_search.tuning.bohb import HyperbandOracle
+
+    clean = _brackets(_hyperband(tmp_path / "clean", HyperbandOracle), set())
+    crashed = _brackets(_hyperband(tmp_path / "crashed", HyperbandOracle, retries=1), {1, 5},
+                        status="INVALID")
+    assert len(crashed) == 23 + 2  # two crashed attempts, then the same 23 trials
+    assert [t for k, t in enumerate(crashed) if k not in (1, 6)] == clean
