@@ -87,6 +87,7 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
            args.search, "--tuner", tuner, "--seed", str(seed), *max_time, "--project", project,
            "--results-dir", str(args.results_dir), *args.extra]
     print(" ".join(cmd[2:]), flush=True)
+    resumed = (args.results_dir / project).is_dir()  # its wall time is this part's only
     start = time.time()
     proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
     wall = time.time() - start
@@ -98,7 +99,7 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
     curves = best_curves(root, project)
     return {
         "tuner": tuner, "seed": seed, "command": " ".join(cmd[2:]),
-        "exit_status": proc.returncode, "wall_seconds": wall,
+        "exit_status": proc.returncode, "wall_seconds": wall, "resumed": resumed,
         "trials": dict(Counter(r["status"] for r in rows)),
         "proposals": dict(Counter(r["proposal"] for r in rows if r.get("proposal"))),
         "screening_epochs": curves["screening_epochs"],

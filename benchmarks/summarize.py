@@ -81,7 +81,10 @@ def tuners(result: dict) -> None:
               f"{w.get('name', '-')} | {params} | "
               f"{'-' if test is None else f'{test:.4f}'} | "
               f"{'-' if control is None else f'{control:.4f}'} | "
-              f"{r['wall_seconds'] / 60:.0f} min |")
+              f"{r['wall_seconds'] / 60:.0f} min{' (resumed)' if r.get('resumed') else ''} |")
+    if any(r.get("resumed") for r in result["runs"].values()):
+        print("\n(resumed: the wall time of the run that finished the project; the screening "
+              "minutes leave out the pause and count the earlier part)")
     summary = result.get("summary") or {}
     if "target_screening" in summary:
         print(f"\nTo reach {summary['target_screening']:.4f} (the lowest run's best):")
