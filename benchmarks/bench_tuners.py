@@ -17,8 +17,8 @@ again after every run.
 
 Resumable: a run that already has its entry (exit status 0) is skipped; an interrupted one is
 run again with the same command, which resumes its project, and the pause is left out of its
-screening seconds (``best_curves``). Usage (about 2 hours here for
-two tuners and two seeds; the lead runs it on a quiet machine):
+screening seconds (``best_curves``). Usage (about 3.5 hours here for
+two tuners and two seeds, 2026-11-29: 22-75 min a run with its final; on a quiet machine):
 
     python benchmarks/bench_tuners.py --tuners bohb hyperband --seeds 1 2
 
