@@ -58,7 +58,7 @@ def main() -> int:
            str(root), *args.extra]
     print(" ".join(cmd), flush=True)
     start = time.time()
-    proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
+    proc = subprocess.run(cmd, cwd=common.REPO)
     wall = time.time() - start
 
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []

@@ -15,11 +15,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import common
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(common.REPO / "tests"))
 
 
 def outcome(name: str, n: int, seed: int) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import common
 
-TINY = Path(__file__).resolve().parents[1] / "tests" / "tiny_space.toml"
+TINY = common.REPO / "tests" / "tiny_space.toml"
 
 
 def main() -> None:

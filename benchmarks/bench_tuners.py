@@ -87,11 +87,11 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
            args.search, "--tuner", tuner, "--seed", str(seed), *max_time, "--project", project,
            "--results-dir", str(args.results_dir), *args.extra]
     print(" ".join(cmd[2:]), flush=True)
-    resumed = (args.results_dir / project).is_dir()  # its wall time is this part's only
+    root = common.REPO / args.results_dir  # as the command, run from the repository, sees it
+    resumed = (root / project).is_dir()  # its wall time is this part's only
     start = time.time()
-    proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1])
+    proc = subprocess.run(cmd, cwd=common.REPO)
     wall = time.time() - start
-    root = args.results_dir
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []
     final = layout.read_final(root, project) or {}
     winner = next((r for r in final.get("rows", []) if r.get("stage") == "final"), None)
@@ -220,10 +220,9 @@ def _summary(runs: dict[str, Any]) -> dict[str, Any]:
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings with a preset path inside the repository made relative to it, so that a run
     resumes from another checkout or with the path written either way."""
-    repo = common.RESULTS.parents[1].resolve()
     search = Path(settings["search"])
-    if search.is_absolute() and search.resolve().is_relative_to(repo):
-        search = search.resolve().relative_to(repo)
+    if search.is_absolute() and search.resolve().is_relative_to(common.REPO):
+        search = search.resolve().relative_to(common.REPO)
     return {**settings, "search": str(search)}
 
 

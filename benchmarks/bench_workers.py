@@ -37,7 +37,7 @@ def run_once(workers: int, trials: int, gpu: bool, extra: list[str]) -> dict:
     if gpu and workers > 1:
         cmd += ["--workers-per-gpu", str(workers)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=common.RESULTS.parents[1], capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     records = [r for d in layout.trial_dirs(root / "w")
                if (r := layout.read_trial_record(d)) and r.get("status") != "RUNNING"]

@@ -10,8 +10,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]  # where the benchmarks run `fmnist-search` from
+RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(REPO))
 
 
 def machine() -> dict:
