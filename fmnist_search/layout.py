@@ -10,10 +10,13 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     <project>/workers/<id>.json        a distributed worker's heartbeat (``tuning.worker``)
     <project>/workers/<id>.log         a local worker's output; chief.json: the chief's address
     .<project>.lock                    one search process per project
-    baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras
+    baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras,
+                                       predictions.npz (validation and test probabilities)
     retrained/<project>-<trial>/<run-id>/   the same for a retrained trial
     finalized/<project>/final.json     FinalRecord: the final table and each stage's wall time
     finalized/<project>/<project>-<trial>/<run-id>/   a top trial trained with the final protocol
+    finalized/<project>/<project>-ensemble/<run-id>/  the ensemble of the final models (model.keras
+                                       opens with plain Keras; metrics.json names its members)
 
 Records carry ``schema`` (``SCHEMA``); a record without one was written before it existed
 (schema 0) and reads the same way: new fields are only ever added, with a default here.
@@ -40,7 +43,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +58,10 @@ TRIAL_JSON = "trial.json"
 ORACLE_JSON = "oracle.json"
 TUNER_JSON = "tuner0.json"
 METRICS_JSON = "metrics.json"
+MODEL_FILE = "model.keras"
+# A run's class probabilities on its validation and test images (float32, TTA included where
+# its protocol has it): what finalize's ensemble selection and the paired tests read.
+PREDICTIONS = "predictions.npz"
 BASELINES = "baselines"
 RETRAINED = "retrained"
 FINALIZED = "finalized"
@@ -345,6 +352,35 @@ def read_metrics(run_dir: Path) -> RunMetrics | None:
 
 def write_metrics(run_dir: Path, metrics: RunMetrics) -> None:
     write_json(run_dir / METRICS_JSON, _stamped(dict(metrics)))
+
+
+def write_predictions(run_dir: Path, probabilities: Mapping[str, Any]) -> None:
+    """``predictions.npz``: written into a run folder before it is renamed into place (so no
+    atomic replace is needed here: a half-written run folder is never read)."""
+    import numpy as np
+
+    path = run_dir / PREDICTIONS
+    try:
+        with open(path, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v, dtype=np.float32) for k, v in probabilities.items()})
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise disk_error(path, exc) if is_disk_error(exc) else exc from exc
+
+
+def read_predictions(run_dir: Path) -> dict[str, Any] | None:
+    """A run's saved probabilities (``val``, and ``test`` where it was tested), or None when
+    the run predates them or the file is damaged: the caller then predicts again."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(run_dir / PREDICTIONS) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def final_dir(root: Path, project: str) -> Path:

@@ -23,7 +23,8 @@ from fmnist_search import builder, layout, plots, training
 from fmnist_search.dataset import DEFAULT_SEED, Dataset
 from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
 
-RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", "model.keras")
+RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", layout.MODEL_FILE,
+             layout.PREDICTIONS)
 
 
 def code_digest() -> str:
@@ -133,10 +134,12 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         "finished": now(),
         "wall_seconds": time.perf_counter() - clock,  # the timestamps are whole seconds
     }
-    return write_run(parent, metrics, result.history, model), metrics
+    probabilities = {"val": val["probs"], **({"test": test["probs"]} if test else {})}
+    return write_run(parent, metrics, result.history, model, probabilities), metrics
 
 
-def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], model) -> Path:
+def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], model,
+              probabilities: Mapping[str, Any] | None = None) -> Path:
     import pandas as pd
 
     run_id = new_run_id()
@@ -148,7 +151,9 @@ def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], mod
         plots.curves(history, partial / "curves.png", metrics["model"])
         plots.confusion(metrics["confusion_matrix"], metrics["classes"], partial / "confusion.png",
                         f"{metrics['model']}: {metrics['per_class_split']} set")
-        model.save(partial / "model.keras")
+        model.save(partial / layout.MODEL_FILE)
+        if probabilities:
+            layout.write_predictions(partial, probabilities)
         layout.write_metrics(partial, metrics)
         final = parent / run_id
         partial.rename(final)
