@@ -14,9 +14,16 @@ searched winner. Its runs live in ``controls/<space>/`` so that every project of
 space, protocol and data reuses them. ``final.json``'s ``control`` says what the search's pick
 gained over it, with the standard error of that difference.
 
+Then the ensemble stage (``ensemble``): greedy selection over every model of the table and the
+other runs of the same data, saved as one plain-Keras model when it beats the best single one
+on validation. What finalize *delivers* is that ensemble, else the best single model on
+validation; ``final.json``'s ``delivered`` names it and compares it with the control by a
+paired test on the test images (``paired``), as ``control`` does for the search's pick.
+
 Resumable: every model is one ``runs.train_run`` directory, renamed into place only when it is
 complete, and ``final.json`` is rewritten after each; a rerun reuses every model already
-trained with the same values, epochs and data, and trains only the rest.
+trained with the same values, epochs and data (and an ensemble of the same members), and
+trains only the rest.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import baselines, budget, builder, layout, results
+from fmnist_search import baselines, budget, builder, ensemble, layout, paired, results
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 
@@ -51,6 +58,7 @@ class FinalizeRequest:
     # Unix time --max-time ends (a `run` pipeline): a runner-up configuration that would not
     # finish by then is not started; the best one and the report models always train.
     deadline: float | None = None
+    ensemble_size: int | None = None  # default: the preset's ensemble_size, else 5; 0/1: off
 
 
 @dataclass
@@ -124,8 +132,11 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
                        *(baseline_candidate(req.root, name, epochs,
                                             bool(preset.get("final_baselines_epochs")))
                          for name in preset.get("final_baselines") or [])]
+    size = req.ensemble_size if req.ensemble_size is not None else preset.get(
+        "ensemble_size", ensemble.DEFAULT_SIZE)
     settings = {"top": top, "epochs": epochs, "final_values": final_values,
                 "precision": req.precision or preset.get("precision", "auto"),
+                "ensemble_size": int(size), "max_params": preset.get("max_params"),
                 "data": DataSettings.from_record(run["data"], req.data_dir,
                                                  req.test_csv)}
     return run, candidates, settings
@@ -159,29 +170,45 @@ def control_candidate(root: Path, run: dict[str, Any], epochs: int,
                      {"control": sp.name, "trial": "default", "file": str(path)}, {})
 
 
-def control_gain(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The search's pick (the first configuration finalize trained) against the control on
-    the test set: the difference and its standard error (two independent binomial
-    proportions on the test images; an upper bound for the paired error)."""
-    pick = next((r for r in rows if r["stage"] == "final"), None)
+def control_gain(rows: list[dict[str, Any]], probs: dict[str, Any], truth: Any,
+                 name: str | None = None) -> dict[str, Any] | None:
+    """A model of the table (``name``; default the search's pick, the first configuration
+    finalize trained) against the control on the test set: a paired test on the same images
+    (``paired``: McNemar exact, and the paired standard error), from their saved test
+    probabilities ``probs`` (name -> array) and the test labels ``truth``."""
+    pick = next((r for r in rows if (r["name"] == name if name else r["stage"] == "final")),
+                None)
     control = next((r for r in rows if r["stage"] == "control"), None)
-    if (pick is None or control is None or pick.get("test_accuracy") is None
-            or control.get("test_accuracy") is None or not pick.get("n_test")):
+    if (pick is None or control is None or truth is None
+            or probs.get(pick["name"]) is None or probs.get(control["name"]) is None):
         return None
-    a, b, n = float(pick["test_accuracy"]), float(control["test_accuracy"]), int(pick["n_test"])
-    error = math.sqrt((a * (1 - a) + b * (1 - b)) / n)
-    gain = a - b
+    who = "The search's pick" if pick["stage"] == "final" else "The delivered model"
     if pick.get("path") and pick.get("path") == control.get("path"):
         return {"pick": pick["name"], "control": control["name"], "gain": 0.0,
-                "standard_error": 0.0, "verdict": "is",
-                "line": f"The search's pick {pick['name']} is its control, the space's default "
+                "standard_error": 0.0, "p_value": 1.0, "verdict": "is",
+                "line": f"{who} {pick['name']} is its control, the space's default "
                         "point (one run): the search found nothing it ranked above its start."}
-    verdict = ("beats" if gain > 2 * error else
-               "does not beat" if gain <= 0 else "cannot be told from")
-    return {"pick": pick["name"], "control": control["name"], "gain": gain,
-            "standard_error": error, "verdict": verdict,
-            "line": f"The search's pick {pick['name']} {verdict} its control (the space's "
-                    f"default point, same protocol): {gain:+.4f} ± {error:.4f} test accuracy."}
+    result = paired.compare(pick["name"], probs[pick["name"]], control["name"],
+                            probs[control["name"]], truth)
+    return {"pick": pick["name"], "control": control["name"], **result.as_dict(),
+            "line": f"{who} " + result.line().replace(
+                f" {control['name']}:", f" its control {control['name']} (the space's default "
+                "point, same protocol):", 1)}
+
+
+def delivered(rows: list[dict[str, Any]], stage: dict[str, Any]) -> dict[str, Any] | None:
+    """What finalize delivers: the ensemble when the stage chose one, else the best single
+    model of the table on validation accuracy (the test set chooses nothing)."""
+    if stage.get("chosen"):
+        row = next((r for r in rows if r["stage"] == "ensemble"), None)
+    else:
+        scored = [r for r in rows if r.get("val_accuracy") is not None]
+        row = max(scored, key=lambda r: r["val_accuracy"]) if scored else None
+    if row is None:
+        return None
+    return {"name": row["name"], "stage": row["stage"], "path": row["path"],
+            "params": row.get("params"), "test_accuracy": row.get("test_accuracy"),
+            "val_accuracy": row.get("val_accuracy")}
 
 
 def baseline_candidate(root: Path, name: str, final_epochs: int,
@@ -289,8 +316,56 @@ def final_row(candidate: Candidate, path: Path, metrics: dict[str, Any],
         "n_test": metrics.get("n_test"), "seed": metrics.get("seed"),
         "architecture": metrics.get("architecture", ""),
         "screening_val_accuracy": candidate.screening.get("val_accuracy"),
+        "inference_ms_per_image": _inference_ms(metrics),
         "path": str(path),
     }
+
+
+def _inference_ms(metrics: dict[str, Any]) -> float | None:
+    """Milliseconds an image when the run predicted its test set (batch 512, TTA included)."""
+    n = metrics.get("n_test") if metrics.get("test_accuracy") is not None else metrics.get("n_val")
+    seconds = metrics.get("predict_seconds")
+    return 1000 * float(seconds) / int(n) if seconds is not None and n else None
+
+
+def ensemble_row(path: Path, metrics: dict[str, Any], reused: bool) -> dict[str, Any]:
+    """The ensemble's row of the final table, with the same keys as a trained model's."""
+    return {
+        "stage": "ensemble", "name": metrics["model"], "trial": ensemble.SUFFIX,
+        "test_accuracy": metrics.get("test_accuracy"), "test_note": metrics.get("test_note"),
+        "val_accuracy": metrics.get("val_accuracy"), "params": metrics.get("params"),
+        "seconds_per_epoch": None, "epochs": None,
+        "wall_seconds": _seconds(metrics), "reused": reused,
+        "n_train": metrics.get("n_train"), "n_test": metrics.get("n_test"),
+        "seed": metrics.get("seed"), "architecture": metrics.get("architecture", ""),
+        "screening_val_accuracy": None,
+        "inference_ms_per_image": metrics.get("inference_ms_per_image"),
+        "members": metrics.get("members"), "path": str(path),
+    }
+
+
+def _ensemble_stage(req: FinalizeRequest, record: dict[str, Any], settings: dict[str, Any],
+                    dataset: Dataset, console: Console) -> None:
+    """The ensemble, what is delivered, and the paired comparisons with the control."""
+    clock = time.perf_counter()
+    outcome = ensemble.run_stage(req.root, req.project, record["rows"], dataset,
+                                 settings["ensemble_size"], settings["max_params"], console.print)
+    record["ensemble"] = outcome.record
+    if outcome.row is not None:
+        path, metrics = Path(outcome.row["path"]), outcome.row["metrics"]
+        reused = bool(outcome.row["reused"])
+        row = ensemble_row(path, metrics, reused)
+        record["rows"].append(row)
+        record["stages"]["models"].append({"name": row["name"], "stage": "ensemble",
+                                           "seconds": time.perf_counter() - clock,
+                                           "reused": reused})
+    probs = {m.name: m.test for m in outcome.members}
+    record["control"] = control_gain(record["rows"], probs, dataset.y_test)
+    record["delivered"] = delivered(record["rows"], outcome.record)
+    if record["delivered"]:
+        record["delivered"]["control"] = control_gain(record["rows"], probs, dataset.y_test,
+                                                      record["delivered"]["name"])
+    layout.write_final(req.root, req.project, record)
 
 
 def finalize(req: FinalizeRequest, console: Console,
@@ -338,8 +413,10 @@ def finalize(req: FinalizeRequest, console: Console,
                                            "seconds": row["wall_seconds"],
                                            "reused": row["reused"]})
         record["updated"] = runs.now()
-        record["control"] = control_gain(record["rows"])
         layout.write_final(req.root, req.project, record)  # after each: kill-safe progress
+    if dataset is None:  # the labels, and any reused model's probabilities from before
+        dataset = load_data(data_settings)
+    _ensemble_stage(req, record, settings, dataset, console)
     record["complete"] = True
     # This finalize's own time: a reused model's seconds were spent by the run that trained it
     # (a proof run that reused its 90-minute control reported "finalize 3h58m" for 1 hour).

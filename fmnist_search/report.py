@@ -239,7 +239,7 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-STAGE_STYLES = {"baseline": "bold cyan", "control": "bold magenta"}
+STAGE_STYLES = {"baseline": "bold cyan", "control": "bold magenta", "ensemble": "bold green"}
 
 
 def final_table(record: Mapping[str, Any], title: str = "") -> Table:
@@ -252,12 +252,11 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
     skipped = [s["name"] for s in record.get("skipped") or []]
     if skipped:
         note += f"; not trained for --max-time: {', '.join(skipped)} (finalize trains them)"
-    control = record.get("control") or {}
     table = Table(title=f"{title or 'Final models of ' + str(record.get('project'))} "
                   f"({record.get('epochs')} epochs, whole training split; {note})",
-                  caption=control.get("line"))
+                  caption="\n".join(final_lines(record)) or None)
     for col in ("stage", "model", "test acc", "val acc", "params", "s/epoch", "epochs",
-                "wall", "screening val acc", "architecture"):
+                "wall", "ms/img", "screening val acc", "architecture"):
         table.add_column(col, justify="left" if col in ("stage", "model", "architecture")
                          else "right", no_wrap=col != "architecture")
     rows = sorted(record.get("rows", []),  # what won first, as the leaderboard's final rows
@@ -268,9 +267,31 @@ def final_table(record: Mapping[str, Any], title: str = "") -> Table:
         table.add_row(r["stage"], str(r.get("name", r.get("trial"))), _test_accuracy(r),
                       _fmt(r.get("val_accuracy")), _fmt(r.get("params")),
                       _fmt(r.get("seconds_per_epoch"), 1), _fmt(r.get("epochs")), wall,
+                      _fmt(r.get("inference_ms_per_image"), 2),
                       _fmt(r.get("screening_val_accuracy")), r.get("architecture") or "",
                       style=STAGE_STYLES.get(r["stage"]))
     return table
+
+
+def final_lines(record: Mapping[str, Any]) -> list[str]:
+    """What a final table says under it: the ensemble stage, what is delivered and how it
+    compares with the control, and the search's pick against the control."""
+    lines = []
+    stage = record.get("ensemble") or {}
+    if stage and not stage.get("chosen"):
+        lines.append(f"No ensemble: {stage.get('reason')}.")
+    delivered = record.get("delivered") or {}
+    if delivered:
+        test = delivered.get("test_accuracy")
+        lines.append(f"Delivered: {delivered['name']} ({_fmt(delivered.get('params'))} params"
+                     + (f", test accuracy {test:.4f}" if test is not None else "") + ").")
+        versus = (delivered.get("control") or {}).get("line")
+        control = (record.get("control") or {}).get("line")
+        if versus and versus != control:
+            lines.append(versus)
+    if (record.get("control") or {}).get("line"):
+        lines.append(record["control"]["line"])
+    return lines
 
 
 def values_table(values: Mapping[str, Any], title: str = "Hyperparameters") -> Table:

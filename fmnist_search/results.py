@@ -163,7 +163,7 @@ def final_rows(root: Path, projects: list[str] | None = None) -> list[dict[str, 
         table = []
         for r in record["rows"]:
             table.append({
-                "kind": "final" if r["stage"] == "final" else "baseline",
+                "kind": r["stage"] if r["stage"] in ("final", "ensemble") else "baseline",
                 "stage": r["stage"], "project": project, "trial": r["trial"],
                 "status": "COMPLETED", "val_accuracy": r.get("val_accuracy"), "val_loss": None,
                 "test_accuracy": r.get("test_accuracy"), "test_note": r.get("test_note"),
@@ -339,6 +339,10 @@ def find_run(root: Path, name: str) -> Path:
         runs = _finished_runs(root / kind / name)
         if runs:
             return runs[-1]
+    project = name.rpartition("-")[0]  # PROJECT-ensemble, PROJECT-TRIAL: finalize's models
+    runs = _finished_runs(layout.final_dir(root, project) / name) if project else []
+    if runs:
+        return runs[-1]
     trial = _project_trial(root, name)
     if trial is not None:
         return _retrained_trial(root, *trial)

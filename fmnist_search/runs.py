@@ -147,8 +147,9 @@ def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], mod
     partial = parent / f".{run_id}.partial"
     partial.mkdir()
     try:
-        pd.DataFrame(history).to_csv(partial / "history.csv", index=False)
-        plots.curves(history, partial / "curves.png", metrics["model"])
+        if history:  # an ensemble trains nothing: no history, no curves
+            pd.DataFrame(history).to_csv(partial / "history.csv", index=False)
+            plots.curves(history, partial / "curves.png", metrics["model"])
         plots.confusion(metrics["confusion_matrix"], metrics["classes"], partial / "confusion.png",
                         f"{metrics['model']}: {metrics['per_class_split']} set")
         model.save(partial / layout.MODEL_FILE)

@@ -93,7 +93,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     final = layout.read_final(root, "b")
     assert final["schema"] == layout.SCHEMA and final["complete"] and final["top"] == 2
     assert final["skipped"] == []  # --max-time 1h: everything fits
-    stages = [r["stage"] for r in final["rows"]]
+    stages = [r["stage"] for r in final["rows"] if r["stage"] != "ensemble"]
     # The control (the space's default point) and the report model before a runner-up.
     assert stages == ["final", "control", "baseline", "final"]
     control = final["rows"][1]
@@ -102,7 +102,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert gain["pick"] == final["rows"][0]["name"] and gain["control"] == control["name"]
     assert gain["gain"] == pytest.approx(final["rows"][0]["test_accuracy"]
                                          - control["test_accuracy"])
-    assert gain["line"] in out
+    assert gain["line"] in out and "McNemar" in gain["line"]
     control_metrics = layout.read_metrics(next((root / layout.CONTROLS).rglob("metrics.json")
                                                ).parent)
     assert control_metrics["values"]["aug_flip"] is True  # the same final protocol
@@ -111,7 +111,8 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert {final["rows"][0]["trial"], final["rows"][3]["trial"]} <= {"0", "1", "4"}
     assert final["stages"]["screening_seconds"] > 0
     models = final["stages"]["models"]
-    assert len(models) == 4 and all(m["seconds"] > 0 and not m["reused"] for m in models)
+    assert len([m for m in models if m["stage"] != "ensemble"]) == 4
+    assert all(m["seconds"] > 0 and not m["reused"] for m in models)
     run_dirs = sorted((root / layout.FINALIZED / "b").glob("b-*/*"))
     assert len(run_dirs) == 2
     metrics = layout.read_metrics(run_dirs[0])
@@ -137,7 +138,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")} \
         == before
     again = layout.read_final(root, "b")
-    assert len(again["stages"]["models"]) == 4
+    assert len(again["stages"]["models"]) == len(final["stages"]["models"])
     assert all(m["reused"] for m in again["stages"]["models"])
     assert again["stages"]["finalize_seconds"] == 0  # nothing trained: no finalize time
     # A deadline that leaves no time (2 epochs: nothing to reuse): the first configuration
@@ -151,17 +152,19 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
 
     late = finalize.finalize(finalize.FinalizeRequest(root, "b", epochs=2, deadline=time.time()),
                              Console(), prepare_data)
-    assert [(r["stage"], r["epochs"], r["reused"]) for r in late["rows"]] == [
+    assert [(r["stage"], r["epochs"], r["reused"]) for r in late["rows"]
+            if r["stage"] != "ensemble"] == [
         ("final", 2, False), ("control", 2, False), ("baseline", 2, False)]
+    assert late["ensemble"]["candidates"] and late["delivered"]["name"]
     assert [s["stage"] for s in late["skipped"]] == ["final"] and late["complete"]
     assert late["skipped"][0]["estimated_seconds"] > late["skipped"][0]["left_seconds"] == 0
     assert f'{late["skipped"][0]["name"]}: not trained' in " ".join(
         capsys.readouterr().out.split())
     assert main(["finalize", "b", "--top", "3", "--results-dir", str(root)]) == 0
     third = layout.read_final(root, "b")
-    reused = [m["reused"] for m in third["stages"]["models"]]
+    reused = [m["reused"] for m in third["stages"]["models"] if m["stage"] != "ensemble"]
     assert len(reused) == 5 and reused.count(False) == 1  # only the third configuration
-    assert third["stages"]["finalize_seconds"] == next(
+    assert third["stages"]["finalize_seconds"] == sum(
         m["seconds"] for m in third["stages"]["models"] if not m["reused"])
 
     assert main(["compare", "b", "--out", str(tmp_path / "c.png"),
@@ -183,7 +186,8 @@ def test_a_budget_too_small_still_ends_with_the_best_and_the_report_model(tmp_pa
     out = " ".join(capsys.readouterr().out.split())
     assert sum(r["status"] == "COMPLETED" for r in results.trial_rows(root, "t")) >= 2
     final = layout.read_final(root, "t")
-    assert [r["stage"] for r in final["rows"]] == ["final", "control", "baseline"]
+    assert [r["stage"] for r in final["rows"] if r["stage"] != "ensemble"] == [
+        "final", "control", "baseline"]
     skipped = final["skipped"]
     assert [s["stage"] for s in skipped] == ["final"]
     assert f"not trained for --max-time: {skipped[0]['name']}" in out
@@ -383,27 +387,41 @@ def test_final_table_shows_what_won_first_and_names_skipped_models():
     assert "not trained for --max-time: p-7" in text
 
 
-def test_control_gain_says_whether_the_search_beat_its_control():
+def test_control_gain_is_a_paired_test_on_the_same_test_images():
+    import numpy as np
+
     from fmnist_search.finalize import control_gain
 
-    def rows(pick, control, n=10_000):
-        return [{"stage": "final", "name": "p-3", "test_accuracy": pick, "n_test": n},
-                {"stage": "control", "name": "resnet-default", "test_accuracy": control},
-                {"stage": "baseline", "name": "model3", "test_accuracy": 0.99}]
+    rows = [{"stage": "final", "name": "p-3", "path": "/r/final/p-3/1"},
+            {"stage": "control", "name": "resnet-default", "path": "/r/controls/d/1"},
+            {"stage": "baseline", "name": "model3", "path": "/r/baselines/model3/1"}]
+    truth = np.zeros(10_000, dtype=int)
 
-    # The numbers: the winner 0.9424 against its control 0.9435 on 10,000 images.
-    lost = control_gain(rows(0.9424, 0.9435))
+    def labels(right: slice) -> np.ndarray:
+        out = np.ones(10_000, dtype=int)
+        out[right] = 0
+        return out
+
+    # The numbers: the winner 0.9424 against its control 0.9435 on 10,000 images,
+    # 9,357 images right by both: the paired error is far below the unpaired 0.0033.
+    common = slice(0, 9_357)
+    probs = {"p-3": labels(np.r_[common, 9_357:9_424]),
+             "resnet-default": labels(np.r_[common, 9_424:9_502])}
+    lost = control_gain(rows, probs, truth)
     assert lost["verdict"] == "does not beat" and lost["gain"] == pytest.approx(-0.0011)
-    assert lost["standard_error"] == pytest.approx(0.00329, abs=1e-5)
-    assert "does not beat its control" in lost["line"] and "-0.0011" in lost["line"]
-    assert control_gain(rows(0.9460, 0.9435))["verdict"] == "cannot be told from"
-    assert control_gain(rows(0.9520, 0.9435))["verdict"] == "beats"
-    assert control_gain(rows(None, 0.9435)) is None  # no test set: nothing to say
-    assert control_gain([r for r in rows(0.95, 0.94) if r["stage"] != "control"]) is None
+    assert lost["standard_error"] < 0.0013 and lost["p_value"] > 0.3
+    assert "does not beat its control resnet-default" in lost["line"]
+    assert "McNemar exact p =" in lost["line"] and "-0.0011" in lost["line"]
+    probs["p-3"] = labels(np.r_[common, 9_357:9_517])  # +0.0050 with 145 discordant images
+    won = control_gain(rows, probs, truth)
+    assert won["verdict"] == "beats" and won["p_value"] < 0.01
+    assert control_gain(rows, probs, None) is None  # no test set: nothing to say
+    assert control_gain(rows, {"p-3": probs["p-3"]}, truth) is None
+    assert control_gain([r for r in rows if r["stage"] != "control"], probs, truth) is None
+    assert control_gain(rows, probs, truth, "model3") is None  # no probabilities of it
     # The pick is the default point: the control row is its run; no gain to claim.
-    same = [{**r, "path": "/r/controls/resnet-default/1"} if r["stage"] != "baseline" else r
-            for r in rows(0.9435, 0.9435)]
-    one = control_gain(same)
+    same = [{**r, "path": "/r/controls/d/1"} if r["stage"] != "baseline" else r for r in rows]
+    one = control_gain(same, probs, truth)
     assert one["verdict"] == "is" and one["gain"] == 0.0
     assert "is its control" in one["line"] and "nothing it ranked above its start" in one["line"]
 
