@@ -13,6 +13,8 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras,
                                        predictions.npz (validation and test probabilities)
     retrained/<project>-<trial>/<run-id>/   the same for a retrained trial
+    <runs>/.checkpoint-<digest>/       a training's last epoch checkpoint (state.json, weights),
+                                       beside its runs until it is finished (``checkpoints``)
     finalized/<project>/final.json     FinalRecord: the final table and each stage's wall time
     finalized/<project>/<project>-<trial>/<run-id>/   a top trial trained with the final protocol
     finalized/<project>/<project>-ensemble/<run-id>/  the ensemble of the final models (model.keras
@@ -69,6 +71,11 @@ CONTROLS = "controls"  # each space's default point under a final protocol (fina
 FINAL_JSON = "final.json"
 WORKERS = "workers"
 CHIEF_JSON = "chief.json"
+# A training's epoch checkpoint (``checkpoints``): a hidden folder beside its runs, named by a
+# digest of the training's configuration, holding a pointer file and one weights file.
+CHECKPOINT_PREFIX = ".checkpoint-"
+CHECKPOINT_STATE = "state.json"
+CHECKPOINT_WEIGHTS = ".weights.h5"
 
 
 class ProjectRecord(TypedDict, total=False):

@@ -73,28 +73,57 @@ class RunSpec:
 
 
 def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> tuple[Path, dict]:
-    """Train, evaluate and write ``parent/<run-id>/``; returns it and its metrics."""
+    """Train, evaluate and write ``parent/<run-id>/``; returns it and its metrics.
+
+    Every epoch is checkpointed beside the runs (``checkpoints``, except with ``patience``):
+    a training killed part-way continues from its last finished epoch when it is run again,
+    and ends with the weights it would have had; the checkpoint goes once the run is written.
+    """
     import keras
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(spec.seed)
+    from fmnist_search import checkpoints
+    from fmnist_search.callbacks import EpochLog, EpochProgress
+    from fmnist_search.progress import make_progress
+
     policy = training.choose_policy(spec.precision)
     started, clock = now(), time.perf_counter()
     values = builder.resolve(spec.values)
-    model = builder.build_model(values, data.num_classes, weights_path=spec.weights_path,
-                                policy=policy)
+
+    def fresh_model():
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(spec.seed)
+        return builder.build_model(values, data.num_classes, weights_path=spec.weights_path,
+                                   policy=policy)
+
+    model = fresh_model()
+    log = EpochLog()
+    digest = checkpoints.identity_digest(checkpoint_identity(spec, values, policy, data))
+    folder = checkpoints.folder(parent, digest) if not spec.patience else None
+    point = None
+    if folder is not None:
+        try:
+            point = checkpoints.load(folder, digest, spec.epochs)
+            if point is not None:
+                checkpoints.restore(model, point, log)
+        except checkpoints.Damaged as exc:
+            console.print(f"ignored the checkpoint in {folder}: {exc}; training starts over")
+            point, model, log = None, fresh_model(), EpochLog()  # it may be part-way in
+    if point is not None:
+        console.print(f"resumed from epoch {point.epoch} of {spec.epochs} (checkpoint of "
+                      f"{point.written})")
+        started = point.started
     trainable, frozen = training.count_params(model)
     console.print(f"[bold]{spec.name}[/]: {builder.short_name(values, data.num_classes)}  "
                   f"({trainable + frozen:,} params, {len(data.y_train):,} train / "
                   f"{len(data.y_val):,} val images, policy {policy})")
-    from fmnist_search.callbacks import EpochLog, EpochProgress
-    from fmnist_search.progress import make_progress
-
-    log = EpochLog()
+    extra: list = []
+    if folder is not None:
+        extra.append(checkpoints.EpochCheckpoint(folder, digest, log, started, clock, point))
     with make_progress(console) as progress:
+        extra.insert(0, EpochProgress(progress, log, spec.epochs, spec.name))
         result = training.fit(model, values, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                              spec.epochs, spec.patience, log=log,
-                              extra_callbacks=[EpochProgress(progress, log, spec.epochs, spec.name)])
+                              spec.epochs, spec.patience, log=log, extra_callbacks=extra,
+                              initial_epoch=point.epoch if point else 0)
     tta = bool(values["tta"])
     val = training.evaluate(model, data.x_val, data.y_val, data.class_names, tta=tta)
     test = (training.evaluate(model, data.x_test, data.y_test, data.class_names, tta=tta)
@@ -109,10 +138,11 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         "trainable_params": trainable,
         "non_trainable_params": frozen,
         "epochs": result.epochs_trained,
+        "resumed_at": [*point.resumed_at, point.epoch] if point else [],
         "batch_size": int(values["batch_size"]),
         "precision": policy,
         "seconds_per_epoch": result.seconds_per_epoch,
-        "fit_seconds": result.fit_seconds,
+        "fit_seconds": result.fit_seconds + (point.fit_seconds if point else 0.0),
         "predict_seconds": (test or val)["predict_seconds"],
         "val_accuracy": val["accuracy"],
         "val_loss": val["loss"],
@@ -132,10 +162,22 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         "versions": versions(),
         "started": started,
         "finished": now(),
-        "wall_seconds": time.perf_counter() - clock,  # the timestamps are whole seconds
+        # the timestamps are whole seconds; a resumed run adds what its checkpoint kept
+        "wall_seconds": time.perf_counter() - clock + (point.wall_seconds if point else 0.0),
     }
     probabilities = {"val": val["probs"], **({"test": test["probs"]} if test else {})}
-    return write_run(parent, metrics, result.history, model, probabilities), metrics
+    path = write_run(parent, metrics, result.history, model, probabilities)
+    if folder is not None:
+        checkpoints.remove(folder)
+    return path, metrics
+
+
+def checkpoint_identity(spec: RunSpec, values: Mapping[str, Any], policy: str,
+                        data: Dataset) -> dict[str, Any]:
+    """What makes two trainings the same, so that only the same one resumes a checkpoint."""
+    return {"kind": spec.kind, "name": spec.name, "values": dict(values), "epochs": spec.epochs,
+            "seed": spec.seed, "policy": policy, "weights_path": spec.weights_path,
+            "data": data.fingerprint(), "data_digest": data.digest()}
 
 
 def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], model,
