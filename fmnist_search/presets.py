@@ -67,6 +67,9 @@ class Preset:
     final_epochs: int = 0  # the final protocol's epochs (0: the preset's epochs)
     final_baselines: tuple[str, ...] = ()  # report models trained beside them
     final_baselines_epochs: bool = False  # train those with final_epochs too
+    # Finalize's ensemble (fmnist_search.ensemble): greedy rounds, at most this many members
+    # counted with repeats; 0 or 1: off. Its parameters together stay under max_params.
+    ensemble_size: int = 5
     start_from_default: bool = False  # the first trial trains the space's default point
     # The least share of --max-time the search gets whatever finalize's reserve says: on a slow
     # day the reserve for slow candidates can exceed the budget and end the search after one
@@ -104,6 +107,7 @@ def from_dict(data: dict[str, Any]) -> Preset:
 
 
 TABLES = ("fixed", "final")
+MAX_ENSEMBLE = 50  # each round scores every candidate once: cheap, but more says nothing
 SCALARS = {f.name: f.type for f in fields(Preset) if f.name not in ("name", "bohb", *TABLES)}
 
 
@@ -124,7 +128,7 @@ def parse(path: Path, data: dict) -> Preset:
     checks = {"trials": int, "epochs": int, "factor": int, "iterations": int, "patience": int,
               "subset": (int, float), "prune_after": int, "max_params": int,
               "max_seconds_per_epoch": (int, float), "finalize_top": int, "final_epochs": int,
-              "min_search_share": (int, float)}
+              "min_search_share": (int, float), "ensemble_size": int}
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
@@ -200,6 +204,9 @@ def validate(preset: Preset, where: str) -> None:
                 "final_epochs"):
         if getattr(preset, key) < 0:
             raise UserError(f"{where}: {key} {getattr(preset, key)} must be 0 (off) or more.")
+    if not 0 <= preset.ensemble_size <= MAX_ENSEMBLE:
+        raise UserError(f"{where}: ensemble_size {preset.ensemble_size} must be 0 (off) to "
+                        f"{MAX_ENSEMBLE} (greedy rounds of finalize's ensemble).")
     if not 0 <= preset.min_search_share < 1:
         raise UserError(f"{where}: min_search_share {preset.min_search_share} must be a "
                         "fraction in [0, 1) of --max-time (0: the reserve alone decides).")

@@ -90,7 +90,8 @@ def test_best_preset_is_budget_aware():
     best = presets.load("best")
     assert best.tuner == "hyperband" and best.subset >= 0.5 and best.prune_after >= 1
     assert best.max_params == 1_000_000 and best.finalize_top >= 1
-    assert best.final_baselines == ("model3",) and best.final["schedule"] == "cosine"
+    assert best.final_baselines == ("model3", "model2") and best.final["schedule"] == "cosine"
+    assert best.ensemble_size == 5 and best.finalize_top == 3
     assert best.start_from_default and best.iterations * 20 >= best.trials  # brackets last
 
 
@@ -129,3 +130,11 @@ def test_bad_preset_key_is_exit_2_naming_the_key(tmp_path, capsys):
     path.write_text("max_paramz = 10\n")
     assert main(["run", "--search", str(path), "--results-dir", str(tmp_path / "r")]) == 2
     assert "max_paramz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [-1, 51, 2.5, True])
+def test_ensemble_size_out_of_range_is_refused_with_the_key(tmp_path, value):
+    path = tmp_path / "p.toml"
+    path.write_text(f"ensemble_size = {str(value).lower()}\n")
+    with pytest.raises(UserError, match="ensemble_size"):
+        presets.load(str(path))

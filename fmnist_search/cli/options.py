@@ -76,6 +76,17 @@ def num_classes(text: str) -> int:
     return value
 
 
+def ensemble_size(text: str) -> int:
+    """--ensemble-size: 0 (off) to presets.MAX_ENSEMBLE greedy rounds."""
+    from fmnist_search.presets import MAX_ENSEMBLE
+
+    value = non_negative_int(text)
+    if value > MAX_ENSEMBLE:
+        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_ENSEMBLE} rounds (each "
+                                          "adds one member, repeats counted); 0 turns it off")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """Counts where 0 means 'off' or 'all' (patience, rows to show)."""
     value = _whole(text)

@@ -128,7 +128,8 @@ def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | Non
                                    precision=getattr(args, "precision", None),
                                    data_dir=getattr(args, "data_dir", None),
                                    test_csv=getattr(args, "test_csv", None),
-                                   deadline=deadline)
+                                   deadline=deadline,
+                                   ensemble_size=getattr(args, "ensemble_size", None))
     record = pipeline.finalize(req, console)
     console.print(report.final_table(record))
     return record
@@ -317,6 +318,9 @@ def add_finalize(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("--top", type=options.positive_int,
                    help="configurations to finalize (default: the preset's finalize_top, "
                    "else 3)")
+    p.add_argument("--ensemble-size", type=options.ensemble_size, metavar="N",
+                   help="greedy rounds of the ensemble of the final models (default: the "
+                   "preset's ensemble_size, else 5; 0: no ensemble)")
     _add_training_run_options(p, "default: the preset's final_epochs, else its epochs",
                               "project's test CSV, else the official test set)")
     return p
