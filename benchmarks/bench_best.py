@@ -17,6 +17,13 @@ time is recorded beside the command's (``reused_wall_seconds``) for an honest to
 
 Options after ``--`` go to ``fmnist-search run`` unchanged (a smoke check of the script:
 ``--max-time 30s --out /tmp/best.json -- --subset 0.02 --trials 2 --no-finalize``).
+
+A run longer than one sitting (a 3-hour proof run on a machine lent for 3-hour sessions):
+``--resume`` runs the same command again in the same ``--results-dir`` (the tool resumes the
+project, and ``--max-time`` counts the earlier parts, ``budget_clock``), and ``--report-only``
+writes the JSON from what the directory holds without running anything (at the end of a
+session, with the run still unfinished). The JSON's ``parts`` say which parts ran when (the
+project's ``clock.json``), and ``pipeline_seconds`` is their sum: the run's own time.
 """
 
 from __future__ import annotations
@@ -44,13 +51,22 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/best.json)")
     parser.add_argument("--reuse-baselines", type=Path, metavar="DIR",
                         help="copy DIR/baselines and DIR/controls (finished runs) in first")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the run in --results-dir (the same command again)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the JSON from --results-dir without running anything")
     parser.add_argument("extra", nargs="*", help="after --: more options for `run`")
     args = parser.parse_args()
     root = args.results_dir or Path(tempfile.mkdtemp(prefix="bench-best-"))
-    if root.exists() and any(root.iterdir()):
-        parser.error(f"--results-dir {root} is not empty: the benchmark needs a fresh one")
     project = "best"
-    for kind in (layout.BASELINES, layout.CONTROLS) if args.reuse_baselines else ():
+    going_on = args.resume or args.report_only
+    if going_on and not (root / project / "run.json").is_file():
+        parser.error(f"--results-dir {root} holds no run to go on with")
+    if not going_on and root.exists() and any(root.iterdir()):
+        parser.error(f"--results-dir {root} is not empty: the benchmark needs a fresh one "
+                     "(or --resume)")
+    for kind in (layout.BASELINES, layout.CONTROLS) if args.reuse_baselines and not going_on \
+            else ():
         if (args.reuse_baselines / kind).is_dir():
             shutil.copytree(args.reuse_baselines / kind, root / kind)
     cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", "resnet", "--search",
@@ -58,17 +74,22 @@ def main() -> int:
            str(root), *args.extra]
     print(" ".join(cmd), flush=True)
     start = time.time()
-    proc = subprocess.run(cmd, cwd=common.REPO)
+    returncode = None
+    if not args.report_only:
+        returncode = subprocess.run(cmd, cwd=common.REPO).returncode
     wall = time.time() - start
 
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []
     final = layout.read_final(root, project) or {}
+    parts = _parts(root, project)
     payload = {
         "command": " ".join(cmd[2:]),
-        "exit_status": proc.returncode,
+        "exit_status": returncode,  # of this invocation (None: --report-only)
         "max_time": args.max_time,
         "results_dir": str(root),
-        "wall_seconds": wall,
+        "wall_seconds": wall,  # this invocation's
+        "parts": parts,
+        "pipeline_seconds": sum(p["seconds"] for p in parts),
         "stages": {
             "screening_seconds": finalize.screening_seconds(root, project)
             if (root / project).is_dir() else None,
@@ -86,8 +107,11 @@ def main() -> int:
         "final_epochs": final.get("epochs"),
         "final_table": [{k: r.get(k) for k in (
             "stage", "name", "test_accuracy", "val_accuracy", "params", "seconds_per_epoch",
-            "epochs", "wall_seconds", "reused", "screening_val_accuracy", "architecture")}
+            "epochs", "wall_seconds", "reused", "screening_val_accuracy", "architecture",
+            "inference_ms_per_image", "members")}
             for r in final.get("rows", [])],
+        "ensemble": final.get("ensemble"),
+        "delivered": final.get("delivered"),
         "final_skipped": final.get("skipped", []),  # not started: past --max-time
         "control": final.get("control"),
         "seed": _run_json(root, project).get("data", {}).get("seed"),
@@ -100,7 +124,20 @@ def main() -> int:
         print(f"wrote {args.out}")
     else:
         common.write("best", payload)
-    return proc.returncode
+    return returncode or 0
+
+
+def _parts(root: Path, project: str) -> list[dict]:
+    """Which parts of the pipeline ran when (``clock.json``, written by the tool)."""
+    from datetime import datetime, timezone
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+    record = layout.read_json(root / project / layout.CLOCK_JSON) or {}
+    return [{"started": iso(p["start"]), "last_seen": iso(p["last"]),
+             "seconds": p["last"] - p["start"]}
+            for p in record.get("parts", []) if isinstance(p, dict) and "last" in p]
 
 
 def _run_json(root: Path, project: str) -> dict:

@@ -170,10 +170,13 @@ def search(space: str = "cnn", search: str = "standard", project: str | None = N
     console = _console()
     plan = pipeline.plan_search(spec, console)
     outcome = pipeline.search(plan, console)
-    if plan.finalizes:
-        pipeline.finalize(pipeline.FinalizeRequest(
-            plan.root, plan.project, precision=spec.precision, data_dir=spec.data.data_dir,
-            test_csv=spec.data.test_csv, deadline=outcome.deadline), console)
+    try:
+        if plan.finalizes:
+            pipeline.finalize(pipeline.FinalizeRequest(
+                plan.root, plan.project, precision=spec.precision, data_dir=spec.data.data_dir,
+                test_csv=spec.data.test_csv, deadline=outcome.deadline), console)
+    finally:
+        outcome.finish()
     return trials(plan.project, results_dir, baselines=False)
 
 

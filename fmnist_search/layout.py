@@ -9,6 +9,7 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     <project>/trial_<id>/record.json   TrialRecord: the trial as every reader sees it
     <project>/workers/<id>.json        a distributed worker's heartbeat (``tuning.worker``)
     <project>/workers/<id>.log         a local worker's output; chief.json: the chief's address
+    <project>/clock.json               the parts of a --max-time pipeline: when each ran
     .<project>.lock                    one search process per project
     baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras,
                                        predictions.npz (validation and test probabilities)
@@ -71,6 +72,7 @@ CONTROLS = "controls"  # each space's default point under a final protocol (fina
 FINAL_JSON = "final.json"
 WORKERS = "workers"
 CHIEF_JSON = "chief.json"
+CLOCK_JSON = "clock.json"  # the parts of a pipeline run under --max-time (``budget_clock``)
 # A training's epoch checkpoint (``checkpoints``): a hidden folder beside its runs, named by a
 # digest of the training's configuration, holding a pointer file and one weights file.
 CHECKPOINT_PREFIX = ".checkpoint-"

@@ -76,11 +76,15 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     if plan.finalizes:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
-        _finalize(root, project, args, deadline=outcome.deadline)
+        try:
+            _finalize(root, project, args, deadline=outcome.deadline)
+        finally:
+            outcome.finish()
     elif outcome.after:
         from fmnist_search import finalize
 
         console.print(finalize.next_step(root, project), highlight=False)
+    outcome.finish()
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import budget, layout, training
+from fmnist_search import budget, budget_clock, layout, training
 from fmnist_search.callbacks import StopCheck
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
@@ -123,6 +122,13 @@ class SearchOutcome:
     exhausted: bool = False  # the oracle had nothing more to propose (e.g. Hyperband's brackets)
     repairs: list[str] = field(default_factory=list)
     deadline: float | None = None  # Unix time --max-time ends: finalize's deadline too
+    # --max-time's count across resumes (``budget_clock``): still running, so that finalize's
+    # time counts too; the caller stops it when the pipeline ends (``finish``)
+    clock: Any = None
+
+    def finish(self) -> None:
+        if self.clock is not None:
+            self.clock.stop()
 
 
 Runner = Callable[..., "str | None"]  # (tuner, request, display, signals) -> stop reason
@@ -199,7 +205,6 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
 
     signals = signals or StopSignals()
     project_dir = req.project_dir
-    deadline = time.time() + req.max_time if req.max_time else None  # the whole pipeline's
     with project_mod.project_lock(req.root, req.project):
         if req.overwrite:
             layout.remove_project(req.root, req.project)
@@ -207,25 +212,43 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         op_determinism("auto")  # GPU kernels; CPU ones already are
         policy = training.choose_policy(req.preset.precision)  # the builder applies it
         project_mod.check_or_write_run_json(project_dir, req.identity(), req.run_record(policy))
-        repairs = state.repair(project_dir)
-        trials = layout.read_trials(project_dir)  # once: the view every count below starts from
-        before = project_mod.finished_count(trials)
-        display = SearchDisplay(console, req.preset.trials, before,
-                                project_mod.best_so_far(trials))
-        for note in repairs:  # said even when there is nothing left to run
-            display.note(note)
-        if before >= req.preset.trials:
-            return SearchOutcome(project_dir, before, before, req.preset.trials, False, True,
-                                 repairs=repairs, deadline=deadline)
-        cache = project_mod.TrialCache(project_dir, trials)
-        limits = Limits(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
-        with search_runtime(req, signals), layout.disk_errors(project_dir):
-            tuner = build_tuner(req, display, signals, policy, limits, cache)
-            stopped = (runner or run_tuner)(tuner, req, display, signals)
-        after = project_mod.finished_count(cache.refresh())  # only new records are read
-        return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
-                             False, exhausted=stopped is None and after < req.preset.trials,
+        clock = budget_clock.start(project_dir, req.max_time)  # the whole pipeline's
+        try:
+            outcome = _search_locked(req, console, signals, runner, policy, clock)
+        except BaseException:
+            if clock is not None:
+                clock.stop()
+            raise
+        outcome.clock = clock
+        return outcome
+
+
+def _search_locked(req: SearchRequest, console: Console, signals: StopSignals,
+                   runner: Runner | None, policy: str, clock) -> SearchOutcome:
+    """The search, in the project's lock, with ``clock``'s deadline (None: no --max-time)."""
+    project_dir = req.project_dir
+    deadline = clock.deadline if clock is not None else None
+    repairs = state.repair(project_dir)
+    trials = layout.read_trials(project_dir)  # once: the view every count below starts from
+    before = project_mod.finished_count(trials)
+    display = SearchDisplay(console, req.preset.trials, before,
+                            project_mod.best_so_far(trials))
+    for note in repairs:  # said even when there is nothing left to run
+        display.note(note)
+    if clock is not None and clock.note():
+        display.note(clock.note())
+    if before >= req.preset.trials:
+        return SearchOutcome(project_dir, before, before, req.preset.trials, False, True,
                              repairs=repairs, deadline=deadline)
+    cache = project_mod.TrialCache(project_dir, trials)
+    limits = Limits(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
+    with search_runtime(req, signals), layout.disk_errors(project_dir):
+        tuner = build_tuner(req, display, signals, policy, limits, cache)
+        stopped = (runner or run_tuner)(tuner, req, display, signals)
+    after = project_mod.finished_count(cache.refresh())  # only new records are read
+    return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
+                         False, exhausted=stopped is None and after < req.preset.trials,
+                         repairs=repairs, deadline=deadline)
 
 
 def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals, policy: str,
