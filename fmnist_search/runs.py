@@ -121,6 +121,8 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
         extra.append(checkpoints.EpochCheckpoint(folder, digest, log, started, clock, point))
     with make_progress(console) as progress:
         extra.insert(0, EpochProgress(progress, log, spec.epochs, spec.name))
+        if point is not None:  # the bar starts where the checkpoint left off
+            progress.update(extra[0].epoch_task, completed=point.epoch)
         result = training.fit(model, values, (data.x_train, data.y_train), (data.x_val, data.y_val),
                               spec.epochs, spec.patience, log=log, extra_callbacks=extra,
                               initial_epoch=point.epoch if point else 0)
