@@ -19,9 +19,13 @@ names the older weights file, deleted only after the new ``state.json`` is in pl
 new one. A ``state.json`` or weights file that cannot be read, or whose hash or variables do
 not match, is ``Damaged``: the caller says so in one line and trains from the start.
 
-Same result after a resume (tested bit for bit, tests/test_checkpoints.py): a training killed
-and resumed ends with the same weights as one never stopped, on the same machine and thread
-count. What the next epoch's randomness depends on, and how each part is kept:
+Same result after a resume (tested bit for bit in fp32 with all three augmentation layers,
+dropout and a per-step schedule, tests/test_checkpoints.py; checked in mixed_bfloat16 with batch
+norm, an EMA and AdamW): a training killed and resumed ends with the same weights as one never
+stopped, given the same thread count (TensorFlow sizes its pools to the usable cores, and the
+order of a sum changes the last bits: tests/test_reproducibility.py) and a CPU (on a GPU an
+uninterrupted run is not bit-reproducible either). What the next epoch's randomness depends
+on, and how each part is kept:
 
 - the augmentation layers' and dropout's ``keras.random.SeedGenerator`` states (a seed and a
   counter each) are *not* in ``save_weights`` (Keras saves a layer's weights only), so they are
@@ -29,11 +33,12 @@ count. What the next epoch's randomness depends on, and how each part is kept:
 - the order of the training images: Keras (3.15, TensorFlow backend) shuffles numpy arrays in a
   ``tf.data`` pipeline built once per ``fit``, whose ``tf.random.shuffle`` draws its seed from
   the global seed ``train_run`` sets; re-iterating that pipeline gives the *same* permutation
-  every epoch (measured), so epoch K of a fit begun at ``initial_epoch=K`` sees the order epoch
-  K of the uninterrupted fit saw, and nothing needs storing. (That the order does not change
-  between epochs is Keras' behaviour, not something this module chose; if a later Keras
-  reshuffles per iteration, the bit-identity test fails and the order must become a function of
-  (seed, epoch) here.)
+  every epoch (measured in ``model.fit``: with a global seed every epoch has the same batches;
+  without one they change), so epoch K of a fit begun at ``initial_epoch=K`` sees the order
+  epoch K of the uninterrupted fit saw, and nothing needs storing. (That the order does not
+  change between epochs is Keras' behaviour, not something this module chose; if it is changed,
+  or Keras reshuffles per iteration, the bit-identity test fails and the order must become a
+  function of (seed, epoch), e.g. a permutation drawn from ``(seed, epoch)`` at each epoch.)
 - the learning rate: ``StepSchedule`` and the exponential schedule compute it from the epoch
   number, so ``initial_epoch`` continues the same curve.
 
