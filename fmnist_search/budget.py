@@ -16,6 +16,9 @@ _DURATION = re.compile(
     r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*")
 MARGIN = 0.15  # a share of the estimate, for evaluation and timing noise
 FLOOR_SECONDS = 60.0  # and at least this much (loading, building, writing the run dirs)
+# The longest --max-time: a budget for one run of one machine; past a year it is a typo, and
+# `99999999999999999999h` was taken as a deadline in the year 10^16.
+MAX_SECONDS = 365 * 86_400
 
 
 def finalize_reserve(seconds_per_epoch: Sequence[float], top: int, final_epochs: int,
@@ -53,4 +56,8 @@ def parse_duration(text: str) -> float:
     if not parts or not any(parts.groups()):
         raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 45m, 2h or 1h30m")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-    return h * 3600 + m * 60 + s
+    seconds = h * 3600 + m * 60 + s
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text!r} is more than a year ({MAX_SECONDS // 3600:,} h); give a "
+                         "time to run, e.g. 90s, 45m, 2h or 1h30m")
+    return seconds

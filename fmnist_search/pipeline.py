@@ -11,7 +11,6 @@ or exits: errors are ``UserError``, progress goes to the ``console`` a caller pa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +157,9 @@ def plan_search(spec: SearchSpec, console: Console,
             max_time = budget.parse_duration(max_time)
         except ValueError as exc:
             raise UserError(f"max_time: {exc}.") from None
-    if max_time is not None and not (max_time > 0 and math.isfinite(max_time)):
-        raise UserError(f"max_time {max_time!r} must be a number of seconds above 0.")
+    if max_time is not None and not 0 < max_time <= budget.MAX_SECONDS:
+        raise UserError(f"max_time {max_time!r} must be a number of seconds above 0, at most "
+                        f"{budget.MAX_SECONDS:,} (a year).")
     project = layout.check_name(
         spec.project or f"{catalog.space_path(spec.space).stem}-{preset.tuner}")
     preflight.check_project(spec.root, project)  # a real, writable folder not being searched
@@ -207,7 +207,12 @@ def finalize(req: FinalizeRequest, console: Console) -> dict[str, Any]:
     """Train (or reuse) the final table's models; returns ``final.json``'s record."""
     from fmnist_search import finalize as finalize_mod
     from fmnist_search import preflight
+    from fmnist_search.presets import LIMITS
 
+    most, why = LIMITS["finalize_top"]
+    if req.top is not None and not (isinstance(req.top, int) and 1 <= req.top <= most):
+        raise UserError(f"finalize: top {req.top!r} must be a whole number from 1 to {most} "
+                        f"({why}).")
     results.load_project(req.root, req.project)  # a name that is no project is refused first
     preflight.ensure_writable_results(req.root / layout.FINALIZED / req.project)
     return finalize_mod.finalize(req, console, lambda s: prepare_data(s, console))

@@ -34,15 +34,49 @@ class BohbSettings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# The most each numeric setting may be, and why: past it a value means nothing more, or is a
+# typo that would be taken at its word (`--factor 10**20` searched, `num_samples = 10**12`
+# asked numpy for 29 TiB). The command line checks the same names (cli/options.py).
+MAX_TRIALS = 10_000  # Keras Tuner rewrites oracle.json, listing every trial, after each one
+_EPOCHS = int(builder.DOMAINS["epochs"].high)  # the builder's most epochs (1000)
+LIMITS: dict[str, tuple[int | float, str]] = {
+    "trials": (MAX_TRIALS, "Keras Tuner rewrites oracle.json, which lists every trial, after "
+               "each one, and rereads every trial.json to resume; 10,000 trials of the quick "
+               "preset are days of search here"),
+    # At a factor above the epochs Hyperband has one bracket: a random search at full epochs.
+    "factor": (_EPOCHS, "the builder's most epochs: at a larger factor Hyperband has one "
+               "bracket, a random search at full epochs"),
+    "iterations": (MAX_TRIALS, "each Hyperband iteration runs at least one trial"),
+    "patience": (_EPOCHS, "the builder's most epochs: a longer patience never stops anything"),
+    "prune_after": (_EPOCHS, "the builder's most epochs: no trial gets that far"),
+    # 10^10 parameters are 40 GB of float32 weights: no 28x28 model comes near it.
+    "max_params": (10**10, "ten billion parameters, 40 GB of float32 weights: a larger limit "
+                   "limits nothing"),
+    "max_seconds_per_epoch": (86_400, "a day per epoch: a larger limit limits nothing"),
+    # Each is a full training of final_epochs on the whole split: the best preset's 3 take
+    # about 3 hours on the 2-core development machine.
+    "finalize_top": (100, "each one is a full training on the whole training split"),
+}
+
 # key -> (is the value valid, what is valid): checked with the file, key and value named.
+# num_samples: each candidate is decoded and scored in about 0.6 ms (measured on the resnet
+# space's 25 searched hyperparameters, 200 results: 64 took 0.05 s, 4000 took 2.3 s a
+# proposal); past 4096 a proposal costs more than a screening epoch, and 10^12 asked numpy for
+# 29 TiB. bandwidth_factor: 1000 times the least bandwidth (0.001) already spans the whole
+# [0, 1] range of a hyperparameter, so a wider draw is uniform; inf made every draw NaN.
 BOHB_RULES = {
     "random_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1] (the paper's 1/3)"),
-    "min_points_in_model": (lambda v: isinstance(v, int) and v >= 0,
-                            "a whole number, 0 (the searched hyperparameters + 1) or more"),
+    "min_points_in_model": (lambda v: isinstance(v, int) and 0 <= v <= MAX_TRIALS,
+                            "a whole number from 0 (the searched hyperparameters + 1) to "
+                            f"{MAX_TRIALS:,} (a search's most trials: past it the model would "
+                            "never start)"),
     "top_n_percent": (lambda v: 0 < v < 100, "a percentage in (0, 100) (the paper's 15)"),
-    "num_samples": (lambda v: isinstance(v, int) and v >= 1,
-                    "a whole number, 1 or more (the paper's 64)"),
-    "bandwidth_factor": (lambda v: v > 0, "a number above 0 (the paper's 3)"),
+    "num_samples": (lambda v: isinstance(v, int) and 1 <= v <= 4096,
+                    "a whole number from 1 to 4096 (the paper's 64; each candidate costs about "
+                    "0.6 ms a proposal)"),
+    "bandwidth_factor": (lambda v: 0 < v <= 1000,
+                         "a number above 0, at most 1000 (the paper's 3; 1000 times the least "
+                         "bandwidth spans a hyperparameter's whole range)"),
     "min_bandwidth": (lambda v: 0 < v < 1, "a number in (0, 1) (the paper's 0.001)"),
 }
 
@@ -204,6 +238,10 @@ def validate(preset: Preset, where: str) -> None:
                 "final_epochs"):
         if getattr(preset, key) < 0:
             raise UserError(f"{where}: {key} {getattr(preset, key)} must be 0 (off) or more.")
+    for key, (most, why) in LIMITS.items():
+        if not getattr(preset, key) <= most:  # NaN too
+            raise UserError(f"{where}: {key} {getattr(preset, key)!r} must be at most "
+                            f"{most:,} ({why}).")
     if not 0 <= preset.ensemble_size <= MAX_ENSEMBLE:
         raise UserError(f"{where}: ensemble_size {preset.ensemble_size} must be 0 (off) to "
                         f"{MAX_ENSEMBLE} (greedy rounds of finalize's ensemble).")

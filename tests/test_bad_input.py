@@ -96,6 +96,10 @@ SPACES = {
     "preset_precision.toml": 'precision = "fp64"\n',
     "preset_epochs.toml": "epochs = 100000\n",
     "preset_bohb.toml": 'tuner = "bohb"\n[bohb]\nrandom_fraction = 1.5\n',
+    "preset_samples.toml": 'tuner = "bohb"\n[bohb]\nnum_samples = 1000000000000\n',
+    "preset_bandwidth.toml": 'tuner = "bohb"\n[bohb]\nbandwidth_factor = inf\n',
+    "preset_min_points.toml": f'tuner = "bohb"\n[bohb]\nmin_points_in_model = {2 * 10**30}\n',
+    "preset_trials.toml": "trials = 100000000000000000000\n",
 }
 
 
@@ -350,6 +354,27 @@ CASES = [
     ("max time negative", ["run", "--max-time", "-5m", *R], ["--max-time '-5m'", "negative"]),
     ("hyperband factor 1", ["run", "--factor", "1", *R], ["--factor 1", "2 or more"]),
     ("show trial abc", ["show", "p", "abc", *R], ["'abc'"]),
+    # ---------------------------------------------------------------- third hardening pass
+    ("preset bohb num_samples 10**12", ["run", "--search", D + "preset_samples.toml", *R],
+     ["preset_samples.toml", "num_samples = 1000000000000", "from 1 to 4096"]),
+    ("preset bohb bandwidth inf", ["run", "--search", D + "preset_bandwidth.toml", *R],
+     ["preset_bandwidth.toml", "bandwidth_factor = inf", "at most 1000"]),
+    ("preset bohb min points 2*10**30", ["run", "--search", D + "preset_min_points.toml", *R],
+     ["preset_min_points.toml", "min_points_in_model", "to 10,000"]),
+    ("preset trials 10**20", ["run", "--search", D + "preset_trials.toml", *R],
+     ["preset_trials.toml", "trials 100000000000000000000", "at most 10,000"]),
+    ("max time beyond a year", ["run", "--max-time", "99999999999999999999h", *R],
+     ["--max-time '99999999999999999999h'", "more than a year"]),
+    ("hyperband factor 10**20", ["run", "--factor", "100000000000000000000", *R],
+     ["--factor 100000000000000000000", "more than 1,000"]),
+    ("run trials 10**20", ["run", "--trials", "100000000000000000000", *R],
+     ["--trials 100000000000000000000", "more than 10,000"]),
+    ("run max seconds per epoch inf", ["run", "--max-seconds-per-epoch", "inf", *R],
+     ["--max-seconds-per-epoch inf", "more than 86,400"]),
+    ("finalize top 10**20", ["finalize", "p", "--top", "100000000000000000000", *R],
+     ["--top 100000000000000000000", "more than 100"]),
+    ("analyze resamples 10**20", ["analyze", "p", "--resamples", "100000000000000000000", *R],
+     ["--resamples 100000000000000000000", "more than 1,000"]),
 ]
 
 # Refused from the arguments alone (names, options, paths, ports, small files): each answers
@@ -369,6 +394,10 @@ ARGUMENT_LEVEL = [
     "show results dir is a file", "chief address not here", "chief port in use",
     "worker no chief", "worker chief without chief.json", "empty preset", "classes negative",
     "max time negative", "hyperband factor 1", "show trial abc",
+    "preset bohb num_samples 10**12", "preset bohb bandwidth inf",
+    "preset bohb min points 2*10**30", "preset trials 10**20", "max time beyond a year",
+    "hyperband factor 10**20", "run trials 10**20", "run max seconds per epoch inf",
+    "finalize top 10**20", "analyze resamples 10**20",
 ]
 
 

@@ -51,7 +51,11 @@ def test_command_line_overrides_win():
         ("subset = 1.5\n", "subset 1.5 must be a fraction"),
         ('[bohb]\nrandom_fraction = "a third"\n',
          r"\[bohb\] random_fraction = 'a third' is not valid: .* a fraction in \[0, 1\]"),
-        ("[bohb]\nnum_samples = 0\n", r"\[bohb\] num_samples = 0 .* 1 or more"),
+        ("[bohb]\nnum_samples = 0\n", r"\[bohb\] num_samples = 0 .* from 1 to 4096"),
+        ("[bohb]\nnum_samples = 10000000\n", r"num_samples = 10000000 .* from 1 to 4096"),
+        ("[bohb]\nbandwidth_factor = 1e308\n", r"bandwidth_factor = 1e\+308 .* at most 1000"),
+        ("max_params = 100000000000\n", r"max_params 100000000000 must be at most"),
+        ("patience = 1001\n", r"patience 1001 must be at most 1,000"),
         ("[bohb]\nmin_points_in_model = 2.5\n", r"min_points_in_model = 2.5 .* whole number"),
         ("[bohb]\ntop_n_percent = 100\n", r"top_n_percent = 100 .* \(0, 100\)"),
         ("[bohb]\nbandwidth = 3\n", r"\[bohb\] bandwidth is not a BOHB setting; .* "

@@ -149,9 +149,9 @@ def add_analyze(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("analysis"),
                    help="figures and CSVs go to OUT/PROJECT/ (default analysis/PROJECT/ in "
                    "the current folder; the project itself is never written)")
-    p.add_argument("--top", type=options.positive_int, default=4,
+    p.add_argument("--top", type=options.slices, default=4,
                    help="slices of the N most important hyperparameters (default 4)")
-    p.add_argument("--resamples", type=options.positive_int, default=8,
+    p.add_argument("--resamples", type=options.resamples, default=8,
                    help="bootstrap resamples (one forest each) behind the importance spread "
                    f"(default 8); importance needs {MIN_TRIALS} finished configurations")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,

@@ -39,10 +39,10 @@ def add_worker(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                    help="this worker's id, unique in the search and the same when it is "
                    "restarted, so it resumes its trial (default worker-HOSTNAME)")
     options.add_data_dir(p)
-    p.add_argument("--threads", type=options.positive_int,
+    p.add_argument("--threads", type=options.threads,
                    help="TensorFlow threads (default: all cores this process may use)")
     p.add_argument("--cpus", type=options.cpu_list, help="pin to these cores, e.g. 0,1")
-    p.add_argument("--chief-timeout", type=options.positive_float, default=120.0,
+    p.add_argument("--chief-timeout", type=options.wait_seconds, default=120.0,
                    help="seconds to wait for the chief to answer before giving up (default 120)")
     return p
 

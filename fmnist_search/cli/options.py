@@ -47,7 +47,38 @@ def hyperband_factor(text: str) -> int:
     if value < 2:
         raise argparse.ArgumentTypeError(f"{value} must be 2 or more (Hyperband keeps one in "
                                          "FACTOR of each round's models; 3 is usual)")
+    return _at_most(value, "factor")
+
+
+def _at_most(value: int | float, setting: str) -> int | float:
+    """``value``, refused above the most ``presets.LIMITS`` allows for ``setting``."""
+    from fmnist_search.presets import LIMITS
+
+    most, why = LIMITS[setting]
+    if not value <= most:
+        raise argparse.ArgumentTypeError(f"{value:g} is more than {most:,} ({why})"
+                                         if isinstance(value, float)
+                                         else f"{value} is more than {most:,} ({why})")
     return value
+
+
+def trial_count(text: str) -> int:
+    """--trials: 1 to presets.LIMITS' most."""
+    return _at_most(positive_int(text), "trials")
+
+
+def final_count(text: str) -> int:
+    """finalize's configurations: 1 to presets.LIMITS' most for finalize_top."""
+    return _at_most(positive_int(text), "finalize_top")
+
+
+def max_params(text: str) -> int:
+    return _at_most(positive_int(text), "max_params")
+
+
+def max_seconds_per_epoch(text: str) -> float:
+    return _at_most(positive_float(text), "max_seconds_per_epoch")
+
 
 
 def in_domain(hyperparameter: str):
@@ -95,6 +126,11 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def patience(text: str) -> int:
+    """--patience: 0 (off) to presets.LIMITS' most."""
+    return _at_most(non_negative_int(text), "patience")
+
+
 def seed(text: str) -> int:
     """A seed numpy, scikit-learn and Keras all accept."""
     value = _whole(text)
@@ -125,6 +161,39 @@ def split_fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{value:g} must be a fraction in (0, 1), e.g. 0.2")
     return value
+
+
+# Limits of the options that are no preset setting, and why.
+MAX_ROWS = 1_000_000  # rows of a table to show; 0 shows them all
+MAX_WORKERS = 1024  # processes on one machine: more than any machine's cores
+MAX_WORKERS_PER_GPU = 64  # each worker holds its own TensorFlow runtime on the GPU
+MAX_THREADS = 1024  # TensorFlow threads: more than any machine's cores
+MAX_RESAMPLES = 1000  # each resample fits a random forest: 8 take seconds, 1000 minutes
+MAX_WAIT = 86_400  # seconds: a chief or worker silent for a day is gone
+
+
+def _capped(base, most: int | float, why: str):
+    def check(text: str):
+        value = base(text)
+        if not value <= most:
+            raise argparse.ArgumentTypeError(f"{text} is more than {most:,} ({why})")
+        return value
+
+    return check
+
+
+rows = _capped(non_negative_int, MAX_ROWS, "0 shows every row")
+workers = _capped(positive_int, MAX_WORKERS,
+                  "each is a process on this machine")
+workers_per_gpu = _capped(positive_int, MAX_WORKERS_PER_GPU,
+                          "each holds its own TensorFlow runtime on the GPU")
+threads = _capped(positive_int, MAX_THREADS,
+                  "more threads than any machine has cores")
+resamples = _capped(positive_int, MAX_RESAMPLES,
+                    "each fits a random forest: 8 take seconds, 1000 minutes")
+slices = _capped(positive_int, MAX_ROWS,
+                 "the hyperparameters to slice; more shows them all")
+wait_seconds = _capped(positive_float, MAX_WAIT, "seconds: a day")
 
 
 def parse_duration(text: str) -> float:
@@ -223,7 +292,7 @@ def add_precision(group, default: str | None = "auto",
 
 
 def add_patience(group, default: int | None, help: str) -> None:
-    group.add_argument("--patience", type=non_negative_int, default=default, help=help)
+    group.add_argument("--patience", type=patience, default=default, help=help)
 
 
 def add_data_dir(group, help: str = "folder with the four IDX .gz files (else FMNIST_DATA, "

@@ -281,7 +281,7 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
     p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
     p.add_argument("--search", default="standard",
                    help="search preset: quick, standard, report, best, or a .toml path")
-    p.add_argument("--trials", type=options.positive_int,
+    p.add_argument("--trials", type=options.trial_count,
                    help="total trials in the project (resume adds more)")
     p.add_argument("--tuner", choices=options.TUNERS)
     p.add_argument("--factor", type=options.hyperband_factor,
@@ -292,23 +292,23 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
                    help="stop starting trials after this long: 90s, 45m, 2h")
     p.add_argument("--project", help="project name (default SPACE-TUNER)")
     p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
-    p.add_argument("--top", type=options.non_negative_int, default=10,
+    p.add_argument("--top", type=options.rows, default=10,
                    help="rows of the final leaderboard")
-    p.add_argument("--max-params", type=options.positive_int,
+    p.add_argument("--max-params", type=options.max_params,
                    help="reject a configuration with more parameters before it trains")
-    p.add_argument("--max-seconds-per-epoch", type=options.positive_float,
+    p.add_argument("--max-seconds-per-epoch", type=options.max_seconds_per_epoch,
                    help="reject a configuration whose epoch (estimated from a few timed steps) "
                    "takes longer")
     p.add_argument("--no-finalize", action="store_true",
                    help="skip the preset's final stage (and its share of --max-time)")
     g = p.add_argument_group("parallel trials (Keras Tuner's chief/worker mode)")
     if name == "run":
-        g.add_argument("--workers", type=options.positive_int, default=1,
+        g.add_argument("--workers", type=options.workers, default=1,
                        help="trials trained at once, each in its own worker process (default 1: "
                        "in this process; on a CPU the cores are divided between workers)")
-    g.add_argument("--workers-per-gpu", type=options.positive_int, default=1,
+    g.add_argument("--workers-per-gpu", type=options.workers_per_gpu, default=1,
                    help="workers sharing one GPU (small models leave a large GPU mostly idle)")
-    g.add_argument("--heartbeat-timeout", type=options.positive_float, default=120.0,
+    g.add_argument("--heartbeat-timeout", type=options.wait_seconds, default=120.0,
                    help="seconds without a heartbeat after which a worker's trial is handed to "
                    "another worker (default 120)")
     return p
@@ -319,7 +319,7 @@ def add_finalize(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                        help="train a search's top configurations with the final protocol on "
                        "the whole training split, and test them (resumable)")
     p.add_argument("project")
-    p.add_argument("--top", type=options.positive_int,
+    p.add_argument("--top", type=options.final_count,
                    help="configurations to finalize (default: the preset's finalize_top, "
                    "else 3)")
     p.add_argument("--ensemble-size", type=options.ensemble_size, metavar="N",
@@ -343,7 +343,7 @@ def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", parents=[shared.common],
                        help="trials of all (or the named) projects, with the baselines beside")
     p.add_argument("projects", nargs="*", help="project names (default: all)")
-    p.add_argument("--top", type=options.non_negative_int, default=20,
+    p.add_argument("--top", type=options.rows, default=20,
                    help="rows to show (0: all)")
     p.add_argument("--sort", default="val_accuracy", choices=results.SORTABLE,
                    help="column to sort by")
