@@ -52,6 +52,9 @@ def is_path(name: str) -> bool:
 
 
 def _find(name: str, folder: Path, what: str, option: str, allow_path: bool) -> Path:
+    from fmnist_search.preflight import check_path
+
+    check_path(name if allow_path and is_path(name) else f"{name}.toml", option)
     if allow_path and is_path(name):
         path = Path(name)
         if path.is_dir():

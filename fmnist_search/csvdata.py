@@ -77,6 +77,9 @@ def duplicate_ids(table: CsvData, path: str | Path) -> str | None:
 
 def _read_bytes(path: Path, option: str) -> bytes:
     """The file's bytes, decompressed by suffix (.gz, .bz2, .xz, .zip) as pandas would."""
+    from fmnist_search.preflight import check_path
+
+    check_path(path, option)
     if path.is_dir():
         raise UserError(f"{option} {path} is a directory; a CSV file is expected.")
     if not path.is_file():

@@ -25,6 +25,30 @@ from fmnist_search.errors import UserError
 # bench_workers on 2 cores (quick preset, 6 trials, both orders): one process ran 115-118
 # trials/h, --workers 2 ran 106-112. More workers than cores only share the cores.
 
+# Linux's limits, in bytes: a longer name or path is refused by every system call with
+# ENAMETOOLONG, which Python raises from a mere exists() or is_dir().
+NAME_MAX = 255  # one file or folder name
+PATH_MAX = 4096  # a whole path, its terminating NUL included
+
+
+def check_path(path: str | os.PathLike, what: str) -> None:
+    """A path the system can look up, checked before the first look: each file or folder
+    name in it at most ``NAME_MAX`` bytes, the whole shorter than ``PATH_MAX``. ``what``
+    names where it came from (``--space``, ``--results-dir``)."""
+    text = os.fspath(path)
+    raw = os.fsencode(text)
+    if len(raw) >= PATH_MAX:
+        problem = f"it has {len(raw):,} bytes, and a path holds at most {PATH_MAX - 1:,}"
+    else:
+        name = next((part for part in raw.split(b"/") if len(part) > NAME_MAX), None)
+        if name is None:
+            return
+        problem = (f"the name {os.fsdecode(name)[:20]}... in it has {len(name)} bytes, and a "
+                   f"file or folder name holds at most {NAME_MAX}")
+    shown = text if len(text) <= 60 else text[:40] + "..."
+    raise UserError(f"{what} {shown} is too long to be a path: {problem}. Give a shorter path.")
+
+
 
 def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
     """Prove a file can be created and removed in ``directory``; leave no trace behind.
@@ -32,6 +56,7 @@ def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
     Missing folders are created for the probe and removed again, so a command refused later
     (say, for a bad input file) has written nothing.
     """
+    check_path(directory, what)
     created = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -54,6 +79,7 @@ def ensure_writable_results(directory: Path) -> None:
 def ensure_writable_file(path: Path, option: str) -> None:
     """An output file: its folder must take a new file, and the file itself must not be a
     folder or write-protected (it is replaced)."""
+    check_path(path, option)
     if path.is_dir():
         raise UserError(f"{option} {path} is a directory; give a file name.")
     remedy = f"Give {option} a path in a writable folder."

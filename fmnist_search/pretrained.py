@@ -50,6 +50,9 @@ def check_weights_file(weights_path: str) -> str:
     Keras picks the loader by the file name (.h5 / .hdf5, or .keras) and fails deep inside
     ResNet50 otherwise; the content is checked by its signature, not by loading it.
     """
+    from fmnist_search.preflight import check_path
+
+    check_path(weights_path, "--weights")
     path = Path(weights_path)
     if path.is_dir():
         raise UserError(f"--weights {path} is a directory; give the weights file itself "

@@ -20,12 +20,15 @@ from fmnist_search.layout import BASELINES, RETRAINED, list_projects  # noqa: F4
 def results_root(option: str | None = None) -> Path:
     """Where runs live: --results-dir, else FMNIST_RESULTS, else tuner_results/. A file there
     is refused at once (every command would otherwise find "no project" in it)."""
+    from fmnist_search.preflight import check_path
+
     root = Path(option or os.environ.get("FMNIST_RESULTS", "tuner_results"))
+    given = ("--results-dir" if option else "FMNIST_RESULTS"
+             if os.environ.get("FMNIST_RESULTS") else "The results directory")
+    check_path(root, given)
     if root.exists() and not root.is_dir():
         from fmnist_search.errors import UserError
 
-        given = ("--results-dir" if option else "FMNIST_RESULTS"
-                 if os.environ.get("FMNIST_RESULTS") else "The results directory")
         raise UserError(f"{given} {root} is a file, not a folder: results are kept in a folder "
                         "of projects and runs. Give --results-dir (or FMNIST_RESULTS) a folder "
                         "path, new or existing.")
@@ -330,7 +333,9 @@ def find_run(root: Path, name: str) -> Path:
     """A run directory from a path, a baseline name, or a retrained PROJECT-TRIAL name."""
     from fmnist_search.errors import UserError
     from fmnist_search.layout import check_name
+    from fmnist_search.preflight import check_path
 
+    check_path(name, "model")
     path = Path(name)
     if (path / "model.keras").is_file():
         return path

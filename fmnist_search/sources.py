@@ -94,7 +94,11 @@ def search_path(data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
     explicit = data_dir or os.environ.get("FMNIST_DATA")
     places: list[tuple[str, Path]] = []
     if explicit:
-        places.append(("--data-dir" if data_dir else "FMNIST_DATA", Path(explicit)))
+        from fmnist_search.preflight import check_path
+
+        label = "--data-dir" if data_dir else "FMNIST_DATA"
+        check_path(explicit, label)
+        places.append((label, Path(explicit)))
     places += [
         ("project cache", project_cache()),
         ("Debian package dataset-fashion-mnist", DEBIAN_DIR),

@@ -375,6 +375,17 @@ CASES = [
      ["--top 100000000000000000000", "more than 100"]),
     ("analyze resamples 10**20", ["analyze", "p", "--resamples", "100000000000000000000", *R],
      ["--resamples 100000000000000000000", "more than 1,000"]),
+    ("space path of 5,005 bytes", ["run", "--space", "/tmp/" + "a/" * 2497 + "x.toml", *R],
+     ["--space /tmp/a/a/", "5,005 bytes", "at most 4,095"]),
+    ("results dir name of 300 bytes", ["run", "--results-dir", D + "b" * 300],
+     ["--results-dir", "300 bytes", "at most 255"]),
+    ("leaderboard results dir name of 300 bytes", ["leaderboard", "--results-dir", D + "b" * 300],
+     ["--results-dir", "300 bytes", "at most 255"]),
+    ("csv name of 304 bytes", ["data", T, D + "c" * 300 + ".csv"],
+     ["--train-csv", "304 bytes", "at most 255"]),
+    ("predict out name of 304 bytes", ["predict", D + "run", "--input", D + "test5.csv",
+                                       "--out", D + "o" * 300 + ".csv", *R],
+     ["--out", "304 bytes", "at most 255"]),
 ]
 
 # Refused from the arguments alone (names, options, paths, ports, small files): each answers
@@ -397,7 +408,9 @@ ARGUMENT_LEVEL = [
     "preset bohb num_samples 10**12", "preset bohb bandwidth inf",
     "preset bohb min points 2*10**30", "preset trials 10**20", "max time beyond a year",
     "hyperband factor 10**20", "run trials 10**20", "run max seconds per epoch inf",
-    "finalize top 10**20", "analyze resamples 10**20",
+    "finalize top 10**20", "analyze resamples 10**20", "space path of 5,005 bytes",
+    "results dir name of 300 bytes", "leaderboard results dir name of 300 bytes",
+    "predict out name of 304 bytes",
 ]
 
 
