@@ -110,8 +110,10 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
     top = req.top or preset.get("finalize_top") or DEFAULT_TOP
     epochs = req.epochs or preset.get("final_epochs") or int(preset["epochs"])
     final_values = dict(preset.get("final") or {})
-    chosen = simplest_first(_distinct_top(results.trial_rows(req.root, req.project)),
-                         run.get("data", {}).get("n_val"))[:top]
+    spread = front_spread(req.root, req.project, run, top)  # several objectives: their front
+    chosen = spread[0] if spread else simplest_first(
+        _distinct_top(results.trial_rows(req.root, req.project)),
+        run.get("data", {}).get("n_val"))[:top]
     if not chosen:
         raise UserError(f"Project '{req.project}' has no finished trial to finalize yet.")
     directory = layout.final_dir(req.root, req.project)
@@ -136,9 +138,11 @@ def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[st
         "ensemble_size", ensemble.DEFAULT_SIZE)
     settings = {"top": top, "epochs": epochs, "final_values": final_values,
                 "precision": req.precision or preset.get("precision", "auto"),
-                "ensemble_size": int(size), "max_params": preset.get("max_params"),
+                "ensemble_size": int(size),
+                "max_params": preset.get("max_params") or None,  # a preset's 0: no limit
                 "data": DataSettings.from_record(run["data"], req.data_dir,
-                                                 req.test_csv)}
+                                                 req.test_csv),
+                **({"front": spread[1]} if spread else {})}
     return run, candidates, settings
 
 
@@ -425,3 +429,16 @@ def finalize(req: FinalizeRequest, console: Console,
                                                if not m["reused"])
     layout.write_final(req.root, req.project, record)
     return record
+
+
+def front_spread(root: Path, project: str, run: dict[str, Any], top: int
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """A search of several objectives is finalized along its front: ``top`` of its trials,
+    the front's extremes first, then each time the one farthest from those chosen
+    (``pareto.final_choice``), and the front itself, which ``final.json`` keeps (``front``).
+    None for a search of one objective: the one-standard-error rule chooses its top."""
+    from fmnist_search import pareto
+
+    if not pareto.several_objectives(run):
+        return None
+    return pareto.final_choice(root, project, top)

@@ -209,3 +209,63 @@ def test_the_pool_takes_other_runs_of_the_same_data_only(tmp_path):
     table = [{"stage": "control", "name": "cnn-default", "path": str(control)}]
     names = [(n, s) for n, s, _ in ensemble.pool_runs(tmp_path, "p", table, data)]
     assert names == [("cnn-default", "control"), ("model3", "pool")]
+
+
+KILL_DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from fmnist_search import ensemble
+real = ensemble.greedy_select
+def two(val_probs, y_val, params, size=5, max_params=None):  # random data: force 2 members
+    chosen = real(val_probs, y_val, params, size, max_params)
+    return ensemble.Selection({{0: 1, 1: 1}}, chosen.val_accuracy + 0.5, chosen.val_loss,
+                              chosen.rounds)
+ensemble.greedy_select = two
+if {kill!r}:
+    from fault_injection import install
+    install("metrics.json", 1, "kill")  # the ensemble's own metrics.json, half written
+from fmnist_search.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data):
+    """The models are trained (a finalize without an ensemble); a second finalize is killed
+    with SIGKILL while it writes the ensemble's run folder; the rerun finishes the stage, and
+    no half-written ensemble is ever read or delivered."""
+    from conftest import search_args
+
+    from fmnist_search.cli import main
+
+    preset = tmp_path / "tiny.toml"
+    preset.write_text('tuner = "random"\ntrials = 2\nepochs = 1\nsubset = 0.5\npatience = 0\n'
+                      'precision = "fp32"\nfinalize_top = 2\nfinal_epochs = 1\n'
+                      'ensemble_size = 0\n')
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "k", 2, "--search", str(preset))) == 0
+    first = layout.read_final(root, "k")
+    assert first["complete"] and not first["ensemble"]["chosen"]
+    tests = str(Path(__file__).parent)
+
+    def finalize(kill: bool) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", KILL_DRIVER.format(tests=tests, kill=kill),
+                               "finalize", "k", "--ensemble-size", "5", "--results-dir",
+                               str(root)], capture_output=True, text=True, timeout=600)
+
+    killed = finalize(kill=True)
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
+    record = layout.read_final(root, "k")
+    assert not record["complete"]  # says so: rerun finalize
+    ensembles = root / layout.FINALIZED / "k" / "k-ensemble"
+    assert layout.run_dirs(ensembles.parent, "", ensembles.name) == []  # nothing finished
+
+    done = finalize(kill=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = layout.read_final(root, "k")
+    assert record["complete"] and record["ensemble"]["chosen"]
+    assert record["delivered"]["stage"] == "ensemble"
+    [saved] = layout.run_dirs(ensembles.parent, "", ensembles.name)
+    assert {m["name"] for m in layout.read_metrics(saved)["members"]} <= {
+        r["name"] for r in record["rows"]}
+    assert "not retrained" in done.stdout  # the models were reused, only the stage ran again
