@@ -85,9 +85,10 @@ def _budget(point: dict) -> str:
     return f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "epochs unknown"
 
 
-def compare(points: Sequence[dict], path: Path, title: str = "") -> None:
-    """``compare_figure`` saved to ``path``."""
-    compare_figure(points, title).savefig(path, dpi=110)
+def compare(points: Sequence[dict], path, title: str = "", format: str | None = None) -> None:
+    """``compare_figure`` saved to ``path`` (a file name, or a binary stream with a
+    ``format``)."""
+    compare_figure(points, title).savefig(path, dpi=110, format=format)
 
 
 def compare_figure(points: Sequence[dict], title: str = ""):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -84,12 +85,17 @@ def _inputs(input_csv: str | None, trained_on: dict, columns: Columns, data_dir:
     return table.x, table.y, table.ids, [warning] if warning else []
 
 
-def write_csv(pred: Predictions, out: Path, id_column: str = "id",
+def write_csv(pred: Predictions, out: Path | TextIO, id_column: str = "id",
               label_column: str = "label") -> None:
+    """The ``id,label`` CSV to a file (its folder made) or to an open text stream."""
     import pandas as pd
 
     from fmnist_search.preflight import writing
 
+    frame = pd.DataFrame({id_column: pred.ids, label_column: pred.labels})
+    if not isinstance(out, Path):
+        frame.to_csv(out, index=False)
+        return
     with writing(out, "--out"):
         out.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({id_column: pred.ids, label_column: pred.labels}).to_csv(out, index=False)
+        frame.to_csv(out, index=False)

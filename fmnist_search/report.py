@@ -38,17 +38,26 @@ def _test_accuracy(row: Mapping[str, Any]) -> str:
     return _fmt(row.get("test_accuracy"))
 
 
+def layer_records(model) -> list[dict[str, Any]]:
+    """One dict per layer: name, type, output shape (None for the batch) and parameters."""
+    records = []
+    for layer in model.layers:
+        output = getattr(layer, "output", None)
+        records.append({"layer": layer.name, "type": type(layer).__name__,
+                        "output_shape": list(output.shape) if output is not None else None,
+                        "params": int(layer.count_params())})
+    return records
+
+
 def layer_table(model, title: str = "") -> Table:
     """Layer, type, output shape and parameters, like the report's model summaries."""
     table = Table(title=title or None)
     table.add_column("Layer (type)")
     table.add_column("Output shape")
     table.add_column("Param #", justify="right")
-    for layer in model.layers:
-        shape = getattr(layer, "output", None)
-        shape = tuple(shape.shape) if shape is not None else "?"
-        table.add_row(f"{layer.name} ({type(layer).__name__})", str(shape),
-                      f"{layer.count_params():,}")
+    for r in layer_records(model):
+        shape = str(tuple(r["output_shape"])) if r["output_shape"] is not None else "?"
+        table.add_row(f"{r['layer']} ({r['type']})", shape, f"{r['params']:,}")
     return table
 
 

@@ -198,7 +198,7 @@ def test_analyze_command_table_json_csv_and_figures(synth, tmp_path, capsys):
     before = _snapshot(synth.parent)
     out = tmp_path / "figs"
     csv = tmp_path / "imp.csv"
-    assert main(["analyze", "synth", "--results-dir", str(synth), "--out", str(out),
+    assert main(["analyze", "synth", "--results-dir", str(synth), "--out-dir", str(out),
                  "--csv", str(csv), "--resamples", "3"]) == 0
     text = capsys.readouterr().out
     assert "Hyperparameter importance" in text and "learning_rate" in text
@@ -237,7 +237,7 @@ def test_analyze_unknown_project_exits_2(synth, capsys):
 def _analyze(tmp_path, n, capsys, *extra):
     write_project(tmp_path / "res", f"p{n}", n=n)
     out = tmp_path / "out"
-    code = main(["analyze", f"p{n}", "--results-dir", str(tmp_path / "res"), "--out", str(out),
+    code = main(["analyze", f"p{n}", "--results-dir", str(tmp_path / "res"), "--out-dir", str(out),
                  "--resamples", "2", *extra])
     return code, capsys.readouterr().out, out / f"p{n}"
 

@@ -97,6 +97,20 @@ def test_predict_unknown_model_exits_2(project, capsys):
     assert "baselines/model1" in capsys.readouterr().err
 
 
+def test_predict_out_dash_writes_the_csv_to_standard_output(project, capsys, monkeypatch):
+    monkeypatch.chdir(project["tmp"])
+    file = project["tmp"] / "sub.csv"
+    argv = ["predict", "model1", "--input", project["test"], "--results-dir",
+            str(project["root"])]
+    assert main([*argv, "--out", str(file)]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--out", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert out == file.read_text() and len(out.splitlines()) == 61
+    assert "to standard output; accuracy" in " ".join(err.split())
+    assert not (project["tmp"] / "-").exists()
+
+
 def test_compare_writes_png_and_csv(project):
     out = project["tmp"] / "cmp.png"
     assert main(["compare", "--out", str(out), "--results-dir", str(project["root"])]) == 0

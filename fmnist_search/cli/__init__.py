@@ -15,7 +15,16 @@ from fmnist_search.cli import analysis_commands as analysis
 from fmnist_search.cli import distributed_commands as distributed
 from fmnist_search.cli import search_commands as search
 from fmnist_search.cli import train_commands as train
-from fmnist_search.cli.common import Parser, err_console, format_error, shared_options
+from fmnist_search.cli.common import (
+    Parser,
+    StdoutError,
+    err_console,
+    format_error,
+    guarded_stdout,
+    shared_options,
+    silence_stdout,
+    stdout_error_message,
+)
 from fmnist_search.errors import UserError
 
 
@@ -42,11 +51,41 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def version_text() -> str:
+    """This package's version and its engines', read from the installed packages' metadata:
+    nothing is imported, so it answers in a few milliseconds."""
+    from importlib import metadata
+
+    from fmnist_search import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    engines = ", ".join(f"{name} {installed(name)}"
+                        for name in ("tensorflow", "keras", "keras-tuner"))
+    return f"fmnist-search {__version__} ({engines})"
+
+
+class VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        sys.stdout.write(version_text() + "\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     shared = shared_options()
     parser = Parser(
         prog="fmnist-search", parents=[shared.common],
         description="Search small CNNs and ResNets for Fashion-MNIST with Keras Tuner.")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the version of fmnist-search and of the TensorFlow, Keras "
+                        "and Keras Tuner installed, and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
         command.add(sub, shared)
@@ -55,13 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``fmnist-search`` command. ``argv`` None means this process is that command and
-    owns its stderr, so TensorFlow's native log lines are filtered out (unless ``--debug``)."""
+    owns its stderr, so TensorFlow's native log lines are filtered out (unless ``--debug``).
+
+    Standard output closed early (``| head``) ends the command quietly with status 141, as
+    a tool killed by SIGPIPE; a full device (``> /dev/full``) is one error, status 2."""
+    try:
+        with guarded_stdout():
+            return _run(argv)
+    except StdoutError as exc:
+        silence_stdout()
+        if exc.closed_pipe:
+            return 141
+        sys.stderr.write(format_error(stdout_error_message(exc)) + "\n")
+        return 2
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv, argparse.Namespace(debug=False, results_dir=None))
-    except SystemExit as exc:  # --help (0) or a bad option, already printed (2)
+    except SystemExit as exc:  # --help, --version (0) or a bad option, already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv  # what a run records as its command
     if own_process and not args.debug:

@@ -1,6 +1,6 @@
 """``analyze``: which hyperparameters mattered, how the search progressed, and the objective
 against the most important ones. Read-only on the project (no lock, nothing written under the
-results directory); the figures and CSVs go to ``--out``, an HParams experiment for
+results directory); the figures and CSVs go to ``--out-dir``, an HParams experiment for
 TensorBoard to ``--tensorboard``."""
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 
 from fmnist_search.cli import options
-from fmnist_search.cli.common import SharedOptions, console
+from fmnist_search.cli.common import (
+    SharedOptions,
+    check_one_stdout,
+    console,
+    ensure_writable_output,
+    is_stdout,
+    text_output,
+)
 
 SMALL = 0.01  # importance shares below this are counted, not listed, in the terminal
 
@@ -20,12 +27,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """Every output place writable before anything is computed."""
     from fmnist_search import hparams, preflight
 
-    if args.csv:
-        preflight.ensure_writable_file(args.csv, "--csv")
+    ensure_writable_output(args.csv, "--csv")
     for project in args.projects:
         if args.figures:
-            preflight.ensure_writable_dir(args.out / project, "--out",
-                                          "Give --out a writable folder.")
+            preflight.ensure_writable_dir(args.out_dir / project, "--out-dir",
+                                          "Give --out-dir a writable folder.")
         if args.tensorboard:
             preflight.ensure_writable_dir(args.tensorboard / project, "--tensorboard",
                                           "Give --tensorboard a writable folder.")
@@ -39,7 +45,7 @@ def _write_files(found, root: Path, folder: Path) -> list[str]:
     from fmnist_search.preflight import writing
 
     written = []
-    with writing(folder, "--out"):
+    with writing(folder, "--out-dir"):
         folder.mkdir(parents=True, exist_ok=True)
         for stem, fig in analysis.figures(found).items():
             fig.savefig(folder / f"{stem}.png", dpi=110)
@@ -70,11 +76,11 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
         console.print(f"{project}: {imp.message}; {follows}.", highlight=False)
     else:
         table = imp.table
-        shown = table[(table["importance"] >= SMALL) | (table["rank"] <= args.top)]
+        shown = table[(table["importance"] >= SMALL) | (table["rank"] <= args.slices)]
         console.print(report.importance_table(shown, found.n_trials, imp.resamples))
         if len(shown) < len(table):
             console.print(f"... and {len(table) - len(shown)} more below {SMALL} (all of them: "
-                          f"--csv, --json, {args.out / project}/importance.csv)",
+                          f"--csv, --json, {args.out_dir / project}/importance.csv)",
                           highlight=False)
     if imp.fixed:
         console.print("The same in every trial that has it (no importance of its own): "
@@ -89,7 +95,8 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
         console.print(report.slices_table(analysis.slice_summary(found.slices),
                                           f"{project}: val accuracy by value ({order})"))
     if written:
-        console.print(f"Wrote {', '.join(written)} to {args.out / project}/", highlight=False)
+        console.print(f"Wrote {', '.join(written)} to {args.out_dir / project}/",
+                      highlight=False)
     if exported is not None:
         console.print(f"Wrote an HParams experiment of {exported} trials to "
                       f"{args.tensorboard / project}/ (view: tensorboard --logdir "
@@ -100,6 +107,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from fmnist_search import layout, results
     from fmnist_search.preflight import writing
 
+    check_one_stdout("fmnist-search analyze", **{"--csv -": is_stdout(args.csv),
+                                                 "--json": args.json})
+    quiet = args.json or is_stdout(args.csv)  # standard output is the data
     for project in args.projects:
         layout.check_name(project, "project")
     root = results.results_root(args.results_dir)
@@ -110,17 +120,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     summaries, importance_rows = [], []
     for project in args.projects:
-        found = analysis.analyze(root, project, top=args.top, resamples=args.resamples)
+        found = analysis.analyze(root, project, top=args.slices, resamples=args.resamples)
         summaries.append(found.summary())
         if found.importance.resamples:
             importance_rows.append(found.importance.table.assign(project=project,
                                                                  trials=found.n_trials))
-        written = _write_files(found, root, args.out / project) if args.figures else []
+        written = _write_files(found, root, args.out_dir / project) if args.figures else []
         exported = None
         if args.tensorboard:
             with writing(args.tensorboard / project, "--tensorboard"):
                 exported = hparams.export(found.trials, args.tensorboard / project)
-        if not args.json:
+        if not quiet:
             _print(found, args, written, exported)
     if args.csv:
         import pandas as pd
@@ -129,8 +139,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             frame = (pd.concat(importance_rows, ignore_index=True) if importance_rows
                      else pd.DataFrame(columns=[*analysis.IMPORTANCE_COLUMNS, "project",
                                                 "trials"]))
-            frame.to_csv(args.csv, index=False)
-        if not args.json:
+            frame.to_csv(text_output(args.csv), index=False)
+        if not quiet:
             console.print(f"Wrote the importance table{'s' if len(summaries) > 1 else ''} to "
                           f"{args.csv}" + ("" if importance_rows else " (no ranking yet: empty)"))
     if args.json:
@@ -145,18 +155,22 @@ def add_analyze(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", parents=[shared.common],
                        help="hyperparameter importance, search history and slices of projects "
                        "(read-only: works while they are searched)")
-    p.add_argument("projects", nargs="+", metavar="PROJECT")
-    p.add_argument("--out", type=Path, default=Path("analysis"),
-                   help="figures and CSVs go to OUT/PROJECT/ (default analysis/PROJECT/ in "
+    p.add_argument("projects", nargs="+", metavar="PROJECT", help="searched projects")
+    p.add_argument("--out-dir", type=Path, default=Path("analysis"), metavar="DIR",
+                   help="figures and CSVs go to DIR/PROJECT/ (default analysis/PROJECT/ in "
                    "the current folder; the project itself is never written)")
-    p.add_argument("--top", type=options.slices, default=4,
+    options.add_renamed(p, "--out", "--out-dir", type=Path)
+    p.add_argument("--slices", type=options.slices, default=4, metavar="N",
                    help="slices of the N most important hyperparameters (default 4)")
+    options.add_renamed(p, "--top", "--slices", type=options.slices)
     p.add_argument("--resamples", type=options.resamples, default=8,
                    help="bootstrap resamples (one forest each) behind the importance spread "
                    f"(default 8); importance needs {MIN_TRIALS} finished configurations")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
-                   help="write the PNG figures and CSVs to --out (default on)")
-    p.add_argument("--csv", type=Path, help="also write the importance table(s) to this CSV")
+                   help="write the PNG figures and CSVs to --out-dir (default on)")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="also write the importance table(s) to this CSV (-: to standard "
+                   "output, instead of the tables)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per project (everything the figures show) "
                    "instead of tables")

@@ -4,12 +4,17 @@ defined once), and the data settings built from them."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import re
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
@@ -19,9 +24,114 @@ if TYPE_CHECKING:
     from fmnist_search.dataset import Dataset, DataSettings
     from fmnist_search.pipeline import DataOptions
 
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's own answer is ``SystemExit(1)``; ``main`` answers every closed pipe alike."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 # Piped output (CI logs, files) gets a wide page: the leaderboard would not fit 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+console = _Console(width=None if sys.stdout.isatty() else 160)
+err_console = _Console(stderr=True)
+
+STDOUT = "-"  # as a --csv or --out value: standard output
+
+
+def is_stdout(path: str | os.PathLike | None) -> bool:
+    return path is not None and os.fspath(path) == STDOUT
+
+
+class StdoutError(Exception):
+    """Standard output could not be written (a closed pipe, a full device). Not an OSError,
+    so that no handler of a file's errors (``preflight.writing``) takes it for one."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    @property
+    def closed_pipe(self) -> bool:
+        return isinstance(self.error, BrokenPipeError) or self.error.errno == errno.EPIPE
+
+
+class _Guarded:
+    """``sys.stdout`` (or its binary ``buffer``) whose write errors are ``StdoutError``s."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def write(self, data):
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            raise StdoutError(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise StdoutError(exc) from exc
+
+    @property
+    def buffer(self) -> _Guarded:
+        return _Guarded(self._stream.buffer)
+
+
+@contextlib.contextmanager
+def guarded_stdout() -> Iterator[None]:
+    """Every write to standard output inside (tables, JSON Lines, ``--csv -``) raises
+    ``StdoutError`` on failure; what is buffered is flushed before the end, inside."""
+    real = sys.stdout
+    sys.stdout = _Guarded(real)
+    try:
+        yield
+        sys.stdout.flush()
+    finally:
+        sys.stdout = real
+
+
+def silence_stdout() -> None:
+    """After a failed write: the rest of the output goes to /dev/null, so that Python's own
+    flush at exit does not fail again (and print a traceback of its own)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def stdout_error_message(exc: StdoutError) -> str:
+    reason = exc.error.strerror or str(exc.error)
+    return (f"Standard output cannot be written: {reason}, so what was printed is incomplete. "
+            "Send it where there is space (or to a file with --csv FILE / --out FILE); "
+            "nothing in the results directory was changed by printing.")
+
+
+def text_output(path: str | os.PathLike):
+    """A --csv/--out value as pandas' ``to_csv`` takes it: standard output for ``-``."""
+    return sys.stdout if is_stdout(path) else path
+
+
+def check_one_stdout(parser_prog: str, **outputs: bool) -> None:
+    """At most one of a command's outputs may be standard output."""
+    from fmnist_search.errors import UserError
+
+    named = [name for name, on in outputs.items() if on]
+    if len(named) > 1:
+        raise UserError(f"{' and '.join(named)} would both print to standard output: give "
+                        f"one of them a file name. See `{parser_prog} --help`.")
+
+
+def ensure_writable_output(path: str | os.PathLike | None, option: str) -> None:
+    """``preflight.ensure_writable_file`` for a --csv/--out that may be ``-``."""
+    if path is not None and not is_stdout(path):
+        from fmnist_search import preflight
+
+        preflight.ensure_writable_file(Path(path), option)
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,35 @@ def cpu_list(text: str) -> tuple[int, ...]:
     return cpus
 
 
+# --------------------------------------------------------------------------- renamed options
+
+
+class Deprecated(argparse.Action):
+    """An old spelling kept for one release: hidden from ``--help``, it sets the new option's
+    value and says on stderr, once, what to write instead."""
+
+    def __init__(self, option_strings, dest, instead: str, **kwargs) -> None:
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.instead = instead
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if values is None:  # an optional positional that was not given
+            return
+        import sys
+
+        old = option_string or f"{self.metavar or self.dest.upper()} as a positional"
+        sys.stderr.write(f"warning: {old} is deprecated and goes in the next release: use "
+                         f"{self.instead}.\n")
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed(parser, old: str, new: str, **kwargs) -> None:
+    """``old`` as a deprecated alias of the option ``new`` (same destination and type)."""
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(old, dest=dest, action=Deprecated, instead=new, **kwargs)
+
+
 # --------------------------------------------------------------------------- shared options
 
 

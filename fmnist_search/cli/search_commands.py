@@ -13,9 +13,13 @@ from fmnist_search import results
 from fmnist_search.cli import options
 from fmnist_search.cli.common import (
     SharedOptions,
+    check_one_stdout,
     console,
     data_options,
+    ensure_writable_output,
     err_console,
+    is_stdout,
+    text_output,
 )
 from fmnist_search.errors import UserError
 from fmnist_search.presets import MULTI_FIDELITY
@@ -142,17 +146,18 @@ def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | Non
 def cmd_finalize(args: argparse.Namespace) -> int:
     from fmnist_search import results
 
-    _finalize(results.results_root(args.results_dir), args.project, args, args.top,
+    _finalize(results.results_root(args.results_dir), args.project, args, args.configs,
               args.epochs)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmnist_search import preflight, report, results
+    from fmnist_search import report, results
     from fmnist_search.preflight import writing
 
-    if args.csv:
-        preflight.ensure_writable_file(args.csv, "--csv")
+    check_one_stdout("fmnist-search leaderboard", **{"--csv -": is_stdout(args.csv),
+                                                     "--json": args.json})
+    ensure_writable_output(args.csv, "--csv")
     root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=args.baselines,
                            include_failed=args.all)
@@ -168,7 +173,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         import pandas as pd
 
         with writing(args.csv, "--csv"):
-            pd.DataFrame(records).to_csv(args.csv, index=False)
+            pd.DataFrame(records).to_csv(text_output(args.csv), index=False)
+        if is_stdout(args.csv):
+            return 0
         console.print(f"Wrote {len(records)} rows to {args.csv}")
     if args.json:
         for record in records:
@@ -200,11 +207,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     results.require_record(row, args.project)
     from fmnist_search import builder, training  # loads TensorFlow: once the trial is found
     num_classes = len(run["data"]["classes"])
+    if args.json:
+        model = builder.build_model(row["values"], num_classes, compile=False)
+        trainable, frozen = training.count_params(model)
+        record = {"project": args.project, "trial": row["trial"],
+                  **{k: row.get(k) for k in ("status", "architecture", "val_accuracy",
+                                             "val_loss", "params", "seconds_per_epoch",
+                                             "epochs", "proposal")},
+                  "values": row["values"], "layers": report.layer_records(model),
+                  "trainable_params": trainable, "non_trainable_params": frozen,
+                  "history": results.trial_history(row), "path": str(row["path"]),
+                  "files": sorted(p.name for p in Path(row["path"]).iterdir())}
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        return 0
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
     console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
                   f"{row['params']:,} params, {row['seconds_per_epoch']:.1f} s/epoch")
     if row.get("proposal"):
-        console.print(f"proposed by BOHB: {PROPOSALS.get(row['proposal'], row['proposal'])}")
+        tuner = "MO-TPE" if run.get("preset", {}).get("tuner") == "motpe" else "BOHB"
+        console.print(f"proposed by {tuner}: "
+                      f"{PROPOSALS.get(row['proposal'], row['proposal'])}")
+    if row.get("ms_per_image") is not None:
+        console.print(f"inference {row['ms_per_image']:.3f} ms an image, saved model "
+                      f"{row['model_bytes']:,} bytes")
     console.print(report.values_table(row["values"]))
     model = builder.build_model(row["values"], num_classes, compile=False)
     console.print(report.layer_table(model, "Layers"))
@@ -232,9 +257,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from fmnist_search import predict, preflight, results
+    from fmnist_search import predict, results
 
-    preflight.ensure_writable_file(args.out, "--out")
+    ensure_writable_output(args.out, "--out")
     root = results.results_root(args.results_dir)
     run_dir = results.find_run(root, args.model)
     columns = predict.Columns(args.id_column or "id", args.label_column or "label",
@@ -243,34 +268,51 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred = predict.predict_run(run_dir, args.input, columns, args.data_dir)
     for warning in pred.warnings:
         err_console.print(f"warning: {warning}", highlight=False)
-    predict.write_csv(pred, args.out, columns.id, columns.label)
+    predict.write_csv(pred, text_output(args.out), columns.id, columns.label)
     acc = pred.accuracy()
     note = f"; accuracy against the file's labels {acc:.4f}" if acc is not None else ""
-    console.print(f"Wrote {len(pred.labels):,} predictions from {run_dir} to {args.out}{note}")
+    where = "standard output" if is_stdout(args.out) else args.out
+    (err_console if is_stdout(args.out) else console).print(
+        f"Wrote {len(pred.labels):,} predictions from {run_dir} to {where}{note}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fmnist_search import plots, preflight, results
+    from fmnist_search import plots, results
     from fmnist_search.preflight import writing
 
-    csv = args.out.with_suffix(".csv")
-    for path in (args.out, csv):
-        preflight.ensure_writable_file(path, "--out")
-    plots.check_format(args.out, "--out")
+    check_one_stdout("fmnist-search compare", **{"--out -": is_stdout(args.out),
+                                                 "--csv -": is_stdout(args.csv),
+                                                 "--json": args.json})
+    csv = args.csv
+    if csv is None and not is_stdout(args.out):  # beside the figure, as before --csv
+        csv = args.out.with_suffix(".csv")
+    ensure_writable_output(args.out, "--out")
+    ensure_writable_output(csv, "--csv" if args.csv else "--out")
+    if not is_stdout(args.out):
+        plots.check_format(args.out, "--out")
     root = results.results_root(args.results_dir)
     rows = results.collect(root, args.projects or None, baselines=True)
     rows += [r for r in results.final_rows(root, args.projects or None) if r["stage"] == "final"]
     if not rows:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
     with writing(args.out, "--out"):
-        plots.compare(rows, args.out)
+        if is_stdout(args.out):  # a PNG, as binary
+            sys.stdout.flush()
+            plots.compare(rows, sys.stdout.buffer, format="png")
+        else:
+            plots.compare(rows, args.out)
     table = results.compare_table(rows)
-    with writing(csv, "--out"):
-        table.to_csv(csv, index=False)
-    console.print(f"Wrote {args.out} and {csv} ({len(table)} points: "
-                  f"{int((table['kind'] == 'baseline').sum())} baselines, "
-                  f"{int((table['stage'] == 'final').sum())} finalized)")
+    if csv is not None:
+        with writing(csv, "--csv" if args.csv else "--out"):
+            table.to_csv(text_output(csv), index=False)
+    if args.json:
+        for record in table.to_dict("records"):
+            sys.stdout.write(json.dumps(record, default=str) + "\n")
+    elif not (is_stdout(args.out) or is_stdout(csv)):
+        console.print(f"Wrote {args.out}{f' and {csv}' if csv else ''} ({len(table)} points: "
+                      f"{int((table['kind'] == 'baseline').sum())} baselines, "
+                      f"{int((table['stage'] == 'final').sum())} finalized)")
     return 0
 
 
@@ -283,7 +325,8 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
                    help="search preset: quick, standard, report, best, or a .toml path")
     p.add_argument("--trials", type=options.trial_count,
                    help="total trials in the project (resume adds more)")
-    p.add_argument("--tuner", choices=options.TUNERS)
+    p.add_argument("--tuner", choices=options.TUNERS,
+                   help="the search algorithm (default: the preset's tuner)")
     p.add_argument("--factor", type=options.hyperband_factor,
                    help="Hyperband's reduction factor (2 or more)")
     options.add_patience(p, None, "early stopping on val_loss after N epochs without progress "
@@ -293,7 +336,7 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
     p.add_argument("--project", help="project name (default SPACE-TUNER)")
     p.add_argument("--overwrite", action="store_true", help="discard the project and start afresh")
     p.add_argument("--top", type=options.rows, default=10,
-                   help="rows of the final leaderboard")
+                   help="rows of the leaderboard printed at the end (0: all)")
     p.add_argument("--max-params", type=options.max_params,
                    help="reject a configuration with more parameters before it trains")
     p.add_argument("--max-seconds-per-epoch", type=options.max_seconds_per_epoch,
@@ -318,10 +361,11 @@ def add_finalize(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = sub.add_parser("finalize", parents=[shared.common],
                        help="train a search's top configurations with the final protocol on "
                        "the whole training split, and test them (resumable)")
-    p.add_argument("project")
-    p.add_argument("--top", type=options.final_count,
-                   help="configurations to finalize (default: the preset's finalize_top, "
-                   "else 3)")
+    p.add_argument("project", help="the searched project")
+    p.add_argument("--configs", type=options.final_count, metavar="N",
+                   help="configurations to finalize, best first (default: the preset's "
+                   "finalize_top, else 3)")
+    options.add_renamed(p, "--top", "--configs", type=options.final_count)
     p.add_argument("--ensemble-size", type=options.ensemble_size, metavar="N",
                    help="greedy rounds of the ensemble of the final models (default: the "
                    "preset's ensemble_size, else 5; 0: no ensemble)")
@@ -342,7 +386,7 @@ def _add_training_run_options(p, epochs_help: str, test_csv_default: str) -> Non
 def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", parents=[shared.common],
                        help="trials of all (or the named) projects, with the baselines beside")
-    p.add_argument("projects", nargs="*", help="project names (default: all)")
+    p.add_argument("projects", nargs="*", metavar="PROJECT", help="project names (default: all)")
     p.add_argument("--top", type=options.rows, default=20,
                    help="rows to show (0: all)")
     p.add_argument("--sort", default="val_accuracy", choices=results.SORTABLE,
@@ -350,22 +394,29 @@ def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="show the baseline runs too (default on)")
     p.add_argument("--all", action="store_true", help="include failed and interrupted trials")
-    p.add_argument("--csv", type=Path, help="also write the rows to this CSV file")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="also write the rows to this CSV file (-: to standard output, "
+                   "instead of the table)")
     p.add_argument("--json", action="store_true", help="print one JSON object per row instead")
     return p
 
 
 def add_show(sub, shared: SharedOptions) -> argparse.ArgumentParser:
-    p = sub.add_parser("show", parents=[shared.common], help="one trial: values, layers, history, files")
-    p.add_argument("project")
-    p.add_argument("trial", nargs="?", default="best", help="trial id or best (default)")
+    p = sub.add_parser("show", parents=[shared.common],
+                       help="one trial: values, layers, history, files")
+    p.add_argument("project", help="the searched project")
+    p.add_argument("--trial", default="best", help="trial id or best (default)")
+    p.add_argument("--json", action="store_true",
+                   help="print the trial as one JSON object instead of tables")
+    p.add_argument("trial", nargs="?", action=options.Deprecated, instead="--trial ID",
+                   metavar="TRIAL")
     return p
 
 
 def add_retrain(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = sub.add_parser("retrain", parents=[shared.common],
                        help="train a trial's configuration on the whole training split")
-    p.add_argument("project")
+    p.add_argument("project", help="the searched project")
     p.add_argument("--trial", default="best", help="trial id or best (default)")
     _add_training_run_options(p, "default: the search's epochs per trial",
                               "project's test CSV; a CSV project without one has no test set)")
@@ -377,7 +428,9 @@ def add_predict(sub, shared: SharedOptions) -> argparse.ArgumentParser:
                        help="predictions of a trained run as an id,label CSV")
     p.add_argument("model", help="a run directory, a baseline name, or PROJECT-TRIAL (retrained)")
     p.add_argument("--input", help="Kaggle-style CSV (default: the official test set)")
-    p.add_argument("--out", type=Path, default=Path("submission.csv"))
+    p.add_argument("--out", type=Path, default=Path("submission.csv"), metavar="FILE",
+                   help="the id,label CSV to write (default submission.csv; -: standard "
+                   "output)")
     p.add_argument("--id-column", help="column of ids in --input and in the output (default "
                    "id; named, it must exist)")
     p.add_argument("--label-column", help="column of labels (default label; named, it must "
@@ -389,6 +442,14 @@ def add_predict(sub, shared: SharedOptions) -> argparse.ArgumentParser:
 def add_compare(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = sub.add_parser("compare", parents=[shared.common],
                        help="accuracy vs params and vs s/epoch for trials and baselines")
-    p.add_argument("projects", nargs="*")
-    p.add_argument("--out", type=Path, default=Path("compare.png"))
+    p.add_argument("projects", nargs="*", metavar="PROJECT",
+                   help="project names (default: all)")
+    p.add_argument("--out", type=Path, default=Path("compare.png"), metavar="FILE",
+                   help="the figure; its suffix picks the format (default compare.png; -: a PNG "
+                   "to standard output)")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="the points as CSV (default: beside --out, with the suffix .csv; -: "
+                   "standard output)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per point instead of the summary line")
     return p

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from fmnist_search.cli import options
 from fmnist_search.cli.common import SharedOptions, console, data_options, data_settings
@@ -23,6 +25,9 @@ def add_describe(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("name", help="a baseline (model1..model6) or a space name or .toml path")
     p.add_argument("--num-classes", type=options.num_classes, default=10,
                    help="output width, 2 to 10 (default 10)")
+    p.add_argument("--json", action="store_true",
+                   help="print the model as one JSON object (layers, totals, architecture) "
+                   "instead of tables")
     return p
 
 
@@ -67,6 +72,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from fmnist_search import report, training  # Keras loads only for a valid request
 
     model = builder.build_model(values, args.num_classes, compile=False)
+    if args.json:
+        trainable, frozen = training.count_params(model)
+        record = {"name": args.name, "title": title, "num_classes": args.num_classes,
+                  "architecture": builder.short_name(values, args.num_classes),
+                  "params": trainable + frozen, "trainable_params": trainable,
+                  "non_trainable_params": frozen, "layers": report.layer_records(model)}
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        return 0
     console.print(report.layer_table(model, title))
     console.print(report.param_totals(*training.count_params(model)))
     console.print(f"Architecture: {builder.short_name(values, args.num_classes)}")
