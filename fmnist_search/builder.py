@@ -84,6 +84,10 @@ DOMAINS: dict[str, Domain] = {
     # when training ends (Keras' use_ema; validation during training sees the raw weights).
     # 0: off. A run resumed mid-training restarts the average from the restored weights.
     "ema": Domain("float", 0.0, 0.99999, default=0.0),
+    # Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights at the end of
+    # each of the last N epochs replaces them when training ends, and batch-norm statistics
+    # are recomputed for it on the training images (callbacks.WeightAverage). 0: off.
+    "swa_epochs": Domain("int", 0, 1000, default=0),
     "batch_size": Domain("int", 1, 8192, default=128),
     "epochs": Domain("int", 1, 1000, default=40),
 }
@@ -120,6 +124,18 @@ def resolve(values: Mapping[str, Any]) -> dict[str, Any]:
     full = {name: domain_of(name).default for name in known_names()}
     full.update({k: v for k, v in values.items() if not k.startswith("tuner/")})
     return full
+
+
+def explicit(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved values that differ from their defaults: what identifies a configuration
+    in a digest that must not change when a new hyperparameter (with a default that changes
+    nothing) is added to the builder."""
+    out = {}
+    for name, value in resolve(values).items():
+        domain = domain_of(name)
+        if domain is None or value != domain.default:
+            out[name] = value
+    return out
 
 
 def same_model(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -262,6 +278,8 @@ def _protocol(v: Mapping[str, Any]) -> str:
         out.append(f"ls{_num(v['label_smoothing'])}")
     if v["ema"]:
         out.append("ema" + format(v["ema"], "g").removeprefix("0"))  # .999, not 1.
+    if v["swa_epochs"]:
+        out.append(f"swa{v['swa_epochs']}")
     if v["tta"]:
         out.append("tta")
     return " ".join(out)

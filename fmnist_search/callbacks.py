@@ -117,6 +117,72 @@ class StepSchedule(keras.callbacks.Callback):
             logs["learning_rate"] = self.last
 
 
+class WeightAverage(keras.callbacks.Callback):
+    """Stochastic weight averaging (Izmailov et al. 2018, "Averaging weights leads to wider
+    optima and better generalization"): the running mean of the trainable weights at the end of
+    each of the last ``epochs`` epochs of the fit, assigned when it ends; the batch-norm moving
+    statistics, which belong to no single set of weights, are then recomputed for the averaged
+    network on ``x`` (``recompute_batchnorm``), as the paper's ``bn_update`` does.
+
+    Under this project's cosine-to-zero schedules the averaged epochs are the schedule's tail,
+    not a constant or cyclic rate as in the paper. A fit resumed inside the averaging epochs
+    (a checkpoint) restarts the mean from the restored weights, as Keras' EMA does.
+    """
+
+    def __init__(self, epochs: int, x: np.ndarray, batch_size: int) -> None:
+        super().__init__()
+        self.epochs, self.x, self.batch_size = int(epochs), x, int(batch_size)
+        self.mean: list[np.ndarray] | None = None
+        self.count = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < int(self.params["epochs"]) - self.epochs:
+            return
+        weights = [np.asarray(w.numpy(), dtype=np.float64) for w in self.model.trainable_weights]
+        self.count += 1
+        if self.mean is None:
+            self.mean = weights
+        else:
+            for mean, w in zip(self.mean, weights, strict=True):
+                mean += (w - mean) / self.count
+
+    def on_train_end(self, logs=None):
+        if self.mean is None or self.model.stop_training:  # stopped early: keep what it has
+            return
+        for variable, mean in zip(self.model.trainable_weights, self.mean, strict=True):
+            variable.assign(mean.astype(variable.dtype))
+        recompute_batchnorm(self.model, self.x, self.batch_size)
+
+
+def recompute_batchnorm(model, x: np.ndarray, batch_size: int) -> None:
+    """Batch-norm moving statistics as the plain mean over ``x``'s batches, for the weights the
+    model has now: each layer's momentum is set to ``k / (k + 1)`` before batch ``k`` (so the
+    moving value is the running mean of the batches' statistics) in eager forward passes in
+    training mode (augmentation and dropout on, as in training), then restored."""
+    layers = [layer for layer in _all_layers(model)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    saved = [layer.momentum for layer in layers]
+    try:
+        for k, start in enumerate(range(0, len(x), batch_size)):
+            for layer in layers:
+                layer.momentum = k / (k + 1)
+            model(x[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+
+
+def _all_layers(model) -> list:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):  # a nested model (a backbone)
+            out += _all_layers(layer)
+    return out
+
+
 class StopCheck(keras.callbacks.Callback):
     """Calls ``check`` at every epoch end (where stopping loses the least), e.g. a stop flag's."""
 

@@ -176,8 +176,11 @@ def train_run(spec: RunSpec, data: Dataset, parent: Path, console: Console) -> t
 
 def checkpoint_identity(spec: RunSpec, values: Mapping[str, Any], policy: str,
                         data: Dataset) -> dict[str, Any]:
-    """What makes two trainings the same, so that only the same one resumes a checkpoint."""
-    return {"kind": spec.kind, "name": spec.name, "values": dict(values), "epochs": spec.epochs,
+    """What makes two trainings the same, so that only the same one resumes a checkpoint (the
+    values that differ from their defaults: a hyperparameter added later, at a default that
+    changes nothing, must not orphan the checkpoint of a training in flight)."""
+    return {"kind": spec.kind, "name": spec.name, "values": builder.explicit(values),
+            "epochs": spec.epochs,
             "seed": spec.seed, "policy": policy, "weights_path": spec.weights_path,
             "data": data.fingerprint(), "data_digest": data.digest()}
 

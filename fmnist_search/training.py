@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fmnist_search import backend
-from fmnist_search.callbacks import EpochLog, protocol_callbacks
+from fmnist_search.callbacks import EpochLog, WeightAverage, protocol_callbacks
 from fmnist_search.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -118,8 +118,11 @@ def fit(model, values: Mapping[str, Any], train: tuple, validation: tuple, epoch
     generator, which every trial and run seeds before it builds its model.
     """
     log = log or EpochLog()
-    callbacks = [*protocol_callbacks(values, log, patience), *extra_callbacks]
     batch_size = int(values["batch_size"])
+    averaging = ([WeightAverage(int(values["swa_epochs"]), train[0], batch_size)]
+                 if values.get("swa_epochs") else [])
+    # the average is taken last, after every guard has had its say about the epoch
+    callbacks = [*protocol_callbacks(values, log, patience), *extra_callbacks, *averaging]
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     batches = EpochOrder.dataset(*train, batch_size, seed, initial_epoch)

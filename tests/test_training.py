@@ -231,3 +231,52 @@ def test_epoch_cost_of_a_real_fit_is_positive_and_below_its_first_epoch():
     assert two.seconds_per_epoch() == pytest.approx(np.median([r["seconds"]
                                                                for r in two.rows[1:]]))
     keras.backend.clear_session()
+
+
+def test_weight_averaging_assigns_the_mean_of_the_last_epochs_weights():
+    """swa_epochs = 2 of 4: the model ends with the mean of its weights after epochs 3 and 4
+    (no batch norm here, so nothing is recomputed); 0 leaves the last weights."""
+    import keras
+
+    from fmnist_search import builder, training
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 28, 28, 1), "float32"), np.arange(64) % 10
+    ends = []
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+    for swa in (2, 0):
+        ends.clear()
+        values = builder.resolve({"stages": 1, "filters_1": 4, "dense_layers": 0,
+                                  "batch_size": 16, "learning_rate": 0.01, "swa_epochs": swa})
+        keras.utils.set_random_seed(1)
+        model = builder.build_model(values, 10, policy="float32")
+        training.fit(model, values, (x, y), (x, y), epochs=4, extra_callbacks=[Keep()])
+        final = [w.numpy() for w in model.trainable_weights]
+        want = ([(a + b) / 2 for a, b in zip(ends[2], ends[3], strict=True)] if swa
+                else ends[3])
+        for got, expected in zip(final, want, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(ends[2][0], ends[3][0])  # the two epochs did differ
+    assert "swa2" in builder.short_name(builder.resolve({"swa_epochs": 2}))
+
+
+def test_batchnorm_statistics_are_recomputed_as_the_mean_over_the_batches():
+    import keras
+
+    from fmnist_search.callbacks import recompute_batchnorm
+
+    inputs = keras.Input((4,))
+    bn = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, keras.layers.Dense(2)(bn(inputs)))
+    x = np.random.default_rng(2).normal(3.0, 2.0, (96, 4)).astype("float32")
+    recompute_batchnorm(model, x, 32)
+    batches = x.reshape(3, 32, 4)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(axis=1).mean(axis=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(axis=1).mean(axis=0),
+                               rtol=1e-4)
+    assert bn.momentum == 0.99  # restored
