@@ -230,7 +230,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow
-def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data):
+def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data, capsys):
     """The models are trained (a finalize without an ensemble); a second finalize is killed
     with SIGKILL while it writes the ensemble's run folder; the rerun finishes the stage, and
     no half-written ensemble is ever read or delivered."""
@@ -269,3 +269,16 @@ def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data):
     assert {m["name"] for m in layout.read_metrics(saved)["members"]} <= {
         r["name"] for r in record["rows"]}
     assert "not retrained" in done.stdout  # the models were reused, only the stage ran again
+
+    # What a user does next: the leaderboard shows it, predict writes its Kaggle CSV.
+    capsys.readouterr()
+    assert main(["leaderboard", "k", "--json", "--results-dir", str(root)]) == 0
+    stages = {json.loads(line)["stage"] for line in capsys.readouterr().out.splitlines()}
+    assert "ensemble" in stages
+    out = tmp_path / "sub.csv"
+    assert main(["predict", "k-ensemble", "--out", str(out), "--results-dir", str(root)]) == 0
+    import pandas as pd
+
+    submission = pd.read_csv(out)
+    assert list(submission.columns) == ["id", "label"] and len(submission) == 50
+    assert submission["label"].between(0, 9).all()
