@@ -101,12 +101,9 @@ def model(project: str, trial: str = "best", results_dir: str | os.PathLike | No
 def run_model(name_or_path: str | os.PathLike, results_dir: str | os.PathLike | None = None):
     """A baseline's or a retrained trial's trained model (``model.keras``): a run directory,
     a baseline name (its newest run) or ``PROJECT-TRIAL`` (retrained)."""
-    import keras
+    from fmnist_search import predict
 
-    from fmnist_search import augment, losses  # noqa: F401  (registers them for load_model)
-
-    path = results.find_run(_root(results_dir), str(name_or_path))
-    return keras.models.load_model(path / "model.keras")
+    return predict.load_model(results.find_run(_root(results_dir), str(name_or_path)))
 
 
 def dataset(project: str | None = None, results_dir: str | os.PathLike | None = None,

@@ -392,6 +392,46 @@ def read_predictions(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def model_damage(path: Path) -> str | None:
+    """Why a saved ``model.keras`` cannot be loaded, or None: Keras' format is a zip holding
+    ``config.json`` (the architecture) and ``model.weights.h5``; a truncated or zeroed file
+    is no zip, a damaged one fails its members' CRC. Checked without Keras (a fraction of a
+    second for the 3.5 MB of the resnet default point)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [n for n in ("config.json", "model.weights.h5") if n not in names]
+            if missing:
+                return f"it lacks {' and '.join(missing)}"
+            bad = archive.testzip()
+            if bad is not None:
+                return f"its member {bad} is damaged (CRC mismatch)"
+            json.loads(archive.read("config.json"))
+    except FileNotFoundError:
+        return "it is missing"
+    except (zipfile.BadZipFile, EOFError):
+        return (f"it is no Keras model file ({path.stat().st_size:,} bytes: truncated or "
+                "overwritten)")
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+        return "its config.json is not valid JSON"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def run_damage(run_dir: Path) -> str | None:
+    """Why a finished run cannot be reused, or None: its ``model.keras`` must load
+    (``model_damage``), and its ``predictions.npz``, when it has one, must read."""
+    problem = model_damage(run_dir / MODEL_FILE)
+    if problem:
+        return f"{MODEL_FILE}: {problem}"
+    if (run_dir / PREDICTIONS).exists() and read_predictions(run_dir) is None:
+        return f"{PREDICTIONS} cannot be read"
+    return None
+
+
 def final_dir(root: Path, project: str) -> Path:
     return root / FINALIZED / check_name(project)
 

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import numpy as np
 
-from fmnist_search import dataset, sources
+from fmnist_search import dataset, layout, sources
 from fmnist_search.errors import UserError
 from fmnist_search.results import load_run
 
@@ -44,12 +44,9 @@ def predict_run(run_dir: Path, input_csv: str | None, columns: Columns = Columns
     trained_on = metrics.get("data", {})
     classes = np.asarray(trained_on.get("classes", list(range(10))))
     x, truth, ids, warnings = _inputs(input_csv, trained_on, columns, data_dir, run_dir)
-    import keras  # TensorFlow loads once the input is known good (seconds)
-
-    from fmnist_search import augment, losses  # noqa: F401  (registers them for load_model)
+    model = load_model(run_dir, metrics)
     from fmnist_search.training import predict
 
-    model = keras.models.load_model(run_dir / "model.keras")
     probs, _ = predict(model, dataset.scale(x), tta=bool(metrics.get("values", {}).get("tta")))
     labels = classes[probs.argmax(axis=1)]
     if ids is None:
@@ -58,6 +55,36 @@ def predict_run(run_dir: Path, input_csv: str | None, columns: Columns = Columns
         keep = np.isin(truth, classes)  # images of classes the model never saw are not scored
         truth = np.where(keep, truth.astype(int), -1)
     return Predictions(ids, labels, truth, warnings)
+
+
+def load_model(run_dir: Path, metrics: dict | None = None):
+    """A run's trained ``model.keras``; a damaged file is one error naming it and the command
+    that trains it again (checked before TensorFlow loads)."""
+    path = run_dir / layout.MODEL_FILE
+    problem = layout.model_damage(path)
+    if problem is None:
+        import keras  # TensorFlow loads once the model file is known whole (seconds)
+
+        from fmnist_search import augment, losses  # noqa: F401  (registers them for load_model)
+
+        try:
+            return keras.models.load_model(path)
+        except Exception as exc:  # noqa: BLE001 - whatever Keras says, the file is the culprit
+            problem = f"Keras cannot load it ({type(exc).__name__}: {exc})"
+    raise UserError(f"{path} is damaged: {problem}. Train the model again "
+                    f"({_retrain_command(metrics if metrics is not None else load_run(run_dir))}"
+                    "; a damaged run is not reused), or give another run.")
+
+
+def _retrain_command(metrics: dict) -> str:
+    source, kind = metrics.get("source") or {}, metrics.get("kind")
+    if kind == "baseline" and source.get("baseline"):
+        return f"`fmnist-search baseline {source['baseline']}`"
+    if kind == "retrained" and source.get("project"):
+        return f"`fmnist-search retrain {source['project']} --trial {source.get('trial')}`"
+    if source.get("project"):
+        return f"`fmnist-search finalize {source['project']}`"
+    return "the command that trained it, in its metrics.json"
 
 
 def _inputs(input_csv: str | None, trained_on: dict, columns: Columns, data_dir: str | None,

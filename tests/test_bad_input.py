@@ -132,6 +132,11 @@ def _write_results(d: Path) -> None:
     run.mkdir()
     (run / "model.keras").write_bytes(b"not loaded: every case fails before")
     (run / "metrics.json").write_text(json.dumps({"model": "m", "data": data}))
+    empty = d / "run0"  # a model.keras truncated to nothing
+    empty.mkdir()
+    (empty / "model.keras").write_bytes(b"")
+    (empty / "metrics.json").write_text(json.dumps({
+        "model": "model1", "kind": "baseline", "source": {"baseline": "model1"}, "data": data}))
 
 
 @pytest.fixture(scope="module")
@@ -386,6 +391,12 @@ CASES = [
     ("predict out name of 304 bytes", ["predict", D + "run", "--input", D + "test5.csv",
                                        "--out", D + "o" * 300 + ".csv", *R],
      ["--out", "304 bytes", "at most 255"]),
+    ("predict damaged model.keras", ["predict", D + "run", "--input", D + "test5.csv",
+                                     "--out", D + "o.csv", *R],
+     ["run/model.keras is damaged", "no Keras model file"]),
+    ("predict empty model.keras", ["predict", D + "run0", "--input", D + "test5.csv",
+                                   "--out", D + "o.csv", *R],
+     ["run0/model.keras is damaged", "0 bytes", "`fmnist-search baseline model1`"]),
 ]
 
 # Refused from the arguments alone (names, options, paths, ports, small files): each answers
@@ -410,7 +421,7 @@ ARGUMENT_LEVEL = [
     "hyperband factor 10**20", "run trials 10**20", "run max seconds per epoch inf",
     "finalize top 10**20", "analyze resamples 10**20", "space path of 5,005 bytes",
     "results dir name of 300 bytes", "leaderboard results dir name of 300 bytes",
-    "predict out name of 304 bytes",
+    "predict out name of 304 bytes", "predict damaged model.keras", "predict empty model.keras",
 ]
 
 
@@ -427,6 +438,14 @@ def test_bad_input_exits_2_naming_the_culprit(files, port, capsys, argv, culprit
         culprit = culprit.format(d=files, port=port)
         assert culprit in message, f"{culprit!r} not named in: {message}"
     assert sorted(p.name for p in files.rglob("*")) == before  # nothing written, nothing lost
+
+
+def test_a_damaged_model_is_refused_by_the_api_too(files):
+    from fmnist_search import api
+    from fmnist_search.errors import UserError
+
+    with pytest.raises(UserError, match="run0/model.keras is damaged: it is no Keras model"):
+        api.run_model(files / "run0")
 
 
 def test_every_command_has_cases_and_every_case_names_a_culprit():
