@@ -44,6 +44,50 @@ def has_gpu() -> bool:
     return False
 
 
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """The first GPU's CUDA compute capability ((8, 0) for an A100, (9, 0) for an H100), or
+    None without a GPU or where the backend does not say."""
+    backend = name()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            found = tf.config.experimental.get_device_details(gpus[0]).get(
+                "compute_capability") if gpus else None
+        elif backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            found = getattr(gpus[0], "compute_capability", None) if gpus else None
+        elif backend == "torch":
+            import torch
+
+            found = torch.cuda.get_device_capability() if torch.cuda.is_available() else None
+        else:
+            found = None
+    except (RuntimeError, ValueError, IndexError, AttributeError):
+        return None
+    if isinstance(found, str):  # JAX: "9.0"
+        major, _, minor = found.partition(".")
+        found = (int(major), int(minor or 0))
+    return (int(found[0]), int(found[1])) if found else None
+
+
+# Read once, when the backend starts. TensorFlow otherwise reserves all the memory of every
+# visible GPU for one process; JAX 75% of its GPU per process, so that two workers on one GPU
+# run out of memory (its preallocation is kept for a process alone on its GPU: it is faster).
+GROWTH_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+SHARED_ENV = {**GROWTH_ENV, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def share_gpu_memory(environ, shared: bool = False) -> None:
+    """GPU memory taken as needed, in ``environ`` (``os.environ`` before the backend starts, or
+    a worker's); ``shared``: processes share one GPU. A value the user set is kept."""
+    for key, value in (SHARED_ENV if shared else GROWTH_ENV).items():
+        environ.setdefault(key, value)
+
+
 def set_threads(threads: int) -> None:
     """TensorFlow's thread pools; the other backends size theirs at start-up (their own
     environment variables), so there is nothing to set after import."""

@@ -9,12 +9,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import builder, catalog
+from fmnist_search import builder, catalog, objectives
 from fmnist_search.errors import UserError
 from fmnist_search.space import domain_problem, read_toml
 
-TUNERS = ("random", "bayesian", "hyperband", "bohb")
-MULTI_FIDELITY = ("hyperband", "bohb")  # tuners that run Hyperband's brackets (factor, iterations)
+TUNERS = ("random", "bayesian", "hyperband", "bohb", "motpe")
+MULTI_FIDELITY = ("hyperband", "bohb", "motpe")  # tuners that run Hyperband's brackets
+MODEL_BASED = ("bohb", "motpe")  # tuners whose density model the [bohb] table sets
+# Tuners that search several objectives: MO-TPE (tuning/motpe.py), and uniform draws, whose
+# front is what they happened to find. The others optimise Keras Tuner's single objective.
+MULTI_OBJECTIVE = ("motpe", "random")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # training.PRECISIONS, without importing Keras
 
 
@@ -105,6 +109,9 @@ class Preset:
     # counted with repeats; 0 or 1: off. Its parameters together stay under max_params.
     ensemble_size: int = 5
     start_from_default: bool = False  # the first trial trains the space's default point
+    # TensorFlow's deterministic kernels (a GPU's trials then repeat bit for bit, slower and
+    # without XLA); off by default: a CPU's kernels are deterministic already.
+    deterministic: bool = False
     # The least share of --max-time the search gets whatever finalize's reserve says: on a slow
     # day the reserve for slow candidates can exceed the budget and end the search after one
     # trial. Finalize then trains the best configuration and the report models, and the
@@ -112,7 +119,10 @@ class Preset:
     min_search_share: float = 0.0
     fixed: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)  # values the final protocol pins
-    bohb: BohbSettings = field(default_factory=BohbSettings)  # [bohb]: tuner = "bohb" only
+    bohb: BohbSettings = field(default_factory=BohbSettings)  # [bohb]: bohb and motpe only
+    # What the search optimises (``objectives``): validation accuracy, or two or three
+    # measured numbers with their directions ("params:min"), searched by tuner = "motpe".
+    objectives: tuple[str, ...] = objectives.DEFAULT
 
     def with_overrides(self, **overrides: Any) -> Preset:
         """Command-line options win over the file; None means 'not given'."""
@@ -124,6 +134,7 @@ class Preset:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["final_baselines"] = list(self.final_baselines)
         out["bohb"] = self.bohb.as_dict()
+        out["objectives"] = list(self.objectives)
         return out
 
     @property
@@ -137,6 +148,7 @@ def from_dict(data: dict[str, Any]) -> Preset:
     values = {k: v for k, v in data.items() if k in known}
     values["final_baselines"] = tuple(values.get("final_baselines", ()))
     values["bohb"] = BohbSettings(**values.get("bohb", {}))
+    values["objectives"] = tuple(values.get("objectives", objectives.DEFAULT))
     return Preset(**values)
 
 
@@ -166,7 +178,7 @@ def parse(path: Path, data: dict) -> Preset:
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise UserError(f"{path}: {key} = {data[key]!r} must be a number.")
-    for key in ("final_baselines_epochs", "start_from_default"):
+    for key in ("final_baselines_epochs", "start_from_default", "deterministic"):
         if key in data and not isinstance(data[key], bool):
             raise UserError(f"{path}: {key} = {data[key]!r} must be true or false.")
     names = data.get("final_baselines", [])
@@ -177,6 +189,12 @@ def parse(path: Path, data: dict) -> Preset:
         catalog.baseline_path(name)  # a typo is refused now, not after hours of search
     if data.get("tuner", "bayesian") not in TUNERS:
         raise UserError(f"{path}: tuner = {data['tuner']!r}; valid: {', '.join(TUNERS)}.")
+    if "objectives" in data:
+        try:
+            data = {**data, "objectives": objectives.parse(data["objectives"],
+                                                           f"{path}: objectives")}
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     if data.get("precision", "auto") not in PRECISIONS:
         raise UserError(f"{path}: precision = {data['precision']!r}; valid: "
                         f"{', '.join(PRECISIONS)}.")
@@ -251,3 +269,23 @@ def validate(preset: Preset, where: str) -> None:
     if preset.final_epochs > top:
         raise UserError(f"{where}: final_epochs {preset.final_epochs} is more than the builder "
                         f"supports ({top}).")
+    validate_objectives(preset, where)
+
+
+def validate_objectives(preset: Preset, where: str) -> None:
+    """The objectives with the tuner and the pruning they are searched with."""
+    named = ",".join(preset.objectives)
+    several = objectives.several(preset.objectives)
+    if several and preset.tuner not in MULTI_OBJECTIVE:
+        raise UserError(f"{where}: objectives {named} need tuner = \"motpe\" (or \"random\"): "
+                        f"tuner {preset.tuner!r} optimises one number (val_accuracy); valid "
+                        f"tuners for several objectives: {', '.join(MULTI_OBJECTIVE)}.")
+    if preset.tuner == "motpe" and not several:
+        raise UserError(f"{where}: tuner \"motpe\" searches two or three objectives, and "
+                        f"objectives is {named}: set objectives (--objectives), e.g. "
+                        "val_accuracy:max,params:min.")
+    if several and preset.prune_after:
+        raise UserError(f"{where}: prune_after {preset.prune_after} with objectives {named}: "
+                        "median stopping ends a trial on validation accuracy alone, which "
+                        "would end the small, less accurate models a front needs; set "
+                        "prune_after = 0.")

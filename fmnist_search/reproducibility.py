@@ -37,11 +37,26 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
+_DETERMINISTIC = {"on": False}  # whether this process turned deterministic kernels on
+
+
 def op_determinism(mode: str) -> bool:
     """Turn TensorFlow's deterministic kernels on for ``on``, or for ``auto`` when a GPU is
     present; returns whether they are on. Process-wide and not undone: TensorFlow applies it
-    to kernels as they are created, so switching it back mid-process would mix both kinds."""
+    to kernels as they are created, so switching it back mid-process would mix both kinds.
+
+    A search asks for ``on`` only when its preset says ``deterministic = true``: on a GPU they
+    cost speed (cuDNN's fastest kernels are not deterministic) and they make Keras resolve
+    ``jit_compile="auto"`` to False, so trials trained without XLA while baselines (which never
+    asked) had it, and their times could not be compared (issue 36)."""
     if mode not in MODES:
         raise ValueError(f"op determinism {mode!r}; valid: {', '.join(MODES)}")
     wanted = mode == "on" or (mode == "auto" and backend.has_gpu())
-    return backend.enable_op_determinism() if wanted else False
+    if wanted and backend.enable_op_determinism():
+        _DETERMINISTIC["on"] = True
+    return _DETERMINISTIC["on"]
+
+
+def deterministic() -> bool:
+    """Whether this process trains with deterministic kernels (recorded with each trial)."""
+    return _DETERMINISTIC["on"]

@@ -44,7 +44,10 @@ def choose_policy(precision: str) -> str:
     if precision != "auto":
         return POLICIES[precision]
     if backend.has_gpu():
-        return "mixed_float16"
+        # bfloat16 where the GPU computes it (Ampere, compute capability 8.0, and later): the
+        # range of float32, so no loss scaling; float16 with loss scaling before that.
+        capability = backend.gpu_compute_capability()
+        return "mixed_bfloat16" if capability and capability >= (8, 0) else "mixed_float16"
     flags = cpu_flags()
     if "amx_bf16" in flags or "avx512_bf16" in flags:
         return "mixed_bfloat16"

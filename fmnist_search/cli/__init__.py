@@ -98,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Standard output closed early (``| head``) ends the command quietly with status 141, as
     a tool killed by SIGPIPE; a full device (``> /dev/full``) is one error, status 2."""
+    import os
+
+    from fmnist_search import backend
+
+    backend.share_gpu_memory(os.environ)  # before any command starts TensorFlow
     try:
         with guarded_stdout():
             return _run(argv)

@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
         data=data_options(args), tuner=args.tuner, trials=args.trials, epochs=args.epochs,
         factor=args.factor, patience=args.patience, precision=args.precision,
         batch_size=args.batch_size, max_params=args.max_params,
-        max_seconds_per_epoch=args.max_seconds_per_epoch,
+        max_seconds_per_epoch=args.max_seconds_per_epoch, objectives=args.objectives,
         max_time=options.parse_duration(args.max_time) if args.max_time else None,
         overwrite=args.overwrite, finalize=not args.no_finalize, debug=args.debug,
         command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]))
@@ -45,9 +45,11 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     from fmnist_search import tuning  # loaded by the plan already (its data is known good)
 
     project, preset, ds = plan.project, plan.preset, plan.data
+    goals = (f", objectives {', '.join(preset.objectives)}"
+             if len(preset.objectives) > 1 else "")
     console.print(f"Project [bold]{project}[/] in {root}: space {plan.space.name}, "
-                  f"{preset.tuner} tuner, {preset.trials} trials, {preset.epochs} epochs max, "
-                  f"{len(ds.y_train):,} train / {len(ds.y_val):,} val images")
+                  f"{preset.tuner} tuner{goals}, {preset.trials} trials, {preset.epochs} epochs "
+                  f"max, {len(ds.y_train):,} train / {len(ds.y_val):,} val images")
     signals = tuning.StopSignals()
     runner = _distributed_runner(args, chief)
     try:
@@ -72,11 +74,19 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                     else " (the tuner had nothing more to propose)")
         console.print(f"Ran {ran} trial(s){note}; project {project} has {outcome.after}/"
                       f"{outcome.requested} finished.")
-    rows = results.sort_rows(results.collect(root, [project], baselines=False,
-                                             include_failed=True))
+    from fmnist_search import pareto
+
+    rows = results.sort_rows(pareto.mark(root, results.collect(
+        root, [project], baselines=False, include_failed=True)))
     varying = results.varying(rows)
     records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
     console.print(report.leaderboard_table(records, varying, f"Top trials of {project}"))
+    if len(preset.objectives) > 1:
+        front = pareto.front_rows(root, project)
+        console.print(f"Pareto front of {project} ({', '.join(preset.objectives)}): "
+                      f"{len(front)} non-dominated model(s); `fmnist-search leaderboard "
+                      f"{project} --front` lists them, `fmnist-search compare {project}` "
+                      "draws them beside the report's models.")
     if plan.finalizes:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
@@ -114,11 +124,12 @@ def _distributed_runner(args: argparse.Namespace, chief: bool):
         return None
     import os
 
+    from fmnist_search import backend
     from fmnist_search.tuning import supervisor
 
-    # The chief builds one model to learn the space; on a GPU, TensorFlow would otherwise take
-    # all of its memory for this process and leave none to the workers (read at first use).
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    # The chief builds one model to learn the space: on a GPU it must not take the memory the
+    # workers need (read when the backend starts; main() sets memory growth for every command).
+    backend.share_gpu_memory(os.environ, shared=True)
     extra = (["--debug"] if args.debug else []) + (
         ["--data-dir", args.data_dir] if args.data_dir else [])
     opts = supervisor.DistributedOptions(
@@ -164,7 +175,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not rows:
         raise UserError(f"Nothing to show in {root}: run `fmnist-search run` or "
                         "`fmnist-search baseline` first.")
-    finals = results.final_rows(root, args.projects or None)
+    from fmnist_search import pareto
+
+    rows = pareto.mark(root, rows, front_only=args.front)  # each trial's rank on its front
+    if args.front and not rows:
+        raise UserError(f"No finished trial in {root} to make a front of: run `fmnist-search "
+                        "run` first.")
+    finals = [] if args.front else results.final_rows(root, args.projects or None)
     rows = results.sort_rows(rows, args.sort)
     varying = results.varying(rows)
     records = report.leaderboard_records(rows[: args.top] if args.top else rows, varying)
@@ -181,10 +198,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for record in records:
             sys.stdout.write(json.dumps(record, default=str) + "\n")
         return 0
-    for project, final in results.final_records(root, args.projects or None):
+    for project, final in [] if args.front else results.final_records(root,
+                                                                        args.projects or None):
         console.print(report.final_table(final, f"Final models of {project}"))
     screening = [r for r in records if r["stage"] != "final"]
     title = "Leaderboard (screening trials)" if finals else "Leaderboard"
+    if args.front:
+        title = "Pareto front of each project (its objectives; one objective: val_accuracy " \
+                "against params)"
     console.print(report.leaderboard_table(screening, varying, title))
     from rich.markup import escape
 
@@ -296,12 +317,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows += [r for r in results.final_rows(root, args.projects or None) if r["stage"] == "final"]
     if not rows:
         raise UserError(f"Nothing to compare in {root}: run a search or a baseline first.")
+    from fmnist_search import pareto
+
+    rows = pareto.mark(root, rows)  # the fronts of the projects that searched several
+    fronts = pareto.searched_fronts(root, rows)
     with writing(args.out, "--out"):
         if is_stdout(args.out):  # a PNG, as binary
             sys.stdout.flush()
-            plots.compare(rows, sys.stdout.buffer, format="png")
+            plots.compare(rows, sys.stdout.buffer, format="png", fronts=fronts)
         else:
-            plots.compare(rows, args.out)
+            plots.compare(rows, args.out, fronts=fronts)
     table = results.compare_table(rows)
     if csv is not None:
         with writing(csv, "--csv" if args.csv else "--out"):
@@ -322,13 +347,18 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
     p = sub.add_parser(name, parents=[shared.common, shared.data, shared.train], help=help)
     p.add_argument("--space", default="cnn", help="a named space (cnn, resnet) or a .toml path")
     p.add_argument("--search", default="standard",
-                   help="search preset: quick, standard, report, best, or a .toml path")
+                   help="search preset: quick, standard, report, best, pareto, or a .toml path")
     p.add_argument("--trials", type=options.trial_count,
                    help="total trials in the project (resume adds more)")
     p.add_argument("--tuner", choices=options.TUNERS,
                    help="the search algorithm (default: the preset's tuner)")
     p.add_argument("--factor", type=options.hyperband_factor,
                    help="Hyperband's reduction factor (2 or more)")
+    p.add_argument("--objectives", type=options.objective_list, metavar="NAME:DIR,...",
+                   help="two or three objectives to search a front of (tuner motpe or random), "
+                   "e.g. val_accuracy:max,params:min; from val_accuracy:max, val_loss:min, "
+                   "params:min, seconds_per_epoch:min, ms_per_image:min, model_bytes:min "
+                   "(default: the preset's, else val_accuracy:max alone)")
     options.add_patience(p, None, "early stopping on val_loss after N epochs without progress "
                          "(0: off)")
     p.add_argument("--max-time", type=options.duration,
@@ -394,6 +424,10 @@ def add_leaderboard(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="show the baseline runs too (default on)")
     p.add_argument("--all", action="store_true", help="include failed and interrupted trials")
+    p.add_argument("--front", action="store_true",
+                   help="only each project's Pareto front: the trials no other trial of the "
+                   "project beats on every objective (a project of one objective: "
+                   "val_accuracy against params); no baselines or final models")
     p.add_argument("--csv", type=Path, metavar="FILE",
                    help="also write the rows to this CSV file (-: to standard output, "
                    "instead of the table)")

@@ -24,7 +24,8 @@ from fmnist_search import budget, budget_clock, layout, training
 from fmnist_search.callbacks import StopCheck
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
-from fmnist_search.presets import MULTI_FIDELITY, Preset
+from fmnist_search.objectives import several
+from fmnist_search.presets import MODEL_BASED, MULTI_FIDELITY, Preset
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.space import Space
 from fmnist_search.tuning import project as project_mod
@@ -99,7 +100,9 @@ class SearchRequest:
         return {"space": self.space.text, "data": self.data.fingerprint(), "tuner": p.tuner,
                 "factor": p.factor, "iterations": p.iterations, "fixed": p.fixed,
                 "patience": p.patience, "epochs": p.epochs, "seed": self.seed,
-                **({"bohb": p.bohb.as_dict()} if p.tuner == "bohb" else {})}
+                **({"bohb": p.bohb.as_dict()} if p.tuner in MODEL_BASED else {}),
+                # only when not the default: a project of one objective keeps its identity
+                **({"objectives": list(p.objectives)} if several(p.objectives) else {})}
 
     def run_record(self, policy: str) -> dict[str, Any]:
         from fmnist_search.runs import now, versions
@@ -209,7 +212,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
         if req.overwrite:
             layout.remove_project(req.root, req.project)
         keras.utils.set_random_seed(req.seed)
-        op_determinism("auto")  # GPU kernels; CPU ones already are
+        op_determinism("on" if req.preset.deterministic else "off")  # CPU kernels already are
         policy = training.choose_policy(req.preset.precision)  # the builder applies it
         project_mod.check_or_write_run_json(project_dir, req.identity(), req.run_record(policy))
         clock = budget_clock.start(project_dir, req.max_time)  # the whole pipeline's
@@ -261,7 +264,7 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
                                                                            planned))
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
-                                  trial_limits, p.fixed)
+                                  trial_limits, p.fixed, measure_costs=several(p.objectives))
     return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from fmnist_search import layout
+from fmnist_search import backend, layout
 from fmnist_search.errors import UserError
 from fmnist_search.tuning.display import RecordWatcher
 from fmnist_search.tuning.distributed import (
@@ -79,7 +79,8 @@ def plan_devices(workers: int, per_gpu: int, gpus: list[str], cpus: list[int]
                 f"--workers {workers} needs more GPUs than the {len(gpus)} visible "
                 f"({', '.join(gpus)}) at --workers-per-gpu {per_gpu}: use --workers "
                 f"{len(gpus) * per_gpu} or less, or raise --workers-per-gpu.")
-        env = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"} if per_gpu > 1 else {}
+        env: dict[str, str] = {}
+        backend.share_gpu_memory(env, shared=per_gpu > 1)
         return [WorkerDevice(f"GPU {gpus[i // per_gpu]}",
                              {**env, "CUDA_VISIBLE_DEVICES": gpus[i // per_gpu]})
                 for i in range(workers)]

@@ -26,12 +26,13 @@ import keras_tuner as kt
 
 from fmnist_search import builder, layout
 from fmnist_search.errors import UserError
-from fmnist_search.presets import MULTI_FIDELITY
-from fmnist_search.reproducibility import seed_everything, trial_seed
+from fmnist_search.presets import MODEL_BASED, MULTI_FIDELITY
+from fmnist_search.reproducibility import deterministic, seed_everything, trial_seed
 from fmnist_search.tuning import kt_compat
 from fmnist_search.tuning.bohb import PROPOSAL, BohbOracle, HyperbandOracle
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
+from fmnist_search.tuning.motpe import MotpeOracle
 from fmnist_search.tuning.signals import StopSignals
 from fmnist_search.tuning.state import FINISHED, OBJECTIVE
 
@@ -147,8 +148,8 @@ class RecordingMixin:
         started = self.started.get(trial.trial_id, time.time())
         record = {"trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
                   "started": started, "seed": trial_seed(self.project_seed, trial.trial_id),
-                  **record}
-        if PROPOSAL in record["values"]:  # BOHB: "random", "model", "default" or "promoted"
+                  "deterministic": deterministic(), **record}
+        if PROPOSAL in record["values"]:  # BOHB, MO-TPE: "random", "model", "default", "promoted"
             record["proposal"] = record["values"][PROPOSAL]
         if record["status"] != "RUNNING":
             record["finished"] = time.time()
@@ -172,6 +173,7 @@ def completed_record(fit: TrialFit, num_classes: int) -> dict[str, Any]:
         "precision": fit.precision,
         "fit_seconds": fit.fit.fit_seconds,
         "architecture": builder.short_name(fit.values, num_classes),
+        **fit.costs,  # several objectives: ms_per_image, model_bytes, how they were measured
         "history": rows,
     }
 
@@ -217,7 +219,8 @@ def default_values(space: kt.HyperParameters) -> dict[str, Any]:
 ORACLES = {"random": kt.oracles.RandomSearchOracle,
            "bayesian": kt.oracles.BayesianOptimizationOracle,
            "hyperband": HyperbandOracle,
-           "bohb": BohbOracle}
+           "bohb": BohbOracle,
+           "motpe": MotpeOracle}
 
 
 def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
@@ -229,7 +232,9 @@ def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
                   tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
                   max_consecutive_failed_trials=None)
     if preset.tuner in MULTI_FIDELITY:
-        extra = {"bohb": preset.bohb} if preset.tuner == "bohb" else {}
+        extra = {"bohb": preset.bohb} if preset.tuner in MODEL_BASED else {}
+        if preset.tuner == "motpe":
+            extra["objectives"] = preset.objectives
         return base(max_epochs=preset.epochs, factor=preset.factor,
                     hyperband_iterations=preset.iterations, **extra, **common)
     if preset.tuner == "bayesian":

@@ -372,7 +372,7 @@ def run_worker(wreq: WorkerRequest, console: Console, prepare: Callable,
                           KERASTUNER_ORACLE_IP=wreq.chief.host,
                           KERASTUNER_ORACLE_PORT=str(wreq.chief.port))
         keras.utils.set_random_seed(req.seed)
-        op_determinism("auto")  # GPU kernels; CPU ones already are
+        op_determinism("on" if req.preset.deterministic else "off")  # CPU kernels already are
         policy = training.choose_policy(req.preset.precision)  # the builder applies it
         display = WorkerDisplay(console, heartbeat)
         console.print(f"{wreq.worker_id}: joining project {wreq.project} at chief {wreq.chief}")
