@@ -103,11 +103,11 @@ def trial_frame(root: Path, project: str) -> pd.DataFrame:
             "params": row["params"], "seconds_per_epoch": row["seconds_per_epoch"],
             "epochs": row["epochs"], "started": record.get("started"),
             "finished": record.get("finished"), "architecture": row["architecture"],
-            "values": row["values"], "path": row["path"],
+            "values": row["values"], "path": row["path"], "reason": row["reason"],
         })
     columns = ["trial", "number", "status", OBJECTIVE, "val_loss", "params",
                "seconds_per_epoch", "epochs", "started", "finished", "architecture", "values",
-               "path"]
+               "path", "reason"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -464,7 +464,15 @@ class Analysis:
             "slices_by": self.slices_by, "log_scale": sorted(self.log),
             "slices": records(self.slices),
             "baselines": records(self.baselines),
+            "damaged": self.damaged(),
         }
+
+    def damaged(self) -> list[dict[str, str]]:
+        """The trials whose record.json is missing or damaged, each with its remedy: left out
+        of every table above, so named here."""
+        lost = self.trials[self.trials["status"] == "DAMAGED"]
+        return [{"trial": t, "reason": r} for t, r in zip(lost["trial"], lost["reason"],
+                                                             strict=True)]
 
 
 def analyze(root: Path, project: str, top: int = 4, resamples: int = 8, seed: int = 0

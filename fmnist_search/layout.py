@@ -140,6 +140,11 @@ class TrialEntry:
 
     @property
     def reason(self) -> str:
+        if self.status == "DAMAGED" and (self.path / RECORD_JSON).is_dir():
+            return (f"{self.path / RECORD_JSON} is a folder where the trial's record file "
+                    "should be: move or remove it, then run the search again (the same "
+                    "`fmnist-search run` command) to rebuild the record from Keras Tuner's "
+                    "state")
         if self.status == "DAMAGED":
             return (f"{self.path / RECORD_JSON} is missing or damaged: run the search again "
                     "(the same `fmnist-search run` command) to rebuild it from Keras Tuner's "
@@ -509,6 +514,11 @@ def disk_error(path: Path | str, exc: BaseException) -> StateWriteError:
 def write_text(path: Path | str, text: str) -> None:
     """Atomically replace ``path`` with ``text`` (see the module docstring)."""
     path = Path(path)
+    if path.is_dir():  # os.replace would fail with IsADirectoryError, a traceback
+        raise StateWriteError(
+            f"Cannot write {path}: it is a folder where this file should be. Nothing finished "
+            "was lost; move or remove that folder (check first that it holds nothing of yours) "
+            "and rerun the same command to resume.")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -448,6 +448,48 @@ def test_a_damaged_model_is_refused_by_the_api_too(files):
         api.run_model(files / "run0")
 
 
+def test_a_record_json_that_is_a_folder_is_damaged_with_its_remedy(files, tmp_path, capsys):
+    """leaderboard and analyze name the trial and what to do; they do not skip it."""
+    import shutil
+
+    root = tmp_path / "res"
+    shutil.copytree(files / "res" / "p", root / "p")
+    (root / "p" / "trial_01" / "record.json").mkdir()
+    assert main(["leaderboard", "p", "--results-dir", str(root)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "DAMAGED" in out and "trial_01/record.json is a folder" in out
+    assert main(["analyze", "p", "--no-figures", "--results-dir", str(root)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "damaged: trial 01 of p:" in out and "move or remove it" in out
+
+
+@pytest.mark.slow
+def test_resume_with_a_record_json_folder_is_refused_then_resumes(tmp_path, capsys):
+    """The resume's repair would rewrite the record over the folder: one error naming it,
+    nothing finished changed; once it is removed, the same command resumes."""
+    from conftest import search_args, write_csvs
+
+    argv = search_args(write_csvs(tmp_path, np.random.default_rng(0)), tmp_path, "p", 2)
+    assert main(argv) == 0
+    project = tmp_path / "res" / "p"
+    kept = (project / "trial_0" / "record.json").read_bytes()
+    (project / "trial_1" / "record.json").unlink()
+    (project / "trial_1" / "record.json").mkdir()
+    capsys.readouterr()
+    assert main([*argv[:argv.index("--trials") + 1], "3", *argv[argv.index("--trials") + 2:]]) \
+        == 2
+    out, err = capsys.readouterr()
+    message = " ".join(err.split())
+    assert "Traceback" not in out + err and message.startswith("error: Cannot write")
+    assert "trial_1/record.json: it is a folder" in message and "rerun" in message
+    assert (project / "trial_0" / "record.json").read_bytes() == kept
+    (project / "trial_1" / "record.json").rmdir()
+    assert main(argv) == 0  # the same command: the record is rebuilt, nothing retrained
+    assert "repaired:" in capsys.readouterr().out
+    assert json.loads((project / "trial_1" / "record.json").read_text())["status"] \
+        == "COMPLETED"
+
+
 def test_every_command_has_cases_and_every_case_names_a_culprit():
     """A new command without a bad-input case fails here; a case naming nothing would pass
     its own test vacuously."""

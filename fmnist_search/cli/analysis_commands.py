@@ -70,6 +70,11 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
     console.print(f"[bold]{project}[/]: {len(found.trials)} trials, {found.n_trials} finished "
                   "configurations (a continued Hyperband configuration counts once, at its "
                   "highest budget)")
+    from rich.markup import escape
+
+    for lost in found.damaged():
+        console.print(f"[red]damaged[/]: trial {lost['trial']} of {project}: "
+                      f"{escape(lost['reason'])}.")
     if imp.message:
         follows = "the history and slices follow" if len(found.history) else \
             "nothing has finished to show yet"
