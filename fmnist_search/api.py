@@ -10,6 +10,8 @@ models and Matplotlib figures instead of printed.
     api.figures(found)["importance"]             # a matplotlib Figure
     model = api.model("cnn-hyperband")           # the best trial's trained Keras model
     model.predict(api.dataset("cnn-hyperband").x_test)
+    study = api.open("cnn-hyperband")            # best_params, best_value, trials_dataframe()
+    api.search(space="cnn", search="quick", x_train=x, y_train=y)   # numpy arrays as data
 
 Every function takes ``results_dir`` (default as the CLI: ``$FMNIST_RESULTS`` or
 ``tuner_results/``). Readers take no lock and write nothing, so they work during a search.
@@ -31,9 +33,10 @@ from typing import Any
 from fmnist_search import analysis, results
 from fmnist_search.analysis import Analysis
 from fmnist_search.errors import UserError
+from fmnist_search.study import Study
 
-__all__ = ["Analysis", "analyze", "baseline", "dataset", "figures", "finalize", "model",
-           "retrain", "run_model", "search", "trials"]
+__all__ = ["Analysis", "Study", "analyze", "baseline", "dataset", "figures", "finalize", "model",
+           "open", "retrain", "run_model", "search", "trials"]
 
 
 def _root(results_dir: str | os.PathLike | None) -> Path:
@@ -152,14 +155,38 @@ def _split_options(options: dict[str, Any], request: type, where: str
     return {k: v for k, v in options.items() if k in fields}, data
 
 
+def _with_arrays(options: dict[str, Any], root: Path, x_train: Any, y_train: Any,
+                 validation: Any, test: Any) -> dict[str, Any]:
+    """numpy arrays given as the data: stored once under the results directory, named by
+    their digest (``fmnist_search.arrays``), and passed on as the ``arrays`` data option."""
+    if x_train is None and y_train is None:
+        if validation is not None or test is not None:
+            raise UserError("validation= and test= arrays go with x_train= and y_train=.")
+        return options
+    if x_train is None or y_train is None:
+        raise UserError("Give both x_train= and y_train= (the images and their labels).")
+    if options.get("train_csv"):
+        raise UserError("Give the training images once: as x_train= arrays or as train_csv=.")
+    from fmnist_search import arrays
+
+    return {**options, "arrays": str(arrays.store(root, x_train, y_train, validation, test))}
+
+
 def search(space: str = "cnn", search: str = "standard", project: str | None = None,
-           results_dir: str | os.PathLike | None = None, **options: Any):
+           results_dir: str | os.PathLike | None = None, *, x_train: Any = None,
+           y_train: Any = None, validation: Any = None, test: Any = None, **options: Any):
     """``fmnist-search run`` with these options (``trials=``, ``epochs=``, ``tuner=``,
     ``subset=``, ``max_time="45m"``, ``train_csv=``, ``finalize=False``, ...); resumes like
     the command, and finalizes when the preset asks for it. Returns the project's trials as
-    ``trials(project)`` does (without baselines)."""
+    ``trials(project)`` does (without baselines).
+
+    The data may be numpy arrays instead of files: ``x_train`` (n, 28, 28) images (uint8
+    0-255, or floats in 0-1) and ``y_train`` class ids 0-9, with an optional ``validation=(x,
+    y)`` (else split off as from any data) and ``test=(x, y)`` (or the images alone). The same
+    arrays given again resume the same project."""
     from fmnist_search import pipeline
 
+    options = _with_arrays(options, _root(results_dir), x_train, y_train, validation, test)
     fields, data = _split_options(options, pipeline.SearchSpec, "search")
     spec = pipeline.SearchSpec(space=space, search=search, project=project,
                                root=_root(results_dir), data=pipeline.DataOptions(**data),
@@ -205,13 +232,16 @@ def retrain(project: str, trial: str = "best", results_dir: str | os.PathLike | 
     return {**metrics, "path": str(path)}
 
 
-def baseline(name: str, results_dir: str | os.PathLike | None = None, **options: Any
+def baseline(name: str, results_dir: str | os.PathLike | None = None, *, x_train: Any = None,
+             y_train: Any = None, validation: Any = None, test: Any = None, **options: Any
              ) -> dict[str, Any]:
-    """``fmnist-search baseline NAME`` with these options (``epochs=``, ``subset=``, ...).
-    Returns the run's metrics (``metrics.json``) with its ``path`` (the last model's, for
-    ``"all"``); ``run_model(path)`` loads its model."""
+    """``fmnist-search baseline NAME`` with these options (``epochs=``, ``subset=``, ...),
+    on files or on numpy arrays as ``search`` takes them. Returns the run's metrics
+    (``metrics.json``) with its ``path`` (the last model's, for ``"all"``); ``run_model(path)``
+    loads its model."""
     from fmnist_search import pipeline
 
+    options = _with_arrays(options, _root(results_dir), x_train, y_train, validation, test)
     fields, data = _split_options(options, pipeline.BaselineRequest, "baseline")
     fields.pop("model", None)
     req = pipeline.BaselineRequest(name, _root(results_dir), pipeline.DataOptions(**data),
@@ -219,3 +249,10 @@ def baseline(name: str, results_dir: str | os.PathLike | None = None, **options:
     runs = list(pipeline.baseline(req, _console()))
     path, metrics = runs[-1]
     return {**metrics, "path": str(path)}
+
+
+def open(project: str, results_dir: str | os.PathLike | None = None) -> Study:  # noqa: A001
+    """The project as a ``Study``: ``best_params``, ``best_value``, ``best_trial``,
+    ``best_model()``, ``trials_dataframe()``, ``leaderboard()``, ``front()`` and ``final()``,
+    each read from its records when asked (nothing is written; works during a search)."""
+    return Study(_root(results_dir), project)

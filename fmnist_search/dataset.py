@@ -1,7 +1,7 @@
 """The dataset a command trains on: loading, class selection, subsets and splits.
 
-The raw arrays come from the IDX files ``sources`` found and verified, or from a Kaggle-style
-CSV (``csvdata``); this module turns them into the stratified, seeded training, validation and
+The raw arrays come from the IDX files ``sources`` found and verified, from a Kaggle-style
+CSV (``csvdata``), or from a notebook's numpy arrays (``arrays``); this module turns them into the stratified, seeded training, validation and
 test parts, scaled to [0, 1], that every training command and search uses.
 """
 
@@ -38,6 +38,8 @@ class RawData:
     test_ids: np.ndarray | None = None
     fashion_labels: bool = True  # the labels are Fashion-MNIST's ids (always so for IDX)
     test_note: str | None = None  # why y_test is None
+    x_val: np.ndarray | None = None  # a validation set of its own (arrays): not split off
+    y_val: np.ndarray | None = None
 
 
 def load_idx_dir(source: sources.Source, verify: bool = True) -> RawData:
@@ -59,8 +61,8 @@ def ensure_local_copy(settings: DataSettings, console: Console | None = None) ->
     """What training commands do first: when no copy is found anywhere and none was named,
     download the official files into the project cache (as ``keras.datasets`` does), so that
     a first run needs no set-up. Offline, the one message saying what else to do."""
-    if settings.train_csv:
-        return  # a training CSV brings its own classes and test set (see load_raw)
+    if settings.train_csv or settings.arrays:
+        return  # a training CSV or arrays bring their own classes and test set (load_raw)
     try:
         sources.locate(settings.data_dir)
     except sources.DataNotFound as missing:
@@ -85,16 +87,21 @@ class DataSettings:
     train_csv: str | None = None
     test_csv: str | None = None
     fashion_labels: bool = False  # a training CSV's labels are Fashion-MNIST's class ids
+    arrays: str | None = None  # a stored .npz of numpy arrays (``arrays.store``)
 
     @classmethod
     def from_options(cls, classes: str | None = None, val_fraction: float = 0.2,
                      subset: float | None = None, seed: int | None = None,
                      data_dir: str | None = None, train_csv: str | None = None,
-                     test_csv: str | None = None, fashion_labels: bool = False) -> DataSettings:
+                     test_csv: str | None = None, fashion_labels: bool = False,
+                     arrays: str | None = None) -> DataSettings:
         """From what a user typed (None: not given), so that defaults live here only."""
+        if arrays and train_csv:
+            raise UserError("Give the training images once: as arrays or as train_csv, not "
+                            "both.")
         return cls(parse_classes(classes), val_fraction, subset or 1.0,
                    DEFAULT_SEED if seed is None else seed, data_dir, train_csv, test_csv,
-                   fashion_labels)
+                   fashion_labels, arrays)
 
     @classmethod
     def from_record(cls, data: dict, data_dir: str | None = None,
@@ -104,7 +111,7 @@ class DataSettings:
         split and seed; a test CSV given now replaces its own."""
         return cls(tuple(data["classes"]), data["val_fraction"], subset, data["seed"], data_dir,
                    data.get("train_csv"), test_csv or data.get("test_csv"),
-                   bool(data.get("fashion_labels")))
+                   bool(data.get("fashion_labels")), data.get("arrays"))
 
     def fingerprint(self) -> dict:
         out = {
@@ -115,7 +122,9 @@ class DataSettings:
             "train_csv": self.train_csv,
             "test_csv": self.test_csv,
         }
-        if self.train_csv:  # only here: IDX projects keep the fingerprint they resume with
+        if self.arrays:  # the file's name is the arrays' digest
+            out["arrays"] = self.arrays
+        if self.train_csv or self.arrays:  # only here: IDX projects keep their fingerprint
             out["fashion_labels"] = self.fashion_labels
         return out
 
@@ -185,7 +194,9 @@ def load_raw(settings: DataSettings) -> RawData:
     with the official training images, since a CSV's labels need not be Fashion-MNIST's."""
     from fmnist_search import csvdata
 
-    if settings.train_csv:
+    if settings.arrays:
+        raw = _load_arrays(settings)
+    elif settings.train_csv:
         raw = _load_train_csv(settings)
     else:
         raw = load_idx_dir(sources.locate(settings.data_dir))
@@ -208,6 +219,20 @@ def _load_train_csv(settings: DataSettings) -> RawData:
                    fashion_labels=fashion, test_note=NO_TEST_SET)
 
 
+def _load_arrays(settings: DataSettings) -> RawData:
+    from fmnist_search import arrays
+
+    a = arrays.load(settings.arrays)
+    held = np.unique(a["y_train"])
+    fashion = settings.fashion_labels or len(held) == len(CLASS_NAMES)
+    x_test = a.get("x_test", np.zeros((0, *IMAGE_SHAPE), dtype=np.uint8))
+    y_test = a.get("y_test")
+    note = None if y_test is not None else NO_TEST_LABELS if len(x_test) else NO_TEST_SET
+    return RawData(a["x_train"], a["y_train"], x_test, y_test, "numpy arrays",
+                   fashion_labels=fashion, test_note=note, x_val=a.get("x_val"),
+                   y_val=a.get("y_val"))
+
+
 def class_names(classes: Sequence[int], fashion: bool) -> list[str]:
     """Fashion-MNIST's names only where the labels are its ids; else the labels as written."""
     return [CLASS_NAMES[c] if fashion else f"class {c}" for c in classes]
@@ -220,7 +245,14 @@ def prepare(settings: DataSettings, raw: RawData | None = None) -> Dataset:
     classes = resolve_classes(settings, raw)
     x, y = select_classes(raw.x_train, raw.y_train, classes)
     _check_class_sizes(y, classes, raw)
-    x_train, x_val, y_train, y_val = _split(x, y, settings, raw)
+    if raw.x_val is None:
+        x_train, x_val, y_train, y_val = _split(x, y, settings, raw)
+    else:  # a validation set of its own: the subset is taken of the training images only
+        x_train, y_train = _subset(x, y, settings, raw)
+        x_val, y_val = select_classes(raw.x_val, raw.y_val, classes)
+        if not len(y_val):
+            raise UserError(f"The validation images hold none of the classes "
+                            f"{', '.join(map(str, classes))}.")
     x_test, y_test, test_ids = _test_part(raw, classes, settings)
     return Dataset(
         scale(x_train), y_train, scale(x_val), y_val, scale(x_test), y_test,
@@ -282,6 +314,21 @@ def _split(x: np.ndarray, y: np.ndarray, settings: DataSettings, raw: RawData) -
                                 random_state=settings.seed)
     except ValueError as exc:
         raise UserError(_split_problem(settings, raw, n, need, k) + f" ({exc})") from exc
+
+
+def _subset(x: np.ndarray, y: np.ndarray, settings: DataSettings, raw: RawData) -> tuple:
+    """The stratified subset alone (a validation set was given)."""
+    from sklearn.model_selection import train_test_split
+
+    k = int(y.max()) + 1
+    if settings.subset >= 1.0:
+        return x, y
+    if math.floor(settings.subset * len(y)) < k:
+        raise UserError(f"--subset {settings.subset:g} keeps fewer than one image of each of "
+                        f"the {k} classes of {raw.source}'s {len(y):,} training images.")
+    x, _, y, _ = train_test_split(x, y, train_size=settings.subset, stratify=y,
+                                  random_state=settings.seed)
+    return x, y
 
 
 def _split_problem(settings: DataSettings, raw: RawData, n: int, need: int, k: int) -> str:

@@ -47,6 +47,7 @@ class DataOptions:
     train_csv: str | None = None
     test_csv: str | None = None
     fashion_labels: bool = False
+    arrays: str | None = None  # a stored .npz (``arrays.store``; api.search(x_train=...))
 
     def settings(self, subset: float | None = None) -> DataSettings:
         """``subset``: the preset's, when none is given. Fractions and classes are checked
@@ -63,7 +64,7 @@ class DataOptions:
             classes=classes, val_fraction=self.val_fraction,
             subset=self.subset if self.subset is not None else subset, seed=self.seed,
             data_dir=self.data_dir, train_csv=self.train_csv, test_csv=self.test_csv,
-            fashion_labels=self.fashion_labels)
+            fashion_labels=self.fashion_labels, arrays=self.arrays)
 
 
 def prepare_data(settings: DataSettings, console: Console) -> Dataset:

@@ -74,7 +74,7 @@ def trial_rows(root: Path, project: str,
     return rows
 
 
-DATA_KEYS = ("classes", "val_fraction", "subset", "seed", "train_csv", "test_csv")
+DATA_KEYS = ("classes", "val_fraction", "subset", "seed", "train_csv", "test_csv", "arrays")
 
 
 def data_key(data: dict[str, Any]) -> tuple:
