@@ -122,14 +122,18 @@ def pool_runs(root: Path, project: str, table: Sequence[dict[str, Any]],
               data: dict[str, Any]) -> list[tuple[str, str, Path]]:
     """(name, stage, run folder) of every candidate: this table's models first, then the
     newest run of each other model folder on the same data (earlier finalizes of the project,
-    the controls, the report baselines). Ensembles are never members."""
-    seen: set[Path] = set()
+    the controls, the report baselines). Ensembles are never members. A search's pick that is
+    the control (one run, two rows) is the control: the search added nothing by it."""
+    seen: dict[Path, int] = {}
     out: list[tuple[str, str, Path]] = []
 
     def add(name: str, stage: str, path: Path) -> None:
         resolved = path.resolve()
-        if resolved not in seen and (path / layout.MODEL_FILE).is_file():
-            seen.add(resolved)
+        if resolved in seen:
+            if stage == "control":
+                out[seen[resolved]] = (name, stage, path)
+        elif (path / layout.MODEL_FILE).is_file():
+            seen[resolved] = len(out)
             out.append((name, stage, path))
 
     for row in table:

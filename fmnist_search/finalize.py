@@ -363,7 +363,9 @@ def _ensemble_stage(req: FinalizeRequest, record: dict[str, Any], settings: dict
         record["stages"]["models"].append({"name": row["name"], "stage": "ensemble",
                                            "seconds": time.perf_counter() - clock,
                                            "reused": reused})
-    probs = {m.name: m.test for m in outcome.members}
+    # by run folder: a pick that is the control is one candidate under the control's name
+    by_path = {str(m.path): m.test for m in outcome.members}
+    probs = {r["name"]: by_path.get(str(r["path"])) for r in record["rows"]}
     record["control"] = control_gain(record["rows"], probs, dataset.y_test)
     record["delivered"] = delivered(record["rows"], outcome.record)
     if record["delivered"]:

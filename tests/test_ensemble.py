@@ -206,7 +206,8 @@ def test_the_pool_takes_other_runs_of_the_same_data_only(tmp_path):
     fake_run(f"{layout.FINALIZED}/p", "p-ensemble", "1", data)  # never a member
     control = fake_run(layout.CONTROLS, "cnn-default", "2", data)
     fake_run(layout.CONTROLS, "cnn-default", "1", data)  # older run of the same folder
-    table = [{"stage": "control", "name": "cnn-default", "path": str(control)}]
+    table = [{"stage": "final", "name": "p-0", "path": str(control)},  # the pick is the control
+             {"stage": "control", "name": "cnn-default", "path": str(control)}]
     names = [(n, s) for n, s, _ in ensemble.pool_runs(tmp_path, "p", table, data)]
     assert names == [("cnn-default", "control"), ("model3", "pool")]
 
@@ -282,3 +283,27 @@ def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data, capsys):
     submission = pd.read_csv(out)
     assert list(submission.columns) == ["id", "label"] and len(submission) == 50
     assert submission["label"].between(0, 9).all()
+
+
+@pytest.mark.slow
+def test_a_pick_that_is_the_control_is_compared_and_pooled_as_the_control(tmp_path, csv_data):
+    """One trial, the space's default point: the pick trains in the control's folder (one run,
+    two rows). The stage pools it once, as the control; both lines are still said."""
+    from conftest import search_args
+
+    from fmnist_search.cli import main
+
+    preset = tmp_path / "one.toml"
+    preset.write_text('tuner = "random"\ntrials = 1\nepochs = 1\nsubset = 0.5\npatience = 0\n'
+                      'precision = "fp32"\nfinalize_top = 1\nfinal_epochs = 1\n'
+                      'start_from_default = true\nfinal_baselines = ["model1"]\n'
+                      'final_baselines_epochs = true\n')
+    root = tmp_path / "res"
+    assert main(search_args(csv_data, tmp_path, "c", 1, "--search", str(preset))) == 0
+    record = layout.read_final(root, "c")
+    assert record["rows"][0]["path"] == record["rows"][1]["path"]  # the pick is the control
+    assert record["control"]["verdict"] == "is"
+    stages = [(c["name"], c["stage"]) for c in record["ensemble"]["candidates"]]
+    assert stages[:2] == [("tiny_space-default", "control"), ("model1", "baseline")]
+    versus = record["delivered"]["control"]
+    assert versus is not None and versus["control"] == "tiny_space-default"
