@@ -374,9 +374,11 @@ class EpochCostGuard(keras.callbacks.Callback):
     WARMUP = 3
     TIMED = 8
 
-    def __init__(self, limit: float, log: EpochLog | None = None, estimate: bool = True) -> None:
+    def __init__(self, limit: float, log: EpochLog | None = None, estimate: bool = True,
+                 label: str = "") -> None:
         super().__init__()
         self.limit = limit
+        self.label = label or f"--max-seconds-per-epoch {limit:g}"
         self.log = log
         self.times: list[float] = []
         self.estimate: float | None = None if estimate else 0.0
@@ -391,7 +393,7 @@ class EpochCostGuard(keras.callbacks.Callback):
         cost = self.log.epoch_cost()
         if cost > self.limit:
             raise Rejected(f"rejected: epoch {self.log.rows[-1]['epoch']} took {cost:.1f} s > "
-                           f"--max-seconds-per-epoch {self.limit:g}")
+                           f"{self.label}")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.estimate is not None or batch < self.WARMUP:
@@ -402,8 +404,7 @@ class EpochCostGuard(keras.callbacks.Callback):
             self.estimate = float(np.median(self.times)) * max(steps, 1)
             if self.estimate > self.limit:
                 raise Rejected(f"rejected: ~{self.estimate:.1f} s per epoch (from "
-                               f"{len(self.times)} timed steps) > --max-seconds-per-epoch "
-                               f"{self.limit:g}")
+                               f"{len(self.times)} timed steps) > {self.label}")
 
 
 class MedianStop(keras.callbacks.Callback):

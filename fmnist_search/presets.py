@@ -57,6 +57,8 @@ LIMITS: dict[str, tuple[int | float, str]] = {
     "max_params": (10**10, "ten billion parameters, 40 GB of float32 weights: a larger limit "
                    "limits nothing"),
     "max_seconds_per_epoch": (86_400, "a day per epoch: a larger limit limits nothing"),
+    # model5 (ResNet50) costs about 100 model1 epochs here; 10,000 limits nothing real
+    "max_epoch_cost": (10_000, "ten thousand model1 epochs: a larger limit limits nothing"),
     # Each is a full training of final_epochs on the whole split: the best preset's 3 take
     # about 3 hours on the 2-core development machine.
     "finalize_top": (100, "each one is a full training on the whole training split"),
@@ -101,6 +103,10 @@ class Preset:
     prune_after: int = 0  # median stopping from this epoch on
     max_params: int = 0  # reject a configuration with more parameters before it trains
     max_seconds_per_epoch: float = 0.0  # reject one whose estimated epoch takes longer
+    # ... or longer than this many times an epoch of the report's model1 on the same images,
+    # measured on this machine when the search starts (``calibration``): a limit that holds
+    # on slow and fast CPUs alike
+    max_epoch_cost: float = 0.0
     finalize_top: int = 0  # train the top k with the final protocol when the search ends
     final_epochs: int = 0  # the final protocol's epochs (0: the preset's epochs)
     final_baselines: tuple[str, ...] = ()  # report models trained beside them
@@ -173,7 +179,8 @@ def parse(path: Path, data: dict) -> Preset:
                         f"{', '.join(sorted([*SCALARS, *TABLES, 'bohb']))}.")
     checks = {"trials": int, "epochs": int, "factor": int, "iterations": int, "patience": int,
               "subset": (int, float), "prune_after": int, "max_params": int,
-              "max_seconds_per_epoch": (int, float), "finalize_top": int, "final_epochs": int,
+              "max_seconds_per_epoch": (int, float), "max_epoch_cost": (int, float),
+              "finalize_top": int, "final_epochs": int,
               "min_search_share": (int, float), "ensemble_size": int}
     for key, kind in checks.items():
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
@@ -252,8 +259,8 @@ def validate(preset: Preset, where: str) -> None:
         raise UserError(f"{where}: subset {preset.subset} must be a fraction in (0, 1].")
     if preset.patience < 0:
         raise UserError(f"{where}: patience {preset.patience} must be 0 (off) or more.")
-    for key in ("prune_after", "max_params", "max_seconds_per_epoch", "finalize_top",
-                "final_epochs"):
+    for key in ("prune_after", "max_params", "max_seconds_per_epoch", "max_epoch_cost",
+                "finalize_top", "final_epochs"):
         if getattr(preset, key) < 0:
             raise UserError(f"{where}: {key} {getattr(preset, key)} must be 0 (off) or more.")
     for key, (most, why) in LIMITS.items():

@@ -16,9 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 LAYERS: list[set[str]] = [
     {"errors", "layout", "catalog", "native_logs", "preflight", "images", "backend"},
     {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
-     "progress", "budget", "reproducibility"},
-    {"callbacks", "training", "plots", "report"},
-    {"runs", "tuning", "predict", "results", "analysis", "hparams"},
+     "progress", "budget", "reproducibility", "paired", "budget_clock"},
+    {"callbacks", "training", "plots", "report", "portable", "calibration"},
+    {"runs", "tuning", "predict", "results", "analysis", "hparams", "ensemble"},
     {"finalize"},
     {"pipeline"},  # the commands as library calls: what cli/ and api.py both call
     {"cli", "__main__", "api"},

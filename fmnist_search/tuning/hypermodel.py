@@ -47,6 +47,7 @@ class TrialLimits:
     max_seconds_per_epoch: float = 0.0
     prune_after: int = 0
     curves: Callable[..., Sequence[Mapping[int, float]]] = field(default=lambda planned=None: [])
+    cost_label: str = ""  # what the seconds limit is, in a rejection (default: the option)
 
 
 class TrialRejected(kt.errors.FailedTrialError):
@@ -125,7 +126,8 @@ class SearchHyperModel(kt.HyperModel):
         guards: list = []
         if limits.max_seconds_per_epoch and not self.is_default_point(values):
             guards.append(EpochCostGuard(limits.max_seconds_per_epoch, log,
-                                         estimate=initial_epoch == 0))
+                                         estimate=initial_epoch == 0,
+                                         label=limits.cost_label))
         median = None
         if limits.prune_after:
             # Under the per-epoch exponential decay every trial's epoch k had the same rate;

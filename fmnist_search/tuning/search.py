@@ -259,13 +259,33 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
     """The project's tuner and hypermodel: the same in one process, a chief or a worker."""
     p = req.preset
     cache = cache or project_mod.TrialCache(req.project_dir, [])
-    trial_limits = TrialLimits(p.max_params, p.max_seconds_per_epoch, p.prune_after,
+    seconds, label = _seconds_limit(req, display, policy)
+    trial_limits = TrialLimits(p.max_params, seconds, p.prune_after,
                                lambda planned=None: project_mod.val_curves(cache.refresh(),
-                                                                           planned))
+                                                                           planned),
+                               cost_label=label)
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
                                   trial_limits, p.fixed, measure_costs=several(p.objectives))
     return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed)
+
+
+def _seconds_limit(req: SearchRequest, display: SearchDisplay, policy: str) -> tuple[float, str]:
+    """The seconds an epoch may take: ``max_seconds_per_epoch``, or ``max_epoch_cost`` times
+    model1's epoch measured here (``calibration``), whichever is tighter."""
+    from fmnist_search import calibration
+
+    p = req.preset
+    if not p.max_epoch_cost:
+        return p.max_seconds_per_epoch, ""
+    reference = calibration.reference_seconds(req.data.x_train, req.data.y_train,
+                                              req.data.num_classes, policy)
+    seconds = calibration.seconds_limit(p.max_seconds_per_epoch, p.max_epoch_cost, reference)
+    text = calibration.describe(p.max_epoch_cost, reference, len(req.data.y_train))
+    display.note(text, "cost limit")
+    relative = seconds < (p.max_seconds_per_epoch or float("inf"))
+    return seconds, (f"{seconds:.1f} s (max_epoch_cost {p.max_epoch_cost:g} x model1 here)"
+                     if relative else "")
 
 
 def run_tuner(tuner, req: SearchRequest, display: SearchDisplay, signals: StopSignals
