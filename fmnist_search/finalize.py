@@ -226,11 +226,21 @@ def baseline_candidate(root: Path, name: str, final_epochs: int,
                      {"baseline": base.name, "file": str(base.path)}, {})
 
 
-def finished_run(candidate: Candidate, data: dict[str, Any]) -> tuple[Path, dict] | None:
+def finished_run(candidate: Candidate, data: dict[str, Any],
+                 note: Callable[[str], None] | None = None) -> tuple[Path, dict] | None:
     """The newest finished run of this model with the same values (a configuration or the
-    control), epochs and data: finalize does not train it again."""
-    return results.finished_run(candidate.parent, candidate.epochs, data,
-                                None if candidate.stage == "baseline" else candidate.values)
+    control), epochs and data: finalize does not train it again. A run whose model or
+    predictions are damaged is not reused; ``note`` gets one line naming each."""
+    from rich.markup import escape
+
+    damaged: list[tuple[Path, str]] = []
+    found = results.finished_run(candidate.parent, candidate.epochs, data,
+                                 None if candidate.stage == "baseline" else candidate.values,
+                                 damaged)
+    for path, problem in damaged if note is not None else ():
+        note(f"[bold]{escape(candidate.name)}[/]: {escape(str(path))} is damaged "
+             f"({escape(problem)}), so it is not reused")
+    return found
 
 
 def _seconds(metrics: dict[str, Any]) -> float | None:
@@ -391,7 +401,7 @@ def finalize(req: FinalizeRequest, console: Console,
     costs = estimated_seconds(candidates, 1.0 / float(run.get("preset", {}).get("subset", 1.0)))
     dataset: Dataset | None = None
     for candidate in candidates:
-        done = finished_run(candidate, fingerprint)
+        done = finished_run(candidate, fingerprint, console.print)
         if done is None and (late := _past_deadline(req.deadline, costs[candidate.name],
                                                     candidate, record["rows"])):
             console.print(f"[bold]{candidate.name}[/]: not trained: it needs about "

@@ -216,6 +216,11 @@ def finalize(req: FinalizeRequest, console: Console) -> dict[str, Any]:
                         f"({why}).")
     results.load_project(req.root, req.project)  # a name that is no project is refused first
     preflight.ensure_writable_results(req.root / layout.FINALIZED / req.project)
+    # Every model's folder (controls/, baselines/, finalized/) before the first one trains: a
+    # file in the way found after an hour's training lost that hour.
+    _, candidates, _ = finalize_mod.plan(req)
+    for folder in dict.fromkeys(c.parent for c in candidates):
+        preflight.ensure_writable_results(folder)
     return finalize_mod.finalize(req, console, lambda s: prepare_data(s, console))
 
 

@@ -49,7 +49,6 @@ def check_path(path: str | os.PathLike, what: str) -> None:
     raise UserError(f"{what} {shown} is too long to be a path: {problem}. Give a shorter path.")
 
 
-
 def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
     """Prove a file can be created and removed in ``directory``; leave no trace behind.
 
@@ -67,6 +66,12 @@ def ensure_writable_dir(directory: Path, what: str, remedy: str) -> None:
             folder.rmdir()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        blocker = next((p for p in reversed((directory, *directory.parents))
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:  # ENOTDIR or EEXIST: name the file, not the errno
+            raise UserError(f"{what} {directory} is not writable: {blocker} is a file where "
+                            "a folder should be, so nothing could be saved there. Move or remove "
+                            f"that file. {remedy}") from exc
         raise UserError(f"{what} {directory} is not writable ({reason}), so nothing could be "
                         f"saved there. {remedy}") from exc
 

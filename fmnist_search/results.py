@@ -83,9 +83,14 @@ def data_key(data: dict[str, Any]) -> tuple:
 
 
 def finished_run(parent: Path, epochs: int, data: dict[str, Any],
-                 values: dict[str, Any] | None = None) -> tuple[Path, dict] | None:
+                 values: dict[str, Any] | None = None,
+                 damaged: list[tuple[Path, str]] | None = None) -> tuple[Path, dict] | None:
     """The newest finished run under ``parent`` (one model's run directories) of ``epochs``
-    epochs on ``data``, and with ``values`` when given: a model ``finalize`` would reuse."""
+    epochs on ``data``, and with ``values`` when given: a model ``finalize`` would reuse.
+
+    A run whose ``model.keras`` or ``predictions.npz`` is damaged (``layout.run_damage``) is
+    never the answer: reused, it would be a broken model in the final table. It is added,
+    with what is wrong, to ``damaged`` when a list is given."""
     key = data_key(data)
     for path in reversed(layout.run_dirs(parent.parent, "", parent.name)):
         metrics = layout.read_metrics(path)
@@ -94,6 +99,11 @@ def finished_run(parent: Path, epochs: int, data: dict[str, Any],
         if metrics.get("epochs") != epochs:
             continue
         if values is not None and not builder.same_model(metrics.get("values") or {}, values):
+            continue
+        problem = layout.run_damage(path)
+        if problem:
+            if damaged is not None:
+                damaged.append((path, problem))
             continue
         return path, metrics
     return None

@@ -490,6 +490,47 @@ def test_resume_with_a_record_json_folder_is_refused_then_resumes(tmp_path, caps
         == "COMPLETED"
 
 
+@pytest.mark.slow
+def test_finalize_reuses_only_whole_runs_and_checks_every_folder_first(tmp_path, capsys):
+    """A reused run's model.keras must open and its predictions.npz load: a damaged one is
+    named in one line and trained again. A file where controls/ should be is refused before
+    anything trains, final.json as it was."""
+    import shutil
+
+    from conftest import search_args, write_csvs
+
+    argv = search_args(write_csvs(tmp_path, np.random.default_rng(0)), tmp_path, "p", 2)
+    root = tmp_path / "res"
+    finalize = ["finalize", "p", "--configs", "1", "--epochs", "1", "--results-dir", str(root)]
+    assert main(argv) == 0 and main(finalize) == 0
+    control = root / "controls" / "tiny_space-default"
+    (first,) = control.iterdir()
+    model = first / "model.keras"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    capsys.readouterr()
+    assert main(finalize) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{first} is damaged (model.keras: it is no Keras model file" in out
+    assert out.count("is damaged") == 1 and out.count("not retrained") == 1  # the pick
+    assert len(list(control.iterdir())) == 2  # trained again beside the damaged one
+    rows = json.loads((root / "finalized" / "p" / "final.json").read_text())["rows"]
+    pick = Path(next(r["path"] for r in rows if r["stage"] == "final"))
+    (pick / "predictions.npz").write_bytes(b"not an npz")
+    assert main(finalize) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{pick} is damaged (predictions.npz cannot be read)" in out
+    assert out.count("not retrained") == 1  # now the control
+
+    final = (root / "finalized" / "p" / "final.json").read_bytes()
+    shutil.move(root / "controls", tmp_path / "controls")
+    (root / "controls").write_text("")
+    assert main(finalize) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{root / 'controls'} is a file where a folder should be" in message
+    assert "Traceback" not in message
+    assert (root / "finalized" / "p" / "final.json").read_bytes() == final
+
+
 def test_every_command_has_cases_and_every_case_names_a_culprit():
     """A new command without a bad-input case fails here; a case naming nothing would pass
     its own test vacuously."""

@@ -330,6 +330,15 @@ def test_finalize_estimates_each_model_and_always_trains_the_best():
     assert _past_deadline(now, None, a, rows) is None
 
 
+def _whole_model(run):
+    """A model.keras that opens as Keras' zip (finalize reuses no run without one)."""
+    import zipfile
+
+    with zipfile.ZipFile(run / layout.MODEL_FILE, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"")
+
+
 def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     """A report model already trained on the same data for as many epochs is reused by
     finalize, so the search does not keep time for it; one trained for other epochs, or on
@@ -352,6 +361,7 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     def finished_model3(name, epochs, subset):
         run = tmp_path / layout.BASELINES / "model3" / name
         run.mkdir(parents=True)
+        _whole_model(run)
         layout.write_metrics(run, {"epochs": epochs,
                                    "data": DataSettings(subset=subset).fingerprint()})
 
@@ -364,6 +374,7 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     # The control, finished with the same values, epochs and data, is reused too.
     run = tmp_path / layout.CONTROLS / "tiny_space-default" / "20260101-000000-000004"
     run.mkdir(parents=True)
+    _whole_model(run)
     values = {**req.space.default_values(), "epochs": 10}
     layout.write_metrics(run, {"epochs": 10, "values": values,
                                "data": DataSettings(subset=1.0).fingerprint()})
