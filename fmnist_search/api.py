@@ -5,6 +5,7 @@ models and Matplotlib figures instead of printed.
 
     api.search(space="cnn", search="quick", project="cnn-hyperband")   # as `fmnist-search run`
     board = api.trials("cnn-hyperband")          # the columns of `leaderboard --csv`
+    api.front("cnn-pareto")                      # a search of several objectives: its front
     found = api.analyze("cnn-hyperband")         # importance, history, slices (DataFrames)
     found.importance.table
     api.figures(found)["importance"]             # a matplotlib Figure
@@ -35,8 +36,8 @@ from fmnist_search.analysis import Analysis
 from fmnist_search.errors import UserError
 from fmnist_search.study import Study
 
-__all__ = ["Analysis", "Study", "analyze", "baseline", "dataset", "figures", "finalize", "model",
-           "open", "retrain", "run_model", "search", "trials"]
+__all__ = ["Analysis", "Study", "analyze", "baseline", "dataset", "figures", "finalize", "front",
+           "model", "open", "retrain", "run_model", "search", "trials"]
 
 
 def _root(results_dir: str | os.PathLike | None) -> Path:
@@ -58,6 +59,17 @@ def trials(projects: str | list[str] | None = None, results_dir: str | os.PathLi
                                              baselines=baselines, include_failed=include_failed))
     varying = results.varying(rows)
     return pd.DataFrame(report.leaderboard_records(rows, varying))
+
+
+def front(project: str, results_dir: str | os.PathLike | None = None, all_ranks: bool = False):
+    """The project's Pareto front as a DataFrame (``fmnist_search.pareto.front_table``): its
+    trials that no other trial beats on every objective it searched (a project of one
+    objective: validation accuracy against parameters), with ``pareto_rank``, the measured
+    objectives and the trial's values; ``all_ranks``: every trial, rank by rank.
+    ``.attrs["objectives"]`` names the objectives."""
+    from fmnist_search import pareto
+
+    return pareto.front_table(_root(results_dir), project, all_ranks)
 
 
 def analyze(project: str, results_dir: str | os.PathLike | None = None, top: int = 4,

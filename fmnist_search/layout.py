@@ -119,7 +119,10 @@ class TrialRecord(TypedDict, total=False):
     architecture: str
     history: list[dict[str, float]]
     rebuilt: str
-    proposal: str  # tuner "bohb": how the configuration was proposed (tuning.bohb)
+    proposal: str  # tuner "bohb", "motpe": how the configuration was proposed (tuning.bohb)
+    ms_per_image: float  # a search of several objectives only (``costs``), with
+    model_bytes: int  # ... the saved size and
+    inference: dict[str, Any]  # ... how the milliseconds were measured (batch, threads)
 
 
 # A trial's status, everywhere a user sees one. RUNNING: begun and not ended (or interrupted:

@@ -98,6 +98,8 @@ class SearchSpec:
     batch_size: int | None = None
     max_params: int | None = None
     max_seconds_per_epoch: float | None = None
+    # "val_accuracy:max,params:min" or a list of such: a front of two or three (``objectives``)
+    objectives: str | Sequence[str] | None = None
     max_time: float | str | None = None  # seconds, or "45m", "2h", "1h30m"
     overwrite: bool = False
     finalize: bool = True  # run finalize after the search when the preset asks for it
@@ -150,7 +152,8 @@ def plan_search(spec: SearchSpec, console: Console,
                                    factor=spec.factor, subset=spec.data.subset,
                                    patience=spec.patience, precision=spec.precision,
                                    fixed=fixed, max_params=spec.max_params,
-                                   max_seconds_per_epoch=spec.max_seconds_per_epoch)
+                                   max_seconds_per_epoch=spec.max_seconds_per_epoch,
+                                   objectives=_objectives(spec.objectives))
     presets.validate(preset, "the search's options")
     max_time = spec.max_time
     if isinstance(max_time, str):
@@ -175,6 +178,17 @@ def plan_search(spec: SearchSpec, console: Console,
                                    command=spec.command, debug=spec.debug,
                                    finalize=spec.finalize)
     return SearchPlan(spec, preset, sp, ds, request)
+
+
+def _objectives(given: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    from fmnist_search import objectives
+
+    if given is None:
+        return None
+    try:
+        return objectives.parse(given, "objectives")
+    except ValueError as exc:
+        raise UserError(f"{exc}.") from None
 
 
 def _check_choices(spec: SearchSpec) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,28 +85,45 @@ def _budget(point: dict) -> str:
     return f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "epochs unknown"
 
 
-def compare(points: Sequence[dict], path, title: str = "", format: str | None = None) -> None:
+def compare(points: Sequence[dict], path, title: str = "", format: str | None = None,
+            fronts: Mapping[str, Sequence[str]] | None = None) -> None:
     """``compare_figure`` saved to ``path`` (a file name, or a binary stream with a
     ``format``)."""
-    compare_figure(points, title).savefig(path, dpi=110, format=format)
+    compare_figure(points, title, fronts).savefig(path, dpi=110, format=format)
 
 
-def compare_figure(points: Sequence[dict], title: str = ""):
+PANELS = {"params": ("parameters", True), "seconds_per_epoch": ("seconds per epoch", False),
+          "ms_per_image": ("inference ms per image (batch 512)", True),
+          "model_bytes": ("saved model bytes", True)}
+FRONT_COLOURS = ("darkorange", "teal", "purple", "olive")
+
+
+def compare_figure(points: Sequence[dict], title: str = "",
+                   fronts: Mapping[str, Sequence[str]] | None = None):
     """Validation accuracy vs parameters and vs seconds per epoch, with a Pareto front per
     budget (epochs trained: a 1-epoch trial and a 6-epoch one are not on the same scale).
 
     Finalized models (kind ``final``: trained with the final protocol on the whole split) are
     drawn apart, as diamonds, and left out of the screening trials' Pareto fronts. Baselines
-    are named beside their star, moved apart (with a leader line) where names would collide."""
+    are named beside their star, moved apart (with a leader line) where names would collide.
+
+    ``fronts``: project -> the objectives it searched (several): its front (the trials whose
+    ``pareto_rank`` is 0, ``pareto.mark``) drawn in colour on every panel, as a line where the
+    panel's two axes are its two objectives, as rings elsewhere (a front of three objectives
+    seen from one side); a cost it searched that is neither parameters nor seconds (inference
+    milliseconds, saved bytes) gets a panel of its own."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 5.4), layout="constrained")
-    axes = fig.subplots(1, 2)
+    fronts = dict(fronts or {})
+    keys = ["params", "seconds_per_epoch"]
+    keys += [k for k in ("ms_per_image", "model_bytes")
+             if any(o.startswith(f"{k}:") for objs in fronts.values() for o in objs)]
+    fig = Figure(figsize=(6.5 * len(keys), 5.4), layout="constrained")
+    axes = fig.subplots(1, len(keys))
     budgets = sorted({_budget(p) for p in points if p["kind"] != "final"},
                      key=lambda b: (len(b), b))
-    for ax, (key, label, log) in zip(axes, (("params", "parameters", True),
-                                            ("seconds_per_epoch", "seconds per epoch", False)),
-                                     strict=True):
+    for ax, key in zip(axes, keys, strict=True):
+        label, log = PANELS[key]
         drawn = [p for p in points if p.get(key) and p.get("val_accuracy") is not None]
         finals = [p for p in drawn if p["kind"] == "final"]
         pts = [p for p in drawn if p["kind"] != "final"]
@@ -131,6 +148,8 @@ def compare_figure(points: Sequence[dict], title: str = ""):
                     where="post", color="grey", linestyle=FRONT_STYLES[i % len(FRONT_STYLES)],
                     marker="o", markersize=9, markerfacecolor="none",  # a 1-point front shows
                     label=f"Pareto front ({budget})")
+        for i, (project, objs) in enumerate(sorted(fronts.items())):
+            _draw_front(ax, key, project, objs, trials, FRONT_COLOURS[i % len(FRONT_COLOURS)])
         if log:
             ax.set_xscale("log")
         ax.set_xlabel(label)
@@ -138,11 +157,29 @@ def compare_figure(points: Sequence[dict], title: str = ""):
         ax.grid(alpha=0.3)
     _legend_below(fig, axes[0])
     fig.suptitle(title or "accuracy vs cost")
-    for ax, key in zip(axes, ("params", "seconds_per_epoch"), strict=True):
+    for ax, key in zip(axes, keys, strict=True):
         bases = [p for p in points if p["kind"] == "baseline" and p.get(key)
                  and p.get("val_accuracy") is not None]
         place_labels(ax, [(p[key], p["val_accuracy"], str(p["trial"])) for p in bases])
     return fig
+
+
+def _draw_front(ax, key: str, project: str, objs: Sequence[str], trials: Sequence[dict],
+                colour: str) -> None:
+    """One project's searched front on one panel (``compare_figure``)."""
+    members = sorted((p for p in trials if p["project"] == project
+                      and p.get("pareto_rank") == 0 and p.get(key)), key=lambda p: p[key])
+    if not members:
+        return
+    names = [o.split(":")[0] for o in objs]
+    x, y = [p[key] for p in members], [p["val_accuracy"] for p in members]
+    label = f"Pareto front: {project} ({', '.join(objs)})"
+    if sorted(names) == sorted(["val_accuracy", key]):
+        ax.step(x, y, where="post", color=colour, lw=2, marker="o", markersize=10,
+                markerfacecolor="none", markeredgewidth=2, zorder=5, label=label)
+    else:
+        ax.scatter(x, y, s=110, facecolors="none", edgecolors=colour, linewidths=2, zorder=5,
+                   label=label)
 
 
 FRONT_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))

@@ -186,6 +186,9 @@ def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str
                                                else row["kind"])
         if row.get("test_note"):
             record["test_note"] = row["test_note"]
+        for key in FRONT_COLUMNS:  # a search of several objectives: its front and costs
+            if key in row and (key == "pareto_rank" or row.get(key) is not None):
+                record[key] = row[key]
         record["reason"] = row.get("reason", "")
         for name in varying:
             record[name] = row["values"].get(name)
@@ -194,6 +197,9 @@ def leaderboard_records(rows: Sequence[Mapping[str, Any]], varying: Sequence[str
 
 
 MAX_TABLE_HPS = 4
+# Shown (and kept in --csv/--json) only where a search of several objectives put them: a
+# trial's Pareto rank in its project (0: on the front) and its measured costs.
+FRONT_COLUMNS = ("pareto_rank", "ms_per_image", "model_bytes")
 
 
 def damaged_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -218,6 +224,10 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
         table.add_column(heads.get(col, col), justify=justify,
                          no_wrap=col not in ("architecture", "status"),
                          min_width=24 if col == "architecture" else None)
+    extra = [c for c in FRONT_COLUMNS if any(c in r for r in records)]
+    for col in extra:
+        table.add_column({"pareto_rank": "front", "ms_per_image": "ms/img",
+                          "model_bytes": "bytes"}[col], justify="right")
     for name in varying:
         table.add_column(name, justify="right")
     for r in records:
@@ -235,9 +245,21 @@ def leaderboard_table(records: Sequence[Mapping[str, Any]], varying: Sequence[st
                  _fmt(r["val_accuracy"]), _fmt(r["val_loss"]), _test_accuracy(r),
                  _fmt(r["params"]), _fmt(r["seconds_per_epoch"], 1), _fmt(r["epochs"]),
                  _fmt(r["n_train"]), r["architecture"] or ""]
+        cells += [_front_cell(r, col) for col in extra]
         cells += [_fmt(r.get(name), 4) for name in varying]
         table.add_row(*cells, style=style)
     return table
+
+
+def _front_cell(record: Mapping[str, Any], column: str) -> str:
+    """``front``: the Pareto rank, 0 shown as "0 *" (on the front); ``-`` for a trial not ranked
+    (a configuration trained longer in another trial) or a row that is no trial."""
+    value = record.get(column)
+    if column == "pareto_rank":
+        return "-" if value is None else ("0 *" if value == 0 else str(value))
+    if column == "ms_per_image":
+        return _fmt(value, 3)
+    return _fmt(value)
 
 
 def _duration(seconds: float | None) -> str:
@@ -300,6 +322,10 @@ def final_lines(record: Mapping[str, Any]) -> list[str]:
             lines.append(versus)
     if (record.get("control") or {}).get("line"):
         lines.append(record["control"]["line"])
+    if record.get("front"):  # a search of several objectives: the best model of each budget
+        from fmnist_search import pareto
+
+        lines += pareto.budget_lines(record)
     return lines
 
 

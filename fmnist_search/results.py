@@ -56,6 +56,8 @@ def trial_rows(root: Path, project: str,
             "test_accuracy": None,
             "params": None,
             "seconds_per_epoch": None,
+            "ms_per_image": None,  # a search of several objectives measures these two
+            "model_bytes": None,
             "epochs": None,
             "architecture": record.get("architecture", ""),
             "values": {k: v for k, v in values.items() if not k.startswith("tuner/")},
@@ -66,7 +68,8 @@ def trial_rows(root: Path, project: str,
             "space": run.get("space_name"),
         }
         if status in ("COMPLETED", "PRUNED"):
-            for key in ("val_accuracy", "val_loss", "params", "seconds_per_epoch", "epochs"):
+            for key in ("val_accuracy", "val_loss", "params", "seconds_per_epoch", "epochs",
+                        "ms_per_image", "model_bytes"):
                 row[key] = record.get(key)
         elif status == "REJECTED":
             row["params"] = record.get("params")
@@ -198,7 +201,8 @@ def load_run(path: Path) -> dict[str, Any]:
     return metrics
 
 
-SORTABLE = ("val_accuracy", "val_loss", "test_accuracy", "params", "seconds_per_epoch", "epochs")
+SORTABLE = ("val_accuracy", "val_loss", "test_accuracy", "params", "seconds_per_epoch", "epochs",
+            "ms_per_image", "model_bytes")
 
 
 def collect(root: Path, projects: list[str] | None = None, baselines: bool = True,
@@ -267,9 +271,11 @@ def compare_table(rows: list[dict[str, Any]]):
 
     from fmnist_search.plots import pareto_front
 
+    extra = [k for k in ("pareto_rank", "ms_per_image", "model_bytes")  # several objectives
+             if any(r.get(k) is not None for r in rows)]
     table = pd.DataFrame([{k: r.get(k) for k in (
         "kind", "stage", "project", "trial", "val_accuracy", "test_accuracy", "params",
-        "seconds_per_epoch", "architecture")} for r in rows])
+        "seconds_per_epoch", "architecture", *extra)} for r in rows])
     for key in ("params", "seconds_per_epoch"):
         # The front is the screening trials' and baselines'; a final model is another protocol.
         ok = table[key].notna() & (table["stage"] != "final")

@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_names():
     assert catalog.list_spaces() == ["cnn", "resnet"]
-    assert catalog.list_presets() == ["best", "quick", "report", "standard"]
+    assert catalog.list_presets() == ["best", "pareto", "quick", "report", "standard"]
     assert len(catalog.list_baselines()) == 6
 
 
 def test_unknown_names_list_valid_ones():
     with pytest.raises(UserError, match="Valid names: cnn, resnet"):
         catalog.space_path("vgg")
-    with pytest.raises(UserError, match="Valid names: best, quick, report, standard"):
+    with pytest.raises(UserError, match="Valid names: best, pareto, quick, report, standard"):
         catalog.preset_path("fast")
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fmnist_search import catalog, presets
@@ -74,7 +76,7 @@ def test_bad_preset_names_file_and_key(tmp_path, text, message):
     "argv, message",
     [
         (["run", "--space", "vgg"], "Valid names: cnn, resnet"),
-        (["run", "--search", "fast"], "Valid names: best, quick, report, standard"),
+        (["run", "--search", "fast"], "Valid names: best, pareto, quick, report, standard"),
         (["run", "--trials", "0"], "--trials 0 must be a positive"),
         (["run", "--max-time", "soon"], "--max-time 'soon'"),
         (["run", "--classes", "3"], "--classes '3'"),
@@ -142,3 +144,68 @@ def test_ensemble_size_out_of_range_is_refused_with_the_key(tmp_path, value):
     path.write_text(f"ensemble_size = {str(value).lower()}\n")
     with pytest.raises(UserError, match="ensemble_size"):
         presets.load(str(path))
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+def test_objectives_default_to_validation_accuracy_and_are_read_from_the_file(tmp_path):
+    assert presets.Preset().objectives == ("val_accuracy:max",)
+    assert all(presets.load(name).objectives == ("val_accuracy:max",)
+               for name in catalog.list_presets() if name != "pareto")
+    path = tmp_path / "mo.toml"
+    path.write_text('tuner = "motpe"\nobjectives = ["val_accuracy:max", "ms_per_image:min", '
+                    '"params:min"]\n')
+    preset = presets.load(str(path))
+    assert preset.objectives == ("val_accuracy:max", "ms_per_image:min", "params:min")
+    assert presets.from_dict(preset.as_dict()) == preset  # as run.json keeps it
+    assert presets.from_dict({"tuner": "hyperband"}).objectives == ("val_accuracy:max",)
+    over = presets.load("quick").with_overrides(tuner="random",
+                                                objectives=("val_accuracy:max", "params:min"))
+    presets.validate(over, "options")  # random search may search a front
+    assert over.objectives == ("val_accuracy:max", "params:min")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('tuner = "motpe"\nobjectives = "params"\n', r"'params' needs its direction: params:min"),
+    ('tuner = "motpe"\nobjectives = 3\n', r"objectives = 3 must be a list"),
+    ('tuner = "motpe"\nobjectives = ["val_loss:max", "params:min"]\n',
+     r"val_loss can only be minimised, val_loss:min"),
+    ('tuner = "bayesian"\nobjectives = ["val_accuracy:max", "params:min"]\n',
+     r"need tuner = \"motpe\" \(or \"random\"\)"),
+])
+def test_bad_objectives_name_the_key_and_what_is_valid(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message) as caught:
+        presets.load(str(path))
+    assert "bad.toml" in str(caught.value) and "objectives" in str(caught.value)
+
+
+def _identity(preset):
+    from types import SimpleNamespace
+
+    from fmnist_search.tuning.search import SearchRequest
+
+    request = SearchRequest(SimpleNamespace(text="space"), preset,
+                            SimpleNamespace(fingerprint=lambda: {"seed": 1}), Path("unused"),
+                            "p", seed=1)
+    return request.identity()
+
+
+def test_a_project_of_one_objective_keeps_its_identity():
+    """run.json's identity of every shipped preset is what it was before objectives existed
+    (a resumed project would otherwise be refused); a front's names its objectives."""
+    before = {"space", "data", "tuner", "factor", "iterations", "fixed", "patience", "epochs",
+              "seed"}
+    for name in catalog.list_presets():
+        preset = presets.load(name)
+        if name == "pareto":
+            continue
+        assert set(_identity(preset)) == before | ({"bohb"} if preset.tuner == "bohb"
+                                                   else set())
+    front = presets.load("quick").with_overrides(
+        tuner="motpe", objectives=("val_accuracy:max", "params:min"))
+    identity = _identity(front)
+    assert identity["objectives"] == ["val_accuracy:max", "params:min"]
+    assert identity["bohb"] == front.bohb.as_dict()

@@ -118,6 +118,16 @@ def ensemble_size(text: str) -> int:
     return value
 
 
+def objective_list(text: str) -> tuple[str, ...]:
+    """--objectives: NAME:DIRECTION pairs, comma-separated (``objectives.parse``)."""
+    from fmnist_search import objectives
+
+    try:
+        return objectives.parse(text, "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
+
+
 def non_negative_int(text: str) -> int:
     """Counts where 0 means 'off' or 'all' (patience, rows to show)."""
     value = _whole(text)

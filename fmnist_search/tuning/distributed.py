@@ -38,6 +38,7 @@ from fmnist_search.tuning.state import (
     HISTORY_METRICS,
     OBJECTIVE,
     RECORD_FINISHED,
+    cost_metrics,
 )
 
 MAX_ATTEMPTS = 3  # deaths of its worker after which a trial ends FAILED
@@ -296,8 +297,11 @@ class Chief:
         else:
             kt_compat.forget_metrics(trial)
             rows = record.get("history") or [{OBJECTIVE: record[OBJECTIVE]}]
+            costs = cost_metrics(record)  # several objectives: what the oracle ranks by
             for step, row in enumerate(rows):
                 metrics = {k: float(v) for k, v in row.items() if k in HISTORY_METRICS}
+                if metrics and step == 0:
+                    metrics.update(costs)
                 if metrics:
                     self.oracle.update_trial(trial.trial_id, metrics, step=step)
             ended.status = trial_module.TrialStatus.COMPLETED

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras_tuner as kt
 
-from fmnist_search import builder, layout, training
+from fmnist_search import builder, costs, layout, objectives, training
 from fmnist_search.callbacks import (
     EpochCostGuard,
     EpochLog,
@@ -21,6 +21,7 @@ from fmnist_search.callbacks import (
 )
 from fmnist_search.errors import ArchitectureError
 from fmnist_search.space import Space
+from fmnist_search.tuning.state import OBJECTIVE
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrialFit:
     precision: str
     fit: training.FitResult
     pruned: str | None = None  # why median stopping ended it, when it did
+    costs: dict[str, Any] = field(default_factory=dict)  # ``costs.measure``: several objectives
 
 
 @dataclass
@@ -70,12 +72,19 @@ class SearchHyperModel(kt.HyperModel):
     ``fits`` hands each trial's timings and history to the tuner, keyed by trial id (found in
     the ``TunerCallback`` Keras Tuner passes to every fit), so nothing travels through an
     attribute that the next trial would overwrite.
+
+    ``measure_costs`` (a search with several objectives): each trained model's inference time
+    and saved size are measured too (``costs``), and ``fit`` returns the trial's metrics as a
+    dict (Keras Tuner's documented alternative to a History): its best epoch's by validation
+    accuracy, with the costs beside them, so that the oracle, a distributed chief's included,
+    sees every objective as a metric of the trial (``trial.json``, over gRPC).
     """
 
     def __init__(self, space: Space, num_classes: int, patience: int, progress,
                  stop_callback, policy: str = "float32", limits: TrialLimits | None = None,
-                 fixed: Mapping[str, Any] | None = None):
+                 fixed: Mapping[str, Any] | None = None, measure_costs: bool = False):
         super().__init__(name=space.name)
+        self.measure_costs = measure_costs
         self.space = space
         self.fixed = dict(fixed or {})
         self._default: dict[str, Any] | None = None
@@ -152,9 +161,13 @@ class SearchHyperModel(kt.HyperModel):
             if mapped is exc:
                 raise
             raise mapped from exc
+        measured = costs.measure(model, validation_data[0]) \
+            if self.measure_costs and validation_data is not None else {}
         if trial_id is not None:
             self.fits[trial_id] = TrialFit(values, trainable + frozen, model.dtype_policy.name,
-                                           result, median.pruned if median else None)
+                                           result, median.pruned if median else None, measured)
+        if self.measure_costs:
+            return trial_metrics(model.history.history, trainable + frozen, result, measured)
         return model.history  # Keras Tuner reads the best epoch's objective from it
 
 
@@ -162,6 +175,20 @@ class SearchHyperModel(kt.HyperModel):
         if trial_id is not None:
             self.rejections[trial_id] = {"reason": reason, "params": params}
         raise TrialRejected(reason)
+
+
+def trial_metrics(history: Mapping[str, Sequence[float]], params: int,
+                  result: training.FitResult, measured: Mapping[str, Any]) -> dict[str, float]:
+    """What a trial of several objectives reports to the oracle: the metrics of its best epoch
+    by validation accuracy (the first best, as Keras Tuner picks it from a History), its
+    parameters, seconds per epoch and measured costs."""
+    scores = list(history.get(OBJECTIVE, []))
+    best = max(range(len(scores)), key=lambda i: scores[i]) if scores else 0
+    metrics = {name: float(values[best]) for name, values in history.items()
+               if len(values) > best}
+    metrics.update(params=float(params), seconds_per_epoch=float(result.seconds_per_epoch))
+    metrics.update({k: float(v) for k, v in measured.items() if k in objectives.MEASURED})
+    return metrics
 
 
 def classify_failure(exc: Exception) -> Exception:

@@ -173,11 +173,12 @@ def tuner_class(name: str) -> type:
     ``RandomSearch`` and ``BayesianOptimization`` are ``Tuner`` with their oracle
     (tuners/randomsearch.py:164-174, tuners/bayesian.py:381-394): ``kt.Tuner`` itself, given
     our oracle, is the same tuner. Hyperband's tuner adds its own steps (``_hyperband_on``),
-    which BOHB's brackets need as well (its oracle is a ``HyperbandOracle``, ``tuning.bohb``).
+    which BOHB's and MO-TPE's brackets need as well (their oracles are ``HyperbandOracle``s,
+    ``tuning.bohb``, ``tuning.motpe``).
     """
     import keras_tuner as kt
 
-    return _hyperband_on() if name in ("hyperband", "bohb") else kt.Tuner
+    return _hyperband_on() if name in ("hyperband", "bohb", "motpe") else kt.Tuner
 
 
 class NoTensorBoardImport:
@@ -379,13 +380,23 @@ class HyperbandPromotions:
     number where Keras Tuner writes the current one, the same unless an older bracket promotes).
     """
 
+    # A subclass's ranking of a round's completed trials, best first (``order(trials) ->
+    # trials``): then every promotion is ours, by that order, where Keras Tuner sorts by score
+    # (hyperband.py:185-189). A search of several objectives ranks by non-dominated rank and
+    # crowding distance (``tuning.motpe``). None: by score, Keras Tuner's.
+    promotion_order: Callable[[list], list] | None = None
+
     def populate_space(self, trial_id):
-        return missed_promotion(self, trial_id) or super().populate_space(trial_id)
+        return missed_promotion(self, trial_id, self.promotion_order) \
+            or super().populate_space(trial_id)
 
 
-def missed_promotion(oracle, trial_id: str) -> dict[str, Any] | None:
+def missed_promotion(oracle, trial_id: str, order: Callable[[list], list] | None = None
+                     ) -> dict[str, Any] | None:
     """The promotion Keras Tuner's rule misses at the first place its loop would look, or None
-    where Keras Tuner's own ``populate_space`` decides (it promotes, draws, or stops)."""
+    where Keras Tuner's own ``populate_space`` decides (it promotes, draws, or stops). With
+    ``order``, Keras Tuner's own promotions are made here too, by that order, so that its
+    ``populate_space`` only ever draws a configuration or starts a bracket."""
     oracle._remove_completed_brackets()
     retrying = set(retry_queue(oracle))
     for bracket in oracle._brackets:
@@ -400,13 +411,16 @@ def missed_promotion(oracle, trial_id: str) -> dict[str, Any] | None:
             trials = [oracle.trials.get(entry["id"]) for entry in past]
             waiting = [t for t in trials
                        if t is not None and t.trial_id not in taken and t.status == "COMPLETED"]
+            completed = [t for t in trials if t is not None and t.status == "COMPLETED"]
             if len(waiting) > past_size - size:
-                return None  # Keras Tuner's own rule promotes here
+                if order is None:
+                    return None  # Keras Tuner's own rule promotes here
+                return _promote(oracle, trial_id, bracket, r, waiting, order, completed)
             gone = sum(1 for t in trials if t is not None and t.status in GONE
                        and t.trial_id not in retrying)
             never = past_size - len(past) if over else 0
             if waiting and len(waiting) + gone + never > past_size - size:
-                return _promote(oracle, trial_id, bracket, r, waiting)
+                return _promote(oracle, trial_id, bracket, r, waiting, order, completed)
             over = over and (not waiting or len(here) >= size) and _ended(oracle, here, retrying)
     return None
 
@@ -417,9 +431,18 @@ def _ended(oracle, entries: list[dict[str, Any]], retrying: set[str]) -> bool:
                for t in trials)
 
 
-def _promote(oracle, trial_id: str, bracket: dict[str, Any], r: int,
-             waiting: list) -> dict[str, Any]:
-    best = sorted(waiting, key=lambda t: t.score, reverse=oracle.objective.direction == "max")[0]
+def _promote(oracle, trial_id: str, bracket: dict[str, Any], r: int, waiting: list,
+             order: Callable[[list], list] | None = None,
+             completed: list | None = None) -> dict[str, Any]:
+    """Promote the best waiting trial: by score, or the first waiting one in ``order`` of
+    the round's completed trials (those promoted already included: a ranking that depends on
+    the whole set, such as crowding, is the round's, not the leftovers')."""
+    if order is None:
+        best = sorted(waiting, key=lambda t: t.score,
+                      reverse=oracle.objective.direction == "max")[0]
+    else:
+        left = {t.trial_id for t in waiting}
+        best = next(t for t in order(completed or waiting) if t.trial_id in left)
     num = bracket["bracket_num"]
     values = {**best.hyperparameters.values, "tuner/trial_id": best.trial_id,
               "tuner/epochs": oracle._get_epochs(num, r),

@@ -22,7 +22,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import layout
+from fmnist_search import layout, objectives
 from fmnist_search.errors import UserError
 
 OBJECTIVE = "val_accuracy"
@@ -234,11 +234,24 @@ def _finish_from_record(state: dict, record: dict) -> None:
     if OBJECTIVE not in metrics:
         metrics[OBJECTIVE] = {"direction": "max", "observations": [
             {"value": [float(record[OBJECTIVE])], "step": 0}]}
+    for name, value in cost_metrics(record).items():
+        metrics[name] = {"direction": "min", "observations": [{"value": [value], "step": 0}]}
     state["metrics"] = {"metrics": metrics}
     state["score"] = float(record[OBJECTIVE])
     state["best_step"] = int(record.get("best_epoch", 1)) - 1
     state["status"] = "COMPLETED"
     state["message"] = None
+
+
+def cost_metrics(record: dict[str, Any]) -> dict[str, float]:
+    """A finished trial of a search with several objectives (its record has the measured
+    costs): the costs its oracle reads as metrics, as the trial reported them (at step 0,
+    ``hypermodel.trial_metrics``). Empty for a search of one objective, whose trial.json keeps
+    the history's metrics only."""
+    if not all(name in record for name in objectives.MEASURED):
+        return {}
+    return {name: float(record[name]) for name in objectives.COSTS
+            if record.get(name) is not None}
 
 
 def _reconcile_oracle(oracle: dict, trials: dict[str, dict], notes: list[str]) -> bool:
