@@ -87,11 +87,13 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                       f"{len(front)} non-dominated model(s); `fmnist-search leaderboard "
                       f"{project} --front` lists them, `fmnist-search compare {project}` "
                       "draws them beside the report's models.")
+    status = 0
     if plan.finalizes:
         console.print(f"[bold]Finalize[/]: the top {preset.finalize_top} configuration(s), "
                       f"{preset.final_epoch_count} epochs on the whole training split")
         try:
-            _finalize(root, project, args, deadline=outcome.deadline)
+            status = _finalize(root, project, args, deadline=outcome.deadline,
+                               rerun="rerun the same command")
         finally:
             outcome.finish()
     elif outcome.after:
@@ -99,7 +101,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
 
         console.print(finalize.next_step(root, project), highlight=False)
     outcome.finish()
-    return 0
+    return status
 
 
 def _preflight(args: argparse.Namespace, trials: int, chief: bool) -> None:
@@ -140,8 +142,12 @@ def _distributed_runner(args: argparse.Namespace, chief: bool):
 
 
 def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | None = None,
-              epochs: int | None = None, deadline: float | None = None) -> dict:
-    from fmnist_search import pipeline, report
+              epochs: int | None = None, deadline: float | None = None,
+              rerun: str | None = None) -> int:
+    """Finalize, stopped by Ctrl-C or SIGTERM as a search is (``tuning.signals``): exit status
+    130 or 143 and one line saying what is saved and how to resume (``rerun``)."""
+    from fmnist_search import layout, pipeline, report
+    from fmnist_search.tuning.signals import Stopped, StopSignals
 
     req = pipeline.FinalizeRequest(root, project, top, epochs,
                                    precision=getattr(args, "precision", None),
@@ -149,17 +155,28 @@ def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | Non
                                    test_csv=getattr(args, "test_csv", None),
                                    deadline=deadline,
                                    ensemble_size=getattr(args, "ensemble_size", None))
-    record = pipeline.finalize(req, console)
+    signals = StopSignals()
+    try:
+        with signals.installed():
+            record = pipeline.finalize(req, console)
+            signals.check()  # a stop that landed where Python could not raise it
+    except KeyboardInterrupt as exc:
+        why = f"Stopped by {exc.args[0]}" if isinstance(exc, Stopped) else "Stopped"
+        console.print(f"\n{why}. Every model finalize finished is saved (its run folder, and "
+                      f"{layout.final_dir(root, project) / layout.FINAL_JSON}); "
+                      f"{rerun or f'rerun `fmnist-search finalize {project}`'} to resume: "
+                      "finished models are reused, the interrupted one goes on from its last "
+                      "finished epoch.", highlight=False)
+        return exc.exit_status if isinstance(exc, Stopped) else 130
     console.print(report.final_table(record))
-    return record
+    return 0
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
     from fmnist_search import results
 
-    _finalize(results.results_root(args.results_dir), args.project, args, args.configs,
-              args.epochs)
-    return 0
+    return _finalize(results.results_root(args.results_dir), args.project, args, args.configs,
+                     args.epochs)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
