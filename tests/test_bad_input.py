@@ -562,6 +562,27 @@ def test_finalize_reuses_only_whole_runs_and_checks_every_folder_first(tmp_path,
     assert (root / "finalized" / "p" / "final.json").read_bytes() == final
 
 
+def test_show_of_a_record_rebuilt_after_it_was_lost(files, tmp_path, capsys):
+    """The remedy for a lost record.json (rerun the search) rebuilds it from Keras Tuner's
+    trial.json, without a parameter count or timings: show gave a TypeError on them."""
+    import shutil
+
+    from fmnist_search import layout
+    from fmnist_search.tuning.state import record_from_keras
+
+    root = tmp_path / "res"
+    shutil.copytree(files / "res" / "p", root / "p")
+    trial = root / "p" / "trial_01"
+    keras_state = {**layout.read_keras_trial(trial), "score": 0.5}
+    layout.write_trial_record(trial, record_from_keras(keras_state, {}))
+    assert main(["show", "p", "--trial", "01", "--results-dir", str(root)]) == 0
+    out, err = capsys.readouterr()
+    text = " ".join(out.split())
+    assert "Traceback" not in out + err
+    assert "val accuracy 0.5000, val loss -, - params, - s/epoch" in text
+    assert "Its record.json was rebuilt from Keras Tuner's trial.json" in text
+
+
 def test_every_command_has_cases_and_every_case_names_a_culprit():
     """A new command without a bad-input case fails here; a case naming nothing would pass
     its own test vacuously."""

@@ -236,8 +236,13 @@ PROPOSALS = {"model": "the model (best good/bad density ratio of its candidates)
              "promoted": "Hyperband's promotion of an earlier trial, trained on"}
 
 
+def _number(value, spec: str) -> str:
+    """A trial's number as ``spec`` formats it, or - when its record does not have it."""
+    return "-" if value is None else format(value, spec)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmnist_search import report, results
+    from fmnist_search import layout, report, results
 
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
@@ -259,8 +264,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(record, default=str) + "\n")
         return 0
     console.print(f"[bold]{args.project} trial {row['trial']}[/]: {row['architecture']}")
-    console.print(f"val accuracy {row['val_accuracy']:.4f}, val loss {row['val_loss']:.4f}, "
-                  f"{row['params']:,} params, {row['seconds_per_epoch']:.1f} s/epoch")
+    console.print(f"val accuracy {_number(row['val_accuracy'], '.4f')}, val loss "
+                  f"{_number(row['val_loss'], '.4f')}, {_number(row['params'], ',')} params, "
+                  f"{_number(row['seconds_per_epoch'], '.1f')} s/epoch")
+    rebuilt = (layout.read_trial_record(Path(row["path"])) or {}).get("rebuilt")
+    if rebuilt:  # a record lost and rebuilt on resume: its numbers are what Keras Tuner kept
+        console.print(f"Its record.json was rebuilt {rebuilt} (- marks what was lost; the "
+                      "layers below count the parameters).", highlight=False)
     if row.get("proposal"):
         tuner = "MO-TPE" if run.get("preset", {}).get("tuner") == "motpe" else "BOHB"
         console.print(f"proposed by {tuner}: "
