@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from contextlib import suppress
 from pathlib import Path
 
 from fmnist_search.errors import UserError
@@ -28,20 +29,37 @@ def resolve_weights(weights: str, weights_path: str | None = None) -> str | None
         return check_weights_file(weights_path)
     if weights == "none":
         return None
-    cached = keras_models_dir() / WEIGHTS_FILE
+    models = keras_models_dir()
+    cached = models / WEIGHTS_FILE
     if cached.is_file():
         return str(cached)
+    created = [p for p in (models, models.parent) if not p.exists()]  # deepest first
     try:
         import keras
 
-        return keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models")
-    except Exception as exc:  # noqa: BLE001 - any failure to fetch means the same remedy
+        return keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_dir=str(models.parent),
+                                    cache_subdir="models")
+    except BaseException as exc:
+        _remove_created(cached, created)
+        if not isinstance(exc, Exception):  # Ctrl-C: cleaned up, and still a stop
+            raise
         raise UserError(
             f"The ImageNet weights for ResNet50 could not be had ({type(exc).__name__}: {exc}). "
             f"Either train from scratch with `--weights none`, or put the file {WEIGHTS_FILE} "
             f"(from {WEIGHTS_URL}) into {keras_models_dir()} or pass its path with "
             "`--weights PATH`."
         ) from exc
+
+
+def _remove_created(partial: Path, folders: list[Path]) -> None:
+    """After a failed download: the partial file and the folders it made (``~/.keras/models``)
+    go, empty folders only; a ``keras.json`` that importing Keras wrote stays, and with it its
+    folder."""
+    with suppress(OSError):
+        partial.unlink(missing_ok=True)
+    for folder in folders:
+        with suppress(OSError):
+            folder.rmdir()
 
 
 def check_weights_file(weights_path: str) -> str:

@@ -72,6 +72,24 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path):
     assert pretrained.resolve_weights("none") is None
 
 
+def test_a_failed_download_leaves_nothing_behind(monkeypatch, tmp_path):
+    """Offline (here: a refused connection, through Keras' own get_file), the folders the
+    download made are removed again; what was there before stays."""
+    from fmnist_search import pretrained
+    from fmnist_search.errors import UserError
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_URL", "http://127.0.0.1:9/weights.h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(UserError, match="could not be had"):
+        pretrained.resolve_weights("imagenet")
+    assert not (tmp_path / "keras").exists()
+    (tmp_path / "keras").mkdir()
+    (tmp_path / "keras" / "keras.json").write_text("{}")
+    with pytest.raises(UserError, match="--weights none"):
+        pretrained.resolve_weights("imagenet")
+    assert [p.name for p in (tmp_path / "keras").iterdir()] == ["keras.json"]
+
+
 def test_model5_is_the_pretrained_family():
     values = baselines.load("model5").values
     assert values["backbone"] == "resnet50" and values["weights"] == "imagenet"
