@@ -266,11 +266,12 @@ CASES = [
     ("compare out directory", ["compare", "--out", D + "plots.png", *R], ["plots.png"]),
     ("compare out format", ["compare", "--out", D + "cmp.xyz", *R], ["cmp.xyz", "png"]),
     ("compare out read-only", ["compare", "--out", READ_ONLY, *R], [READ_ONLY]),
-    ("show lost record.json", ["show", "p", "01", *R], ["trial_01", "record.json"]),
+    ("show lost record.json", ["show", "p", "--trial", "01", *R], ["trial_01", "record.json"]),
     ("analyze project name", ["analyze", "../p", *R], ["'../p'", "one path component"]),
     ("analyze unknown project", ["analyze", "nope", *R], ["'nope'", "Projects there"]),
     ("analyze top 0", ["analyze", "p", "--top", "0", *R], ["--top 0"]),
-    ("analyze out is a file", ["analyze", "p", "--out", D + "five.csv", *R], ["five.csv"]),
+    ("analyze out is a file", ["analyze", "p", "--out-dir", D + "five.csv", *R],
+     ["five.csv"]),
     ("analyze csv read-only", ["analyze", "p", "--csv", READ_ONLY, *R], [READ_ONLY]),
     # ---------------------------------------------------------------- predict, retrain
     ("predict header only", ["predict", D + "run", "--input", D + "header_only.csv",
@@ -387,7 +388,7 @@ CASES = [
     ("classes negative", ["run", "--classes", "-1,2", *R], ["--classes '-1,2'"]),
     ("max time negative", ["run", "--max-time", "-5m", *R], ["--max-time '-5m'", "negative"]),
     ("hyperband factor 1", ["run", "--factor", "1", *R], ["--factor 1", "2 or more"]),
-    ("show trial abc", ["show", "p", "abc", *R], ["'abc'"]),
+    ("show trial abc", ["show", "p", "--trial", "abc", *R], ["'abc'"]),
     # ---------------------------------------------------------------- third hardening pass
     ("preset bohb num_samples 10**12", ["run", "--search", D + "preset_samples.toml", *R],
      ["preset_samples.toml", "num_samples = 1000000000000", "from 1 to 4096"]),
