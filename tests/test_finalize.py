@@ -113,7 +113,8 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     models = final["stages"]["models"]
     assert len([m for m in models if m["stage"] != "ensemble"]) == 4
     assert all(m["seconds"] > 0 and not m["reused"] for m in models)
-    run_dirs = sorted((root / layout.FINALIZED / "b").glob("b-*/*"))
+    run_dirs = sorted(p for p in (root / layout.FINALIZED / "b").glob("b-*/*")
+                      if not p.parent.name.endswith("-ensemble"))
     assert len(run_dirs) == 2
     metrics = layout.read_metrics(run_dirs[0])
     assert metrics["kind"] == "final" and metrics["values"]["aug_flip"] is True
@@ -126,13 +127,14 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert "pruned" in out and "rejected" in out
     assert main(["leaderboard", "b", "--json", "--results-dir", str(root)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {r["stage"] for r in rows} == {"final", "control", "baseline", "screening"}
+    assert {r["stage"] for r in rows} - {"ensemble"} == {"final", "control", "baseline",
+                                                          "screening"}
     assert main(["show", "b", "2", "--results-dir", str(root)]) == 0  # pruned: shown by id
     capsys.readouterr()
 
     # Finalize again: nothing is retrained, and one more model trains only that one.
     before = {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")}
-    assert len(before) == len(run_dirs)
+    assert len(before) == len(run_dirs) + final["ensemble"]["chosen"]
     assert main(["finalize", "b", "--results-dir", str(root)]) == 0
     assert "not retrained" in " ".join(capsys.readouterr().out.split())
     assert {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")} \
