@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,71 @@ def blocked(tmp_path):
     """A path no one can create, root included: its parent is a file."""
     (tmp_path / "a-file").write_text("x")
     return tmp_path / "a-file" / "results"
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a folder (created if missing) read-only: mode 0o555. Where the mode stops nothing
+    (root, or any process with CAP_DAC_OVERRIDE, as in CI), the kernel's answer to anyone else
+    is faked at the two calls preflight's probe makes: creating a file (``os.open`` with
+    ``O_CREAT``: ``tempfile.mkstemp``, ``Path.touch``) or a folder (``os.mkdir``) directly in
+    it fails with EACCES. Everything else is the real filesystem."""
+    made: list[Path] = []
+    faked: set[Path] = set()
+
+    def refused(path) -> bool:
+        return Path(os.path.realpath(os.fspath(path))).parent in faked
+
+    def denied(path):
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def fake_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and refused(path):
+            raise denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def fake_mkdir(path, *args, **kwargs):
+        if refused(path):
+            raise denied(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o555)
+        made.append(folder)
+        probe = folder / ".can-i-write"
+        try:
+            probe.touch()
+        except PermissionError:
+            return folder  # the mode bits are enough here
+        probe.unlink()
+        faked.add(Path(os.path.realpath(folder)))
+        monkeypatch.setattr(os, "open", fake_open)
+        monkeypatch.setattr(os, "mkdir", fake_mkdir)
+        return folder
+
+    yield make
+    for folder in made:
+        folder.chmod(0o755)
+
+
+def test_the_read_only_fake_refuses_what_a_read_only_folder_refuses(tmp_path, read_only):
+    """Creating in the folder fails as EACCES, by each call preflight's probe makes; reading
+    it, creating deeper in a folder that is not read-only, and writing elsewhere all work."""
+    import tempfile
+
+    folder = read_only(tmp_path / "ro")
+    for create in (lambda: tempfile.mkstemp(dir=folder), lambda: (folder / "f").touch(),
+                   lambda: (folder / "d").mkdir()):
+        with pytest.raises(PermissionError) as err:
+            create()
+        assert err.value.errno == errno.EACCES
+    assert list(folder.iterdir()) == []
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "f").touch()
+    assert [p.name for p in (tmp_path / "elsewhere").iterdir()] == ["f"]
 
 
 @pytest.fixture
@@ -41,15 +108,23 @@ def test_unwritable_results_dir_names_it(blocked):
         preflight.ensure_writable_results(blocked)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root writes into read-only directories")
-def test_read_only_results_dir(tmp_path):
-    tmp_path.chmod(0o555)
-    try:
-        with pytest.raises(UserError, match="Permission denied"):
-            preflight.ensure_writable_results(tmp_path / "results")
-    finally:
-        tmp_path.chmod(0o755)
+def test_read_only_results_dir(tmp_path, read_only):
+    parent = read_only(tmp_path / "ro")
+    target = parent / "results"
+    with pytest.raises(UserError) as err:
+        preflight.ensure_writable_results(target)
+    text = " ".join(str(err.value).split())
+    assert f"The results directory {target} is not writable (Permission denied)" in text
+    assert "--results-dir DIR" in text
+    assert list(parent.iterdir()) == []  # nothing was left behind
+
+
+def test_run_in_a_read_only_results_dir_exits_2_naming_it(tmp_path, read_only, no_work, capsys):
+    root = read_only(tmp_path / "ro")
+    assert main(["run", "--results-dir", str(root), "--trials", "1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"results directory {root} is not writable (Permission denied)" in err
+    assert "Traceback" not in err
 
 
 def test_baseline_refuses_before_loading_data_or_training(blocked, no_work, capsys):
@@ -107,11 +182,14 @@ def test_a_project_being_searched_is_refused_without_creating_a_lock(tmp_path):
     preflight.check_project(tmp_path, "p")  # released: free again
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_a_read_only_project_folder_is_refused(tmp_path):
-    (tmp_path / "p").mkdir(mode=0o555)
-    with pytest.raises(UserError, match="project folder of 'p'.*not writable"):
+def test_a_read_only_project_folder_is_refused(tmp_path, read_only):
+    read_only(tmp_path / "p")
+    with pytest.raises(UserError) as err:
         preflight.check_project(tmp_path, "p")
+    text = " ".join(str(err.value).split())
+    assert (f"The project folder of 'p' {tmp_path / 'p'} is not writable (Permission denied)"
+            in text) and "choose another --project" in text
+    assert list((tmp_path / "p").iterdir()) == []
 
 
 @pytest.mark.parametrize("requested, trials, gpus, cpus, count, warned", [
