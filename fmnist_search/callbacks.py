@@ -213,7 +213,9 @@ class EpochLog(keras.callbacks.Callback):
     and first validation batch over the median batch is kept (``tracing_seconds``): a
     one-epoch screening trial then reports what an epoch costs, which the budget scales to
     finalize's epochs (measured here: a 47.6 s first epoch of a ResNet-20-like network whose
-    next epochs, on twice the images, took 73-78 s).
+    next epochs, on twice the images, took 73-78 s). A fit resumed from an epoch checkpoint
+    (its rows restored before it starts) traces again in its first epoch: that excess is
+    ``retraced[row index]``, left out of the epoch's cost the same way.
     """
 
     def __init__(self) -> None:
@@ -221,11 +223,17 @@ class EpochLog(keras.callbacks.Callback):
         self.rows: list[dict[str, float]] = []
         self._epoch_start = 0.0
         self._starts: dict[str, list[float]] | None = None  # the first epoch's batches only
+        self._fit_first = 0  # rows logged before this fit began (restored from a checkpoint)
         self.tracing_seconds = 0.0
+        self.retraced: dict[int, float] = {}
+
+    def on_train_begin(self, logs=None):
+        self._fit_first = len(self.rows)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
-        self._starts = {"train": [], "test": []} if not self.rows else None
+        first = len(self.rows) == self._fit_first
+        self._starts = {"train": [], "test": []} if first else None
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._starts is not None:
@@ -243,24 +251,29 @@ class EpochLog(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}, "lr": float(lr),
                "seconds": time.perf_counter() - self._epoch_start}
         if self._starts is not None:
-            self.tracing_seconds = sum(first_batch_excess(list(np.diff(starts)))
-                                       for starts in self._starts.values())
+            excess = sum(first_batch_excess(list(np.diff(starts)))
+                         for starts in self._starts.values())
+            if self.rows:
+                self.retraced[len(self.rows)] = excess
+            else:
+                self.tracing_seconds = excess
             self._starts = None
         self.rows.append(row)
 
     def epoch_cost(self, index: int = -1) -> float:
-        """One logged epoch's seconds; the fit's first epoch less its tracing."""
+        """One logged epoch's seconds; a fit's first epoch less its tracing."""
+        index = index % len(self.rows)
         row = self.rows[index]
-        if row is not self.rows[0]:
-            return row["seconds"]
-        return max(row["seconds"] - self.tracing_seconds, 0.0) or row["seconds"]
+        tracing = self.tracing_seconds if index == 0 else self.retraced.get(index, 0.0)
+        return max(row["seconds"] - tracing, 0.0) or row["seconds"]
 
     def seconds_per_epoch(self) -> float:
-        """Median over epochs after the first; a fit of one epoch: that epoch less its tracing."""
+        """Median over epochs after the first (a resumed fit's first less its tracing); a fit of
+        one epoch: that epoch less its tracing."""
         if len(self.rows) == 1:
             return self.epoch_cost(0)
-        return float(np.median([r["seconds"] for r in self.rows[1:]])) if self.rows \
-            else float("nan")
+        return float(np.median([self.epoch_cost(i) for i in range(1, len(self.rows))])) \
+            if self.rows else float("nan")
 
 
 def first_batch_excess(times: list[float]) -> float:

@@ -126,6 +126,9 @@ def fit(model, values: Mapping[str, Any], train: tuple, validation: tuple, epoch
                  if values.get("swa_epochs") else [])
     # the average is taken last, after every guard has had its say about the epoch
     callbacks = [*protocol_callbacks(values, log, patience), *extra_callbacks, *averaging]
+    for callback in callbacks:  # an epoch checkpoint keeps the early stopping's state too
+        if hasattr(callback, "see_callbacks"):
+            callback.see_callbacks(callbacks)
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     batches = EpochOrder.dataset(*train, batch_size, seed, initial_epoch)
