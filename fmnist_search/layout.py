@@ -7,6 +7,8 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     <project>/oracle.json, tuner0.json Keras Tuner's own state (oracle.json.bak: last good copy)
     <project>/trial_<id>/trial.json    Keras Tuner's trial: its resume state, read by nothing else
     <project>/trial_<id>/record.json   TrialRecord: the trial as every reader sees it
+    <project>/trial_<id>/.checkpoint-<digest>/   a running trial's last epoch checkpoint, gone
+                                       when it ends (``tuning.trial_checkpoints``)
     <project>/workers/<id>.json        a distributed worker's heartbeat (``tuning.worker``)
     <project>/workers/<id>.log         a local worker's output; chief.json: the chief's address
     <project>/clock.json               the parts of a --max-time pipeline: when each ran
@@ -119,6 +121,7 @@ class TrialRecord(TypedDict, total=False):
     architecture: str
     history: list[dict[str, float]]
     rebuilt: str
+    resumed_at: list[int]  # the epochs it was resumed from (its epoch checkpoints), when any
     proposal: str  # tuner "bohb", "motpe": how the configuration was proposed (tuning.bohb)
     ms_per_image: float  # a search of several objectives only (``costs``), with
     model_bytes: int  # ... the saved size and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
@@ -21,6 +22,7 @@ from fmnist_search.callbacks import (
 )
 from fmnist_search.errors import ArchitectureError
 from fmnist_search.space import Space
+from fmnist_search.tuning import kt_compat, trial_checkpoints
 from fmnist_search.tuning.state import OBJECTIVE
 
 
@@ -95,6 +97,7 @@ class SearchHyperModel(kt.HyperModel):
         self.policy = policy
         self.limits = limits or TrialLimits()
         self.fits: dict[str, TrialFit] = {}
+        self.resumes: dict[str, dict[str, Any]] = {}  # trial id -> its record's resume fields
         self.rejections: dict[str, dict[str, Any]] = {}  # trial id -> reason, params
 
     def values(self, hp) -> dict[str, Any]:
@@ -123,7 +126,12 @@ class SearchHyperModel(kt.HyperModel):
             raise kt.errors.FailedTrialError(f"rejected at build time: {exc}") from exc
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=(), epochs=1,
-            initial_epoch=0, **kwargs):
+            initial_epoch=0, trial_checkpoint: trial_checkpoints.TrialCheckpoint | None = None,
+            **kwargs):
+        """Train the trial; with ``trial_checkpoint`` (the tuner's), from its epoch checkpoint
+        when it has one, writing one at every epoch end (``tuning.trial_checkpoints``)."""
+        import numpy as np
+
         values = builder.resolve(self.values(hp))
         trainable, frozen = training.count_params(model)
         trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
@@ -132,10 +140,21 @@ class SearchHyperModel(kt.HyperModel):
             self._reject(trial_id, f"rejected: {trainable + frozen:,} parameters > "
                          f"--max-params {limits.max_params:,}", trainable + frozen)
         log, shown = _progress_callbacks(self.progress, epochs)
+        order_seed = int(np.random.randint(0, 2**31 - 1))  # what training.fit would draw
+        session = resumed = None
+        if trial_checkpoint is not None:
+            session = trial_checkpoints.Session(trial_checkpoint, trial_checkpoints.identity(
+                values, epochs, initial_epoch, hp.values.get("tuner/trial_id"),
+                trial_checkpoint, self.policy, self.patience), epochs, initial_epoch)
+            resumed = session.resume(model, log)
+        start = resumed.epoch if resumed else initial_epoch
+        if resumed is not None:
+            order_seed = resumed.order_seed if resumed.order_seed is not None else order_seed
+            self.progress.update(shown[0].epoch_task, completed=start)
         guards: list = []
         if limits.max_seconds_per_epoch and not self.is_default_point(values):
             guards.append(EpochCostGuard(limits.max_seconds_per_epoch, log,
-                                         estimate=initial_epoch == 0,
+                                         estimate=start == 0,
                                          label=limits.cost_label))
         median = None
         if limits.prune_after:
@@ -145,13 +164,37 @@ class SearchHyperModel(kt.HyperModel):
                 else None
             median = MedianStop(limits.curves(planned), limits.prune_after)
             guards.append(median)
+            if resumed is not None:  # the epochs it restored count as trained
+                median.best = max((r[OBJECTIVE] for r in log.rows if OBJECTIVE in r),
+                                  default=median.best)
+                median.pruned = resumed.pruned
         callbacks = with_disk_guard(callbacks, model)
+        saving: list = []
+        if session is not None:
+            saver = kt_compat.best_epoch_saver(callbacks)
+            keep = []
+            if saver is not None:
+                kt_compat.save_best_epochs_atomically(saver)
+                if resumed is not None:
+                    kt_compat.resume_best_epoch(saver, log.rows)
+                keep.append(Path(saver.filepath))
+            # after the guards' and Keras Tuner's say about the epoch, before a stop request
+            saving.append(session.callback(log, keep, lambda: {
+                "order_seed": order_seed, "pruned": median.pruned if median else None}))
+        # a trial that had stopped at its checkpoint (early or median stopping) trains no more
+        planned_end = start if resumed is not None and resumed.point.stopped else epochs
         try:
             result = training.fit(
-                model, values, (x, y), validation_data, epochs, self.patience,
-                extra_callbacks=[*guards, *callbacks, self.stop_callback, *shown],
-                initial_epoch=initial_epoch, log=log,
+                model, values, (x, y), validation_data, planned_end, self.patience,
+                extra_callbacks=[*guards, *callbacks, *saving, self.stop_callback, *shown],
+                initial_epoch=start, log=log, seed=order_seed,
             )
+            if resumed is not None:
+                result.fit_seconds += resumed.point.fit_seconds
+                model.history.history = trial_checkpoints.history(log.rows)
+                model.history.epoch = [int(r["epoch"]) - 1 for r in log.rows]
+                if trial_id is not None:
+                    self.resumes[trial_id] = resumed.record(trial_checkpoint.started)
         except Rejected as exc:
             self._reject(trial_id, str(exc), trainable + frozen)
         except NanLossError as exc:
@@ -192,8 +235,9 @@ def trial_metrics(history: Mapping[str, Sequence[float]], params: int,
 
 
 def classify_failure(exc: Exception) -> Exception:
-    """Out of memory fails the trial; a full or read-only disk stops the search."""
-    if isinstance(exc, LowDiskSpace) or layout.is_disk_error(exc):
+    """Out of memory fails the trial; a full or read-only disk stops the search, and so does a
+    state file that cannot be written (an epoch checkpoint's: it names its file)."""
+    if isinstance(exc, LowDiskSpace | layout.StateWriteError) or layout.is_disk_error(exc):
         return DiskFull(str(exc))
     if "ResourceExhausted" in type(exc).__name__ or isinstance(exc, MemoryError):
         return kt.errors.FailedTrialError(f"out of memory: {exc}")

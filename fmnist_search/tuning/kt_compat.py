@@ -193,6 +193,67 @@ class NoTensorBoardImport:
             super()._configure_tensorboard_dir(callbacks, trial, execution)
 
 
+# --------------------------------------------------------------------------- epoch checkpoints
+
+
+def with_fit_argument(kwargs: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """``Tuner.run_trial``'s keywords with one more for our ``HyperModel.fit`` (the trial's epoch
+    checkpoint, ``tuning.trial_checkpoints``).
+
+    Relies on: ``Tuner.run_trial`` passing its keywords, a shallow copy with the callbacks
+    added, to ``_build_and_fit_model`` (engine/tuner.py:302-314), which passes them on to
+    ``HyperModel.fit`` (tuner.py:233); Hyperband's ``run_trial`` sets ``epochs`` and
+    ``initial_epoch`` there the same way (tuners/hyperband.py:422-427). A trial that was running
+    when the process died is run again under its own id, so in its own folder, where its
+    checkpoint is: ``Oracle.reload`` queues the trials that were ongoing (engine/oracle.py:
+    769-772) and ``create_trial`` hands the queue out first (460-466).
+    """
+    return {**kwargs, name: value}
+
+
+def best_epoch_saver(callbacks) -> Any | None:
+    """Keras Tuner's ``SaveBestEpoch`` among a trial's fit callbacks (None when absent).
+
+    Relies on: ``Tuner.run_trial`` appending one ``SaveBestEpoch`` per trial, last, with the
+    trial's ``checkpoint.weights.h5`` as its ``filepath`` (engine/tuner.py:298-301, 312;
+    tuner_utils.py:49-60): the weights a Hyperband continuation starts from
+    (tuners/hyperband.py:429-439) and ``Tuner.load_model`` loads (tuner.py:319-332).
+    """
+    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+
+    return next((c for c in callbacks if isinstance(c, SaveBestEpoch)), None)
+
+
+def save_best_epochs_atomically(saver) -> None:
+    """Make this ``SaveBestEpoch`` replace its weights file whole or not at all.
+
+    Why: it writes ``checkpoint.weights.h5`` in place (tuner_utils.py:78-90), so a kill during
+    the write left a truncated file, which a resumed trial (which no longer retrains from its
+    first epoch and may never beat the best epoch again) would keep, and a Hyperband
+    continuation would fail to load. Replaced on this object only, which Keras Tuner makes anew
+    for every trial. Its non-chief temporary folders (``backend.io.write_filepath``, for a
+    multi-worker ``tf.distribute`` strategy) are left out: a trial here trains in one process.
+    """
+    from fmnist_search.checkpoints import save_weights_atomically
+
+    saver._save_model = lambda: save_weights_atomically(saver.model, saver.filepath)
+
+
+def resume_best_epoch(saver, rows: list[dict[str, float]]) -> None:
+    """Tell ``SaveBestEpoch`` the best objective value of the epochs a resumed trial restored.
+
+    Why: a fresh one starts from minus infinity (tuner_utils.py:61-64) and saves at the first
+    epoch it sees that beats it (73-76), so a trial resumed after its best epoch would
+    overwrite that epoch's weights with a worse one's. Relies on: ``best_value``, ``objective``
+    (``Objective.get_value``/``better_than``) as used at tuner_utils.py:73-76.
+    """
+    for row in rows:
+        if saver.objective.has_value(row):
+            value = saver.objective.get_value(row)
+            if saver.objective.better_than(value, saver.best_value):
+                saver.best_value = value
+
+
 # --------------------------------------------------------------------------- the oracle
 
 

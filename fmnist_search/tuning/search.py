@@ -3,7 +3,8 @@
 Keras Tuner already persists every trial and resumes a project (a trial that was running when
 the process died is queued for retry), so resuming is Keras Tuner's. Around it: the project's
 identity and lock (``project``), atomic state and repair (``state``), signals (``signals``),
-records and limits (``tuner``), and the live display (``display``).
+records and limits (``tuner``), each trial's epoch checkpoint (``trial_checkpoints``: the
+retried trial continues from its last epoch), and the live display (``display``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fmnist_search.presets import MODEL_BASED, MULTI_FIDELITY, Preset
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.space import Space
 from fmnist_search.tuning import project as project_mod
-from fmnist_search.tuning import state
+from fmnist_search.tuning import state, trial_checkpoints
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import DiskFull, SearchHyperModel, TrialLimits
 from fmnist_search.tuning.signals import StopSignals
@@ -232,6 +233,7 @@ def _search_locked(req: SearchRequest, console: Console, signals: StopSignals,
     project_dir = req.project_dir
     deadline = clock.deadline if clock is not None else None
     repairs = state.repair(project_dir)
+    trial_checkpoints.sweep(project_dir)  # what a kill left in trials that had ended
     trials = layout.read_trials(project_dir)  # once: the view every count below starts from
     before = project_mod.finished_count(trials)
     display = SearchDisplay(console, req.preset.trials, before,
@@ -267,7 +269,8 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
                                   trial_limits, p.fixed, measure_costs=several(p.objectives))
-    return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed)
+    return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed,
+                      data={"data": req.data.fingerprint(), "digest": req.data.digest()})
 
 
 def _seconds_limit(req: SearchRequest, display: SearchDisplay, policy: str) -> tuple[float, str]:
@@ -306,5 +309,7 @@ def run_tuner(tuner, req: SearchRequest, display: SearchDisplay, signals: StopSi
                 f"kept in {req.project_dir}, and a rerun goes on with new trials."
             ) from exc
         except DiskFull as exc:
+            if isinstance(exc.__cause__, layout.StateWriteError):  # it names its own file
+                raise exc.__cause__ from exc
             raise layout.disk_error(req.project_dir, exc) from exc
     return None

@@ -12,6 +12,10 @@ retraining it; ours counts the failures of this run only, after everything is sa
 A configuration rejected by a limit (``--max-params``, ``--max-seconds-per-epoch``: Keras
 Tuner's FAILED, our record's REJECTED) and a trial ended by median stopping (Keras Tuner's
 COMPLETED with its low score, our record's PRUNED) are not failures: neither counts.
+
+Every trial keeps an epoch checkpoint in its folder while it trains (``trial_checkpoints``):
+``run_trial`` hands the hypermodel what it needs (the trial's folder, seed and data), and
+``on_trial_end`` removes it once the trial's end is saved, whatever the status.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from fmnist_search import builder, layout
 from fmnist_search.errors import UserError
 from fmnist_search.presets import MODEL_BASED, MULTI_FIDELITY
 from fmnist_search.reproducibility import deterministic, seed_everything, trial_seed
-from fmnist_search.tuning import kt_compat
+from fmnist_search.tuning import kt_compat, trial_checkpoints
 from fmnist_search.tuning.bohb import PROPOSAL, BohbOracle, HyperbandOracle
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
@@ -62,8 +66,9 @@ class RecordingMixin:
     """Mixed in front of a Keras Tuner tuner class; see the module docstring."""
 
     def __init__(self, *args, display: SearchDisplay, signals: StopSignals, limits: Limits,
-                 project_seed: int = 0, **kwargs):
+                 project_seed: int = 0, data: dict[str, Any] | None = None, **kwargs):
         self.display = display
+        self.data = dict(data or {})  # the data's identity, in each trial's checkpoint identity
         self.signals = signals
         self.limits = limits
         self.project_seed = project_seed
@@ -106,11 +111,17 @@ class RecordingMixin:
         a resume and on a distributed worker."""
         seed = trial_seed(self.project_seed, trial.trial_id)
         seed_everything(seed)
+        checkpoint = trial_checkpoints.TrialCheckpoint(
+            trial.trial_id, Path(self.get_trial_dir(trial.trial_id)), seed, self.data,
+            self.started.get(trial.trial_id, time.time()), self.display.note)
+        kwargs = kt_compat.with_fit_argument(kwargs, trial_checkpoints.FIT_ARGUMENT, checkpoint)
         return super().run_trial(trial, *args, **kwargs)
 
     def on_trial_end(self, trial):
         if self._ended_elsewhere(trial):
             self.hypermodel.fits.pop(trial.trial_id, None)
+            self.hypermodel.resumes.pop(trial.trial_id, None)
+            trial_checkpoints.remove(Path(self.get_trial_dir(trial.trial_id)))
             self.display.note(f"trial {trial.trial_id} was finished by another worker while "
                               "this one was presumed dead: this result is dropped", "distributed")
             return
@@ -119,6 +130,8 @@ class RecordingMixin:
             self._write_record(trial, record)
             super().on_trial_end(trial)  # Keras Tuner saves trial.json and oracle.json
             self.display.trial_end(record)
+        # once its end is saved: a kill before this leaves a checkpoint that sweep() removes
+        trial_checkpoints.remove(Path(self.get_trial_dir(trial.trial_id)))
         self.ended += 1
         if record["status"] == "FAILED":
             self.failures_in_a_row += 1
@@ -137,8 +150,10 @@ class RecordingMixin:
     def _finished_record(self, trial) -> dict[str, Any]:
         fit = self.hypermodel.fits.pop(trial.trial_id, None)
         rejected = self.hypermodel.rejections.pop(trial.trial_id, None)
+        resumed = self.hypermodel.resumes.pop(trial.trial_id, None)
         if trial.status == "COMPLETED" and fit is not None:
-            return completed_record(fit, self.hypermodel.num_classes)
+            # a trial resumed from its checkpoint: when it first began, its seconds in all parts
+            return {**completed_record(fit, self.hypermodel.num_classes), **(resumed or {})}
         if rejected is not None:
             values = dict(trial.hyperparameters.values)
             return {"status": "REJECTED", **rejected, "architecture": _safe_name(values)}
@@ -244,7 +259,9 @@ def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
 
 
 def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: str,
-               display: SearchDisplay, signals: StopSignals, limits: Limits, seed: int):
+               display: SearchDisplay, signals: StopSignals, limits: Limits, seed: int,
+               data: dict[str, Any] | None = None):
+    """``data``: the data's identity (fingerprint, digest), part of each trial checkpoint's."""
     base = kt_compat.tuner_class(preset.tuner)
     cls = type(f"Recording{preset.tuner.title()}Tuner",
                (RecordingMixin, kt_compat.NoTensorBoardImport, base), {})
@@ -253,4 +270,4 @@ def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: s
         fixed.Fixed(name, value)
     return cls(oracle=make_oracle(preset, seed, fixed), hypermodel=hypermodel,
                directory=str(directory), project_name=project, overwrite=False,
-               display=display, signals=signals, limits=limits, project_seed=seed)
+               display=display, signals=signals, limits=limits, project_seed=seed, data=data)
