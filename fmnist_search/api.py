@@ -28,6 +28,7 @@ defaults, same checks, same records). Nothing here goes through the CLI; errors 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -267,4 +268,18 @@ def open(project: str, results_dir: str | os.PathLike | None = None) -> Study:  
     """The project as a ``Study``: ``best_params``, ``best_value``, ``best_trial``,
     ``best_model()``, ``trials_dataframe()``, ``leaderboard()``, ``front()`` and ``final()``,
     each read from its records when asked (nothing is written; works during a search)."""
-    return Study(_root(results_dir), project)
+    return Study(_root(results_dir), project, sys.modules[__name__])
+
+
+def export(model: str, format: str = "keras", path: str | os.PathLike | None = None,  # noqa: A002
+           trial: str | None = None, results_dir: str | os.PathLike | None = None,
+           check_images: int = 1000):
+    """``fmnist-search export``: ``model`` (a project, its best trial or ``trial``; a
+    baseline; a run directory; ``PROJECT-TRIAL``) as ``format`` (``keras``, ``saved_model``,
+    ``onnx``, ``litert``) at ``path``, opened by plain Keras / TensorFlow / onnxruntime /
+    LiteRT without fmnist_search. Returns ``.path`` and ``.check`` (the exported file run in its
+    own runtime on ``check_images`` test images against the Keras model: ``images``,
+    ``same_class``, ``max_abs_difference``)."""
+    from fmnist_search import export as exporting
+
+    return exporting.export_model(_root(results_dir), model, format, path, trial, check_images)

@@ -21,6 +21,10 @@ import time
 import numpy as np
 
 WARMUP, TIMED = 3, 8  # as callbacks.EpochCostGuard
+# A relative limit is never below this: on a few hundred images an epoch is mostly its fixed
+# costs (the validation pass, callbacks, a retrace), which a model1 step time does not see,
+# and a 300-image notebook search had every trial rejected for them.
+FLOOR_SECONDS = 10.0
 REFERENCE = "model1"
 _CACHE: dict[tuple, float] = {}
 
@@ -52,13 +56,15 @@ def reference_seconds(x: np.ndarray, y: np.ndarray, num_classes: int, policy: st
 
 
 def seconds_limit(max_seconds: float, max_cost: float, reference: float | None) -> float:
-    """The tighter of the absolute limit and ``max_cost`` x the reference (0: no limit)."""
-    limits = [s for s in (max_seconds, max_cost * reference if max_cost and reference else 0)
-              if s]
+    """The tighter of the absolute limit and ``max_cost`` x the reference, the latter never
+    under ``FLOOR_SECONDS`` (0: no limit)."""
+    relative = max(max_cost * reference, FLOOR_SECONDS) if max_cost and reference else 0
+    limits = [s for s in (max_seconds, relative) if s]
     return min(limits) if limits else 0.0
 
 
 def describe(max_cost: float, reference: float, n: int) -> str:
     return (f"max_epoch_cost {max_cost:g}: at most {max_cost:g} x the report's {REFERENCE}, "
             f"whose epoch of {n:,} images measured {reference:.2f} s here: "
-            f"{max_cost * reference:.1f} s an epoch")
+            f"{max(max_cost * reference, FLOOR_SECONDS):.1f} s an epoch (never under "
+            f"{FLOOR_SECONDS:g} s)")

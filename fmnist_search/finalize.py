@@ -381,6 +381,10 @@ def _ensemble_stage(req: FinalizeRequest, record: dict[str, Any], settings: dict
     if record["delivered"]:
         record["delivered"]["control"] = control_gain(record["rows"], probs, dataset.y_test,
                                                       record["delivered"]["name"])
+    if record.get("front"):  # several objectives: "the best model under X params / Y ms"
+        from fmnist_search import pareto
+
+        record["front_lines"] = pareto.budget_lines(record)
     layout.write_final(req.root, req.project, record)
 
 

@@ -322,10 +322,9 @@ def final_lines(record: Mapping[str, Any]) -> list[str]:
             lines.append(versus)
     if (record.get("control") or {}).get("line"):
         lines.append(record["control"]["line"])
-    if record.get("front"):  # a search of several objectives: the best model of each budget
-        from fmnist_search import pareto
-
-        lines += pareto.budget_lines(record)
+    # a search of several objectives: the best model of each budget (finalize writes them:
+    # they are read from the results, a layer above this one)
+    lines += record.get("front_lines") or []
     return lines
 
 

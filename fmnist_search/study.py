@@ -20,12 +20,15 @@ from fmnist_search.errors import UserError
 
 
 class Study:
-    """One project of a results directory (``api.open``)."""
+    """One project of a results directory (``api.open``). ``api`` is the notebook API that
+    made it (``fmnist_search.api``): its models and tables come from the same functions, and
+    passing it keeps this module from importing the layer above it (a cycle)."""
 
-    def __init__(self, root: Path, project: str) -> None:
+    def __init__(self, root: Path, project: str, api: Any) -> None:
         results.load_project(root, project)  # an unknown name is refused, naming the known ones
         self.root = root
         self.project = project
+        self._api = api
 
     def __repr__(self) -> str:
         return f"Study({self.project!r}, results_dir={str(self.root)!r})"
@@ -52,23 +55,17 @@ class Study:
 
     def best_model(self):
         """The best trial's Keras model with the weights it was scored with (``api.model``)."""
-        from fmnist_search import api
-
-        return api.model(self.project, "best", self.root)
+        return self._api.model(self.project, "best", self.root)
 
     def trials_dataframe(self):
         """Every trial of the project, failed and pruned ones included, best first, with the
         columns of ``leaderboard --csv`` (one per hyperparameter that varies)."""
-        from fmnist_search import api
-
-        return api.trials(self.project, self.root, baselines=False, include_failed=True)
+        return self._api.trials(self.project, self.root, baselines=False, include_failed=True)
 
     def leaderboard(self):
         """What ``fmnist-search leaderboard PROJECT`` lists: the finished trials with the
         baseline runs on the same data beside them."""
-        from fmnist_search import api
-
-        return api.trials(self.project, self.root)
+        return self._api.trials(self.project, self.root)
 
     def front(self):
         """The Pareto front of the finished trials: validation accuracy against parameters

@@ -11,10 +11,11 @@ from fmnist_search.errors import UserError
 
 def test_the_tighter_limit_wins_and_zero_is_none():
     assert calibration.seconds_limit(0, 0, 2.0) == 0.0
-    assert calibration.seconds_limit(0, 3, 2.0) == 6.0
-    assert calibration.seconds_limit(5, 3, 2.0) == 5.0
-    assert calibration.seconds_limit(10, 3, 2.0) == 6.0
-    assert calibration.seconds_limit(10, 3, None) == 10.0
+    assert calibration.seconds_limit(0, 3, 5.0) == 15.0
+    assert calibration.seconds_limit(5, 3, 5.0) == 5.0
+    assert calibration.seconds_limit(20, 3, 5.0) == 15.0
+    assert calibration.seconds_limit(20, 3, None) == 20.0
+    assert calibration.seconds_limit(0, 3, 0.5) == calibration.FLOOR_SECONDS  # tiny data
 
 
 def test_the_reference_is_measured_once_and_scales_with_the_images():
@@ -30,7 +31,7 @@ def test_the_reference_is_measured_once_and_scales_with_the_images():
 
 @pytest.mark.slow
 def test_a_configuration_costlier_than_the_limit_is_rejected_with_the_reason(tmp_path, csv_data,
-                                                                          capsys):
+                                                                          capsys, monkeypatch):
     from conftest import search_args
 
     from fmnist_search.cli import main
@@ -38,6 +39,7 @@ def test_a_configuration_costlier_than_the_limit_is_rejected_with_the_reason(tmp
     preset = tmp_path / "tight.toml"
     preset.write_text('tuner = "random"\ntrials = 2\nepochs = 1\nprecision = "fp32"\n'
                       "max_epoch_cost = 0.0001\n")
+    monkeypatch.setattr(calibration, "FLOOR_SECONDS", 0.0)  # tiny data: the floor is the limit
     assert main(search_args(csv_data, tmp_path, "t", 2, "--search", str(preset))) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "cost limit: max_epoch_cost 0.0001: at most 0.0001 x the report's model1" in out

@@ -14,14 +14,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
-    {"errors", "layout", "catalog", "native_logs", "preflight", "images", "backend"},
+    {"errors", "layout", "catalog", "native_logs", "preflight", "images", "backend", "objectives",
+     "costs", "arrays"},
     {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
      "progress", "budget", "reproducibility", "paired", "budget_clock"},
-    {"callbacks", "training", "plots", "report", "portable", "calibration"},
-    {"runs", "tuning", "predict", "results", "analysis", "hparams", "ensemble"},
+    {"callbacks", "training", "plots", "report", "portable", "calibration", "checkpoints"},
+    {"runs", "tuning", "predict", "results", "analysis", "hparams", "ensemble", "pareto"},
     {"finalize"},
     {"pipeline"},  # the commands as library calls: what cli/ and api.py both call
-    {"cli", "__main__", "api"},
+    {"cli", "__main__", "api", "study"},
 ]
 
 
