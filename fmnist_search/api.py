@@ -37,7 +37,7 @@ from fmnist_search.analysis import Analysis
 from fmnist_search.errors import UserError
 from fmnist_search.study import Study
 
-__all__ = ["Analysis", "Study", "analyze", "baseline", "dataset", "figures", "finalize", "front",
+__all__ = ["Analysis", "Study", "analyze", "baseline", "dataset", "export", "figures", "finalize", "front",
            "model", "open", "retrain", "run_model", "search", "trials"]
 
 
@@ -94,21 +94,12 @@ def model(project: str, trial: str = "best", results_dir: str | os.PathLike | No
     its values and loaded from Keras Tuner's checkpoint in the trial folder. Inputs are images
     scaled to 0-1, shape (n, 28, 28, 1). (A retrained trial's full-data model:
     ``run_model(f"{project}-{trial}")``.)"""
-    from fmnist_search import builder
+    from fmnist_search import builder, export
 
-    root = _root(results_dir)
-    run = results.load_project(root, project)
-    row = results.find_trial(root, project, trial)
-    checkpoints = sorted(Path(row["path"]).glob("*.weights.h5"))
-    if not checkpoints:
-        raise UserError(f"Trial {row['trial']} of '{project}' has no weights checkpoint in "
-                        f"{row['path']} (Keras Tuner keeps one per finished trial): run "
-                        f"`fmnist-search retrain {project} --trial {row['trial']}` and use "
-                        f"run_model('{project}-{row['trial']}').")
-    num_classes = len(run["data"]["classes"])
-    net = builder.build_model(row["values"], num_classes, compile=False)
-    net.load_weights(checkpoints[-1])  # before compiling: the search's optimizer state is not
-    v = builder.resolve(row["values"])  # wanted (and would only warn that it was skipped)
+    net, row = export.trial_model(_root(results_dir), project, trial)
+    # compiled after the weights are in: the search's optimizer state is not wanted (and
+    # would only warn that it was skipped)
+    v = builder.resolve(row["values"])
     net.compile(optimizer=builder.make_optimizer(v), loss=builder.make_loss(v),
                 metrics=["accuracy"])
     return net

@@ -14,6 +14,7 @@ Layout (under ``--results-dir``, default ``tuner_results/``)::
     <project>/clock.json               the parts of a --max-time pipeline: when each ran
     .<project>.lock                    one search process per project
     baselines/<model>/<run-id>/        RunMetrics in metrics.json, history.csv, plots, model.keras,
+                                       inference.keras (the same model as plain Keras),
                                        predictions.npz (validation and test probabilities)
     retrained/<project>-<trial>/<run-id>/   the same for a retrained trial
     <runs>/.checkpoint-<digest>/       a training's last epoch checkpoint (state.json, weights),
@@ -64,6 +65,7 @@ ORACLE_JSON = "oracle.json"
 TUNER_JSON = "tuner0.json"
 METRICS_JSON = "metrics.json"
 MODEL_FILE = "model.keras"
+INFERENCE_FILE = "inference.keras"  # the same model as plain Keras: no fmnist_search needed
 # A run's class probabilities on its validation and test images (float32, TTA included where
 # its protocol has it): what finalize's ensemble selection and the paired tests read.
 PREDICTIONS = "predictions.npz"

@@ -19,12 +19,12 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import builder, layout, plots, training
+from fmnist_search import builder, export, layout, plots, training
 from fmnist_search.dataset import DEFAULT_SEED, Dataset
 from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
 
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", layout.MODEL_FILE,
-             layout.PREDICTIONS)
+             layout.INFERENCE_FILE, layout.PREDICTIONS)
 
 
 def code_digest() -> str:
@@ -200,6 +200,8 @@ def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], mod
         plots.confusion(metrics["confusion_matrix"], metrics["classes"], partial / "confusion.png",
                         f"{metrics['model']}: {metrics['per_class_split']} set")
         model.save(partial / layout.MODEL_FILE)
+        # the same model as plain Keras (no fmnist_search needed to open it, TTA inside)
+        export.inference_for_run(model, metrics).save(partial / layout.INFERENCE_FILE)
         if probabilities:
             layout.write_predictions(partial, probabilities)
         layout.write_metrics(partial, metrics)

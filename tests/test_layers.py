@@ -19,7 +19,8 @@ LAYERS: list[set[str]] = [
     {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
      "progress", "budget", "reproducibility", "paired", "budget_clock"},
     {"callbacks", "training", "plots", "report", "portable", "calibration", "checkpoints"},
-    {"runs", "tuning", "predict", "results", "analysis", "hparams", "ensemble", "pareto"},
+    {"runs", "tuning", "predict", "results", "analysis", "hparams", "ensemble", "pareto",
+     "export"},
     {"finalize"},
     {"pipeline"},  # the commands as library calls: what cli/ and api.py both call
     {"cli", "__main__", "api", "study"},

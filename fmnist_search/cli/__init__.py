@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fmnist_search.cli import analysis_commands as analysis
 from fmnist_search.cli import distributed_commands as distributed
+from fmnist_search.cli import export_commands as export
 from fmnist_search.cli import search_commands as search
 from fmnist_search.cli import train_commands as train
 from fmnist_search.cli.common import (
@@ -48,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "predict": Command(search.add_predict, search.cmd_predict),
     "compare": Command(search.add_compare, search.cmd_compare),
     "analyze": Command(analysis.add_analyze, analysis.cmd_analyze),
+    "export": Command(export.add_export, export.cmd_export),
 }
 
 
