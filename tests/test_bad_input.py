@@ -211,6 +211,11 @@ CASES = [
     ("data dir missing", ["data", "--data-dir", D + "nowhere"], ["nowhere"]),
     # ---------------------------------------------------------------- describe and spaces
     ("describe unknown name", ["describe", "model7"], ["model7", "model1", "cnn"]),
+    ("export unknown format", ["export", "model1", "--format", "pdf"], ["pdf", "onnx"]),
+    ("export unknown model", ["export", "no-such-model", "--results-dir", D + "empty"],
+     ["no-such-model"]),
+    ("export negative check images", ["export", "model1", "--check-images", "-1"],
+     ["--check-images"]),
     ("describe 1 class", ["describe", "model1", "--num-classes", "1"], ["--num-classes 1"]),
     ("describe 0 classes", ["describe", "model1", "--num-classes", "0"], ["--num-classes 0"]),
     ("describe binary file", ["describe", D + "bin.toml"], ["bin.toml", "not a text file"]),

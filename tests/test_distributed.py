@@ -49,7 +49,9 @@ def test_devices_gpu_each_then_shared():
     plans = supervisor.plan_devices(4, 2, ["0", "1"], [0, 1])
     assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "0", "1", "1"]
     assert all(p.env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for p in plans)
-    assert supervisor.plan_devices(2, 1, ["3", "5"], [0])[1].env == {"CUDA_VISIBLE_DEVICES": "5"}
+    # one worker a GPU: memory growth (TensorFlow), JAX keeps its preallocation
+    assert supervisor.plan_devices(2, 1, ["3", "5"], [0])[1].env == {
+        "CUDA_VISIBLE_DEVICES": "5", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     with pytest.raises(distributed.UserError, match="--workers-per-gpu"):
         supervisor.plan_devices(3, 1, ["0", "1"], [0])
 
