@@ -267,7 +267,7 @@ def test_cost_guard_holds_every_measured_epoch_to_the_limit():
 
 def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
     from fmnist_search import presets
-    from fmnist_search.tuning.search import SearchRequest
+    from fmnist_search.tuning.search_loop import SearchRequest
 
     preset = presets.Preset(subset=0.5, finalize_top=2, final_epochs=10)
     req = SearchRequest(_tiny_space(), preset, _Data(), tmp_path, "p", seed=1)
@@ -348,7 +348,7 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     from fmnist_search import presets
     from fmnist_search.budget import finalize_reserve
     from fmnist_search.dataset import DataSettings
-    from fmnist_search.tuning.search import SearchRequest
+    from fmnist_search.tuning.search_loop import SearchRequest
 
     preset = presets.Preset(subset=0.5, finalize_top=1, final_epochs=10,
                             final_baselines=["model3"], final_baselines_epochs=True)

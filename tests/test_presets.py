@@ -185,7 +185,7 @@ def test_bad_objectives_name_the_key_and_what_is_valid(tmp_path, text, message):
 def _identity(preset):
     from types import SimpleNamespace
 
-    from fmnist_search.tuning.search import SearchRequest
+    from fmnist_search.tuning.search_loop import SearchRequest
 
     request = SearchRequest(SimpleNamespace(text="space"), preset,
                             SimpleNamespace(fingerprint=lambda: {"seed": 1}), Path("unused"),

@@ -23,6 +23,16 @@ def _trial_ids(root: Path, project: str, status="COMPLETED") -> list[str]:
     return sorted(r["trial"] for r in results.trial_rows(root, project) if r["status"] == status)
 
 
+def test_search_is_the_function_and_its_module_is_search_loop():
+    """``tuning.search`` is the loop's function; its module has its own name, so importing it
+    cannot shadow the function (the package needs no trick to keep them apart)."""
+    import importlib
+
+    module = importlib.import_module("fmnist_search.tuning.search_loop")
+    assert tuning.search is module.search and callable(tuning.search)
+    assert tuning.SearchRequest is module.SearchRequest
+
+
 def test_run_resume_and_extend(tmp_path, csv_data, capsys):
     root = tmp_path / "res"
     assert main(_args(csv_data, tmp_path)) == 0

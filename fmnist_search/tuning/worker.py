@@ -120,7 +120,7 @@ def request_from_session(record: dict[str, Any], sp, wreq: WorkerRequest,
                          prepare: Callable) -> Any:
     """The chief's search request, rebuilt here with data loaded here (refused if it differs)."""
     from fmnist_search import dataset, presets
-    from fmnist_search.tuning.search import SearchRequest
+    from fmnist_search.tuning.search_loop import SearchRequest
 
     where = wreq.chief_json
     preset = presets.from_dict(record["preset"])
@@ -385,7 +385,7 @@ def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignal
     import grpc
 
     from fmnist_search.tuning import kt_compat
-    from fmnist_search.tuning.search import build_tuner, run_tuner, search_runtime
+    from fmnist_search.tuning.search_loop import build_tuner, run_tuner, search_runtime
     from fmnist_search.tuning.tuner import Limits
 
     with search_runtime(req, signals, wreq.chief_timeout), layout.disk_errors(req.project_dir):
