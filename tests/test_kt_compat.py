@@ -230,7 +230,8 @@ def kt_touches(source: str, vocab: Vocabulary, module: str = "") -> list[tuple[i
                 isinstance(node.value, str):
             found.add((node.lineno, KINDS[3], repr(node.value)))
         elif isinstance(node, ast.Attribute) and node.attr in vocab.state and \
-                getattr(node.value, "id", None) != "self":  # our objects' own state is ours
+                getattr(node.value, "id", None) not in ("self", "kt_compat"):
+            # our objects' own state is ours; the seam's functions are the way to theirs
             found.add((node.lineno, KINDS[3], f".{node.attr}"))
     return sorted(found)
 
@@ -329,6 +330,7 @@ def test_a_file_named_through_our_constant_or_reader_is_caught(vocabulary):
     'ok = hasattr(layer, "layers") or getattr(cb, "filepath", None)',  # Keras' objects
     'row["status"]; preset.trials; record["seed"]; self.end_order = []',  # our own
     '"""Keras Tuner saves trial.json and oracle.json (a docstring names them)."""',
+    'queued = kt_compat.retry_queue(oracle)',  # through the seam
 ])
 def test_our_own_names_are_not_touches(source, vocabulary):
     assert kt_touches(source, vocabulary) == []
@@ -472,6 +474,89 @@ def test_the_stray_print_of_a_condition_is_silenced(capsys):
     assert capsys.readouterr().out == ""
 
 
+def _conditional_space():
+    hp = kt.HyperParameters()
+    hp.Choice("head", ["flatten", "pool"])
+    with hp.conditional_scope("head", ["flatten"]):
+        hp.Int("units", 8, 16)
+    return hp
+
+
+def test_a_search_in_one_process_leaves_the_condition_print_alone():
+    """The print is silenced only where gRPC converts trials (a chief, a worker): the settings
+    of every search (``quiet_keras``) do not patch it."""
+    from keras_tuner.src.engine import conditions
+
+    from fmnist_search.tuning.search_loop import quiet_keras
+
+    before = conditions.Parent.to_proto
+    with quiet_keras(debug=False):
+        assert conditions.Parent.to_proto is before
+
+
+def test_the_chief_and_the_worker_convert_trials_quietly(capsys):
+    """Each gRPC conversion of a conditional space or trial: the chief's answers
+    (``servicer``) and copies (``trial_copy``), the worker's space and end reports."""
+    from keras_tuner.src.engine import conditions
+
+    before = conditions.Parent.to_proto
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"),
+                                           max_trials=3, hyperparameters=_conditional_space())
+    trial = kt.engine.trial.Trial(oracle.get_space(), trial_id="1")
+    oracle.get_space().to_proto()
+    assert capsys.readouterr().out == "flatten\n"  # unsilenced, it prints
+    answers = kt_compat.servicer(oracle, lambda tuner_id: trial, lambda *a: trial, lambda *a: None)
+    assert answers.GetSpace(None, None).hyperparameters.space
+    assert answers.CreateTrial(type("Request", (), {"tuner_id": "w0"}), None).trial.trial_id == "1"
+    assert kt_compat.trial_copy(trial).trial_id == "1"
+
+    class Client:
+        def update_space(self, hyperparameters):
+            hyperparameters.to_proto()
+
+    client = Client()
+    kt_compat.quiet_space_updates(client)
+    client.update_space(oracle.get_space())
+    assert capsys.readouterr().out == ""
+    assert conditions.Parent.to_proto is before  # and taken off again
+
+
+def test_a_fits_trial_and_its_checkpoints_are_found_as_keras_tuner_makes_them(tmp_path):
+    """``Tuner.run_trial``'s callbacks: the ``TunerCallback`` that carries the trial, the
+    ``SaveBestEpoch`` whose weights file ``trial_weights`` finds in the trial folder."""
+    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch, TunerCallback
+
+    trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id="07")
+    saver = SaveBestEpoch(kt.Objective("val_accuracy", "max"),
+                          str(tmp_path / "checkpoint.weights.h5"))
+    fit = [keras.callbacks.History(), TunerCallback(None, trial), saver]
+    assert kt_compat.fit_trial_id(fit) == "07"
+    assert kt_compat.fit_trial_id([keras.callbacks.History()]) is None
+    assert kt_compat.best_epoch_saver(fit) is saver
+    assert kt_compat.trial_weights(tmp_path) is None
+    (tmp_path / "checkpoint.weights.h5").write_bytes(b"")
+    assert kt_compat.trial_weights(tmp_path) == tmp_path / "checkpoint.weights.h5"
+
+
+def test_a_released_worker_leaves_the_oracles_books(tmp_path):
+    """What a chief does with a worker presumed dead: its trial is no longer ongoing and the
+    worker no longer counts among those that keep a chief running (``exit_chief``)."""
+    from keras_tuner.src.distribute.oracle_chief import exit_chief
+
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"),
+                                           max_trials=3, hyperparameters=hp)
+    oracle._set_project_dir(str(tmp_path), "p")
+    trial = oracle.create_trial("worker0")
+    assert kt_compat.ongoing_trials(oracle) == {"worker0": trial}
+    with kt_compat.oracle_locked(oracle):
+        kt_compat.release_worker(oracle, "worker0")
+        kt_compat.queue_retry(oracle, trial.trial_id)
+    assert kt_compat.ongoing_trials(oracle) == {} and exit_chief(oracle)
+    assert kt_compat.retry_queue(oracle) == (trial.trial_id,)
+
+
 def test_the_values_hash_is_keras_tuners(tmp_path):
     oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
                                            max_trials=3)
@@ -495,78 +580,3 @@ def test_bohb_runs_on_hyperbands_tuner_and_the_others_on_keras_tuners_own():
     assert kt_compat.tuner_class("bohb") is kt_compat.tuner_class("hyperband")
     assert issubclass(kt_compat.tuner_class("bohb"), kt.Hyperband)
     assert kt_compat.tuner_class("random") is kt.Tuner
-
-
-# --------------------------------------------------------------------------- Hyperband promotions
-
-
-def _hyperband(tmp_path, cls, retries: int = 0):
-    hp = kt.HyperParameters()
-    hp.Float("x", 0.0, 1.0)
-    oracle = cls(objective=kt.Objective("score", "max"), hyperparameters=hp, seed=3,
-                 max_epochs=9, factor=3, hyperband_iterations=1, max_retries_per_trial=retries,
-                 max_consecutive_failed_trials=None)
-    oracle._set_project_dir(str(tmp_path), "p")
-    return oracle
-
-
-def _brackets(oracle, fail: set[int], status: str = "FAILED") -> list[tuple[int, int, float]]:
-    """Run a search to its end, failing the first attempt of the new configurations numbered
-    in ``fail`` with ``status`` (FAILED: as a limit rejects them; INVALID: a crash that Keras
-    Tuner retries); each trial scores its x. Returns (round, epochs, x) per attempt."""
-    out, new, attempted = [], 0, set()
-    for i in range(60):
-        trial = oracle.create_trial(f"t{i}")
-        if trial.status == "STOPPED":
-            return out
-        values = trial.hyperparameters.values
-        promoted = "tuner/trial_id" in values
-        first = trial.trial_id not in attempted
-        attempted.add(trial.trial_id)
-        if not promoted and new in fail and first:
-            trial.status = status
-        else:
-            oracle.update_trial(trial.trial_id, {"score": values["x"]})
-            trial.status = "COMPLETED"
-        new += not promoted and trial.status != "INVALID"
-        oracle.end_trial(trial)
-        out.append((values["tuner/round"], values["tuner/epochs"], round(values["x"], 6)))
-    raise AssertionError("the search did not stop")
-
-
-@pytest.mark.parametrize("fail", [set(), {1, 5}, {0, 1, 2, 3, 4, 5, 7, 8}],
-                         ids=["none-failed", "two-of-nine", "all-but-one"])
-def test_a_round_promotes_its_best_completed_trials_past_failed_ones(tmp_path, fail):
-    from fmnist_search.tuning.bohb import HyperbandOracle
-
-    ours = _brackets(_hyperband(tmp_path / "ours", HyperbandOracle), fail)
-    first = ours[:9]  # bracket 2, round 0: 9 new configurations of 1 epoch
-    completed = sorted((x for k, (_, _, x) in enumerate(first) if k not in fail), reverse=True)
-    to_3 = [x for r, e, x in ours if (r, e) == (1, 3)][:min(3, len(completed))]
-    assert to_3 == completed[:3]  # the best completed ones, best first
-    to_9 = [x for r, e, x in ours if (r, e) == (2, 9)]
-    assert to_9 == [to_3[0]]  # and the best of those to 9 epochs
-    # Then brackets 1 (5 new at 3 epochs, the best 2 to 9) and 0 (3 new at 9): 23 trials less
-    # the promotions a round with fewer completed trials than places cannot make.
-    assert len(ours) == 23 - (3 - len(to_3))
-    plain = _brackets(_hyperband(tmp_path / "plain", kt.oracles.HyperbandOracle), fail)
-    plain_to_3 = [x for r, e, x in plain[:13] if (r, e) == (1, 3)]
-    # Keras Tuner's own rule (hyperband.py:184): f failures cost f promotions, and the 9-epoch
-    # round after a short one never runs. If an upgrade fixes this, the patch can go.
-    assert len(plain_to_3) == max(0, 3 - len(fail))
-    if fail:
-        assert not [1 for r, e, _ in plain if (r, e) == (2, 9)]
-
-
-def test_a_retried_trial_is_promoted_on_its_retry_score(tmp_path):
-    """A crash that Keras Tuner retries (INVALID, retries left) is not a thrown-out trial: its
-    retry runs before any new trial is drawn, and the brackets come out as if it had never
-    crashed. The retry queue is popped by ``create_trial`` before ``populate_space`` is asked,
-    which is why ``missed_promotion`` never sees a queued trial in a plain search."""
-    from fmnist_search.tuning.bohb import HyperbandOracle
-
-    clean = _brackets(_hyperband(tmp_path / "clean", HyperbandOracle), set())
-    crashed = _brackets(_hyperband(tmp_path / "crashed", HyperbandOracle, retries=1), {1, 5},
-                        status="INVALID")
-    assert len(crashed) == 23 + 2  # two crashed attempts, then the same 23 trials
-    assert [t for k, t in enumerate(crashed) if k not in (1, 6)] == clean

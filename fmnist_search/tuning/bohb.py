@@ -35,7 +35,8 @@ import numpy as np
 from keras_tuner.engine.hyperparameters import Boolean, Choice, Fixed
 
 from fmnist_search.presets import BohbSettings
-from fmnist_search.tuning import kde, kt_compat
+from fmnist_search.tuning import kde
+from fmnist_search.tuning.promotions import HyperbandPromotions
 
 PROPOSAL = "tuner/proposal"
 EPOCHS = "tuner/epochs"
@@ -115,9 +116,9 @@ def config_key(values: dict[str, Any]) -> str:
                       sort_keys=True, default=str)
 
 
-class HyperbandOracle(kt_compat.HyperbandPromotions, kt.oracles.HyperbandOracle):
+class HyperbandOracle(HyperbandPromotions, kt.oracles.HyperbandOracle):
     """Keras Tuner's Hyperband oracle, whose rounds also promote past failed and rejected trials
-    (``kt_compat.HyperbandPromotions``): ``tuner = "hyperband"`` and BOHB's brackets."""
+    (``promotions.HyperbandPromotions``): ``tuner = "hyperband"`` and BOHB's brackets."""
 
 
 class BohbOracle(HyperbandOracle):

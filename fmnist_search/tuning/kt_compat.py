@@ -413,101 +413,28 @@ def send_metadata(client, metadata: tuple[tuple[str, str], ...]) -> None:
     client.end_trial = end_trial
 
 
-# --------------------------------------------------------------------------- Hyperband promotions
-
-GONE = ("FAILED", "INVALID")  # ended without a score: never promoted, thrown out first
-ENDED = ("COMPLETED", *GONE)
+# --------------------------------------------------------------------------- Hyperband brackets
 
 
-class HyperbandPromotions:
-    """Mixed in front of Keras Tuner's ``HyperbandOracle``: a round in which some trials failed
-    or were rejected by a limit still promotes its best completed trials to the next round.
+def hyperband_brackets(oracle) -> list[dict[str, Any]]:
+    """A ``HyperbandOracle``'s open brackets, those whose trials have all ended taken off first
+    (``tuning.promotions`` reads and extends them).
 
-    Keras Tuner promotes the best waiting trial of a round while more *completed* ones wait than
-    the next round will leave behind (tuners/hyperband.py:184, ``len(candidates) > past_size -
-    size``). A failed trial is never a candidate, so a round of 9 with 2 rejected configurations
-    promotes 1 instead of 3, and the rounds after it, short of entries, never fill (seen on the
-    cnn space, 2026-11-29: 2 of the first bracket's 9 configurations over --max-params, 1
-    promoted to 3 epochs, none ever to 9; Keras Tuner started the next bracket instead). Here
-    the failed trials, and the entries a round will never get because the round before it is
-    over, count as thrown out first, so the best ``min(size, completed)`` go on. The rest of
-    ``populate_space`` (new configurations, new brackets, the stop) is Keras Tuner's.
-
-    Relies on: ``HyperbandOracle._brackets`` (a list of ``{"bracket_num", "rounds"}``, each
-    round a list of ``{"past_id", "id"}``, hyperband.py:141, 225-231), ``_get_size``,
-    ``_get_epochs`` (278-292), ``_remove_completed_brackets`` (239-249) and the values a
-    promotion carries (``tuner/trial_id``, ``tuner/epochs``, ``tuner/initial_epoch``,
-    ``tuner/bracket``, ``tuner/round``: 194-203; ``tuner/bracket`` here is the bracket's own
-    number where Keras Tuner writes the current one, the same unless an older bracket promotes).
+    Relies on: ``HyperbandOracle._brackets``, a list of ``{"bracket_num", "rounds"}``, each round
+    a list of ``{"past_id", "id"}`` (tuners/hyperband.py:141, 225-231), and
+    ``_remove_completed_brackets`` (239-249), as ``populate_space`` calls it first (159).
     """
-
-    # A subclass's ranking of a round's completed trials, best first (``order(trials) ->
-    # trials``): then every promotion is ours, by that order, where Keras Tuner sorts by score
-    # (hyperband.py:185-189). A search of several objectives ranks by non-dominated rank and
-    # crowding distance (``tuning.motpe``). None: by score, Keras Tuner's.
-    promotion_order: Callable[[list], list] | None = None
-
-    def populate_space(self, trial_id):
-        return missed_promotion(self, trial_id, self.promotion_order) \
-            or super().populate_space(trial_id)
-
-
-def missed_promotion(oracle, trial_id: str, order: Callable[[list], list] | None = None
-                     ) -> dict[str, Any] | None:
-    """The promotion Keras Tuner's rule misses at the first place its loop would look, or None
-    where Keras Tuner's own ``populate_space`` decides (it promotes, draws, or stops). With
-    ``order``, Keras Tuner's own promotions are made here too, by that order, so that its
-    ``populate_space`` only ever draws a configuration or starts a bracket."""
     oracle._remove_completed_brackets()
-    retrying = set(retry_queue(oracle))
-    for bracket in oracle._brackets:
-        num, rounds = bracket["bracket_num"], bracket["rounds"]
-        if len(rounds[0]) < oracle._get_size(num, 0):
-            return None  # Keras Tuner draws this bracket's next configuration
-        over = _ended(oracle, rounds[0], retrying)  # round 0 full: over once all have ended
-        for r in range(1, len(rounds)):
-            past, here = rounds[r - 1], rounds[r]
-            size, past_size = oracle._get_size(num, r), oracle._get_size(num, r - 1)
-            taken = {entry["past_id"] for entry in here}
-            trials = [oracle.trials.get(entry["id"]) for entry in past]
-            waiting = [t for t in trials
-                       if t is not None and t.trial_id not in taken and t.status == "COMPLETED"]
-            completed = [t for t in trials if t is not None and t.status == "COMPLETED"]
-            if len(waiting) > past_size - size:
-                if order is None:
-                    return None  # Keras Tuner's own rule promotes here
-                return _promote(oracle, trial_id, bracket, r, waiting, order, completed)
-            gone = sum(1 for t in trials if t is not None and t.status in GONE
-                       and t.trial_id not in retrying)
-            never = past_size - len(past) if over else 0
-            if waiting and len(waiting) + gone + never > past_size - size:
-                return _promote(oracle, trial_id, bracket, r, waiting, order, completed)
-            over = over and (not waiting or len(here) >= size) and _ended(oracle, here, retrying)
-    return None
+    return oracle._brackets
 
 
-def _ended(oracle, entries: list[dict[str, Any]], retrying: set[str]) -> bool:
-    trials = [oracle.trials.get(entry["id"]) for entry in entries]
-    return all(t is not None and t.status in ENDED and t.trial_id not in retrying
-               for t in trials)
+def round_size(oracle, bracket_num: int, round_num: int) -> int:
+    """How many trials a round of a bracket holds. Relies on: ``HyperbandOracle._get_size``
+    (tuners/hyperband.py:278-287)."""
+    return oracle._get_size(bracket_num, round_num)
 
 
-def _promote(oracle, trial_id: str, bracket: dict[str, Any], r: int, waiting: list,
-             order: Callable[[list], list] | None = None,
-             completed: list | None = None) -> dict[str, Any]:
-    """Promote the best waiting trial: by score, or the first waiting one in ``order`` of
-    the round's completed trials (those promoted already included: a ranking that depends on
-    the whole set, such as crowding, is the round's, not the leftovers')."""
-    if order is None:
-        best = sorted(waiting, key=lambda t: t.score,
-                      reverse=oracle.objective.direction == "max")[0]
-    else:
-        left = {t.trial_id for t in waiting}
-        best = next(t for t in order(completed or waiting) if t.trial_id in left)
-    num = bracket["bracket_num"]
-    values = {**best.hyperparameters.values, "tuner/trial_id": best.trial_id,
-              "tuner/epochs": oracle._get_epochs(num, r),
-              "tuner/initial_epoch": oracle._get_epochs(num, r - 1),
-              "tuner/bracket": num, "tuner/round": r}
-    bracket["rounds"][r].append({"past_id": best.trial_id, "id": trial_id})
-    return {"status": "RUNNING", "values": values}
+def round_epochs(oracle, bracket_num: int, round_num: int) -> int:
+    """How many epochs a round of a bracket trains to. Relies on:
+    ``HyperbandOracle._get_epochs`` (tuners/hyperband.py:289-292)."""
+    return oracle._get_epochs(bracket_num, round_num)

@@ -22,7 +22,7 @@ Hyperband's brackets run as for ``hyperband`` and ``bohb`` (the same epochs, rou
 checkpoint continuations), so a trial costs what theirs do. A round promotes by NSGA-II's
 crowded comparison, non-dominated rank first, then crowding distance within the rank, over the
 round's completed trials (MO-ASHA, Schmucker et al. 2021, with its NSGA-II selection), through
-``kt_compat.HyperbandPromotions.promotion_order``: promotions past failed and rejected trials
+``promotions.HyperbandPromotions.promotion_order``: promotions past failed and rejected trials
 included. New configurations of a bracket come from the model, fitted at the largest budget
 with ``min_points_in_model + 2`` results, as BOHB's are.
 
