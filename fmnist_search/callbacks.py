@@ -330,8 +330,9 @@ class EpochProgress(keras.callbacks.Callback):
             self.progress.remove_task(self.epoch_task)
 
 
-def with_disk_guard(callbacks, model) -> list:
-    """Check the free space before each of Keras Tuner's checkpoint saves.
+def with_disk_guard(callbacks, model, checkpoint) -> list:
+    """Check the free space before each save of ``checkpoint`` (Keras Tuner's best-epoch saver
+    among ``callbacks``, ``kt_compat.best_epoch_saver``; None: no guard).
 
     Keras Tuner saves the best epoch's weights with h5py, and h5py writing to a full disk
     crashed the whole process with a segmentation fault (seen here on a 2 MiB tmpfs), so the
@@ -355,7 +356,7 @@ def with_disk_guard(callbacks, model) -> list:
     guarded = []
     for callback in callbacks:
         path = getattr(callback, "filepath", None)
-        if type(callback).__name__ == "SaveBestEpoch" and path:
+        if callback is checkpoint and path:
             guarded.append(DiskGuard(os.path.dirname(str(path)) or "."))
         guarded.append(callback)
     return guarded

@@ -222,17 +222,18 @@ def trial_model(root: Path, project: str, trial: str = "best") -> tuple[Any, dic
     """A search trial's Keras model (uncompiled) with the weights it was scored with: built
     from its values, loaded from Keras Tuner's checkpoint in the trial folder; and its row."""
     from fmnist_search import builder, results
+    from fmnist_search.tuning import kt_compat
 
     run = results.load_project(root, project)
     row = results.find_trial(root, project, trial)
-    checkpoints = sorted(Path(row["path"]).glob("*.weights.h5"))
-    if not checkpoints:
+    checkpoint = kt_compat.trial_weights(row["path"])
+    if checkpoint is None:
         raise UserError(f"Trial {row['trial']} of '{project}' has no weights checkpoint in "
                         f"{row['path']} (Keras Tuner keeps one per finished trial): run "
                         f"`fmnist-search retrain {project} --trial {row['trial']}` and use "
                         f"run_model('{project}-{row['trial']}').")
     net = builder.build_model(row["values"], len(run["data"]["classes"]), compile=False)
-    net.load_weights(checkpoints[-1])
+    net.load_weights(checkpoint)
     return net, row
 
 

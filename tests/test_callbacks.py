@@ -329,9 +329,9 @@ def test_stop_check_is_asked_at_every_epoch_end():
 
 def test_the_disk_guard_goes_before_keras_tuners_checkpoint_and_stops_short_of_a_full_disk(
         tmp_path, monkeypatch):
-    """Only Keras Tuner's checkpoint callback (its SaveBestEpoch, which only
-    ``keras_tuner.src`` has) gets a guard, in its folder; the guard needs the weights' bytes
-    with a fifth to spare plus MIN_FREE_BYTES."""
+    """Only the checkpoint callback it is given (Keras Tuner's SaveBestEpoch, which the search
+    finds with ``kt_compat.best_epoch_saver``) gets a guard, in its folder; the guard needs the
+    weights' bytes with a fifth to spare plus MIN_FREE_BYTES."""
     import collections
 
     import keras_tuner as kt
@@ -342,7 +342,8 @@ def test_the_disk_guard_goes_before_keras_tuners_checkpoint_and_stops_short_of_a
     objective = kt.Objective("val_accuracy", "max")
     checkpoint = SaveBestEpoch(objective, str(tmp_path / "trial_0" / "checkpoint.weights.h5"))
     other = keras.callbacks.ModelCheckpoint(str(tmp_path / "other.keras"))  # a filepath too
-    guarded = callbacks.with_disk_guard([other, checkpoint], SimpleNamespace(weights=weights))
+    guarded = callbacks.with_disk_guard([other, checkpoint], SimpleNamespace(weights=weights),
+                                        checkpoint)
     assert guarded[0] is other and guarded[2] is checkpoint and len(guarded) == 3
     guard = guarded[1]
     assert guard.directory == str(tmp_path / "trial_0")
@@ -362,7 +363,10 @@ def test_the_disk_guard_goes_before_keras_tuners_checkpoint_and_stops_short_of_a
         guard.on_epoch_end(1)
     assert asked == [str(tmp_path / "trial_0")] * 2
     no_path = SaveBestEpoch(objective, "")
-    assert callbacks.with_disk_guard([no_path], SimpleNamespace(weights=weights)) == [no_path]
+    assert callbacks.with_disk_guard([no_path], SimpleNamespace(weights=weights),
+                                     no_path) == [no_path]
+    assert callbacks.with_disk_guard([checkpoint], SimpleNamespace(weights=weights),
+                                     None) == [checkpoint]  # no saver: nothing to guard
 
 
 def test_epoch_progress_drives_its_bars_and_prints_each_epoch():

@@ -128,13 +128,13 @@ class Chief:
 
         with self.lock:
             self.known.add(tuner_id)
-            ongoing = self.oracle.ongoing_trials.get(tuner_id)
+            ongoing = kt_compat.ongoing_trials(self.oracle).get(tuner_id)
             if ongoing is not None:  # this worker died and came back during its trial
                 if tuner_id in self.expected_restart:
                     self.expected_restart.discard(tuner_id)
                 else:
                     self.lost(tuner_id, "its worker started again during the trial")
-                if tuner_id in self.oracle.ongoing_trials:
+                if tuner_id in kt_compat.ongoing_trials(self.oracle):
                     return self.oracle.create_trial(tuner_id)  # the same trial, retried
             reason = self._stop_reason()
             if reason == "wait":  # enough trials are running; one may yet need a retry
@@ -179,7 +179,7 @@ class Chief:
         """A worker died (or went silent) during its trial: keep a result it had recorded,
         else retry the trial, or end it FAILED after ``MAX_ATTEMPTS`` deaths."""
         with self.lock:
-            trial = self.oracle.ongoing_trials.get(tuner_id)
+            trial = kt_compat.ongoing_trials(self.oracle).get(tuner_id)
             if trial is None:
                 return
             record = self._recorded(trial)
@@ -199,8 +199,7 @@ class Chief:
             kt_compat.forget_metrics(trial)  # a retry reports its own, not the lost attempt's
             if requeue:
                 with kt_compat.oracle_locked(self.oracle):
-                    self.oracle.ongoing_trials.pop(tuner_id)
-                    self.oracle.tuner_ids.discard(tuner_id)
+                    kt_compat.release_worker(self.oracle, tuner_id)
                     kt_compat.queue_retry(self.oracle, trial.trial_id)
                     self.oracle.save()
             self.display.note(f"{tuner_id} was lost during trial {trial.trial_id} ({why}): the "
@@ -213,13 +212,13 @@ class Chief:
             self.lost(tuner_id, why)
             self.beats.pop(tuner_id, None)  # the new process's heartbeats start afresh
             self.silent.discard(tuner_id)
-            if tuner_id in self.oracle.ongoing_trials:
+            if tuner_id in kt_compat.ongoing_trials(self.oracle):
                 self.expected_restart.add(tuner_id)
 
     def check_heartbeats(self) -> None:
         now = time.monotonic()
         with self.lock:
-            for tuner_id in list(self.oracle.ongoing_trials):
+            for tuner_id in list(kt_compat.ongoing_trials(self.oracle)):
                 path = layout.worker_file(self.project_dir, tuner_id, ".json")
                 state = layout.read_json(path) or {}
                 beat = self.beats.setdefault(tuner_id, Beat())
@@ -234,7 +233,7 @@ class Chief:
     def done(self) -> bool:
         """The search is over: a stop was decided, nothing runs, every worker was told."""
         with self.lock:
-            if self._stop_reason() in (None, "wait") or self.oracle.ongoing_trials:
+            if self._stop_reason() in (None, "wait") or kt_compat.ongoing_trials(self.oracle):
                 self.done_at = None
                 return False
             self.done_at = self.done_at or time.monotonic()
@@ -246,7 +245,7 @@ class Chief:
     def _not_theirs(self, trial_id: str, sender: str | None) -> bool:
         if sender is None:
             return False
-        holders = [t for t, trial in self.oracle.ongoing_trials.items()
+        holders = [t for t, trial in kt_compat.ongoing_trials(self.oracle).items()
                    if trial.trial_id == trial_id]
         return bool(holders) and sender not in holders
 
@@ -264,7 +263,7 @@ class Chief:
         if finished >= self.limits.trials:
             self.stop_reason = "trials"
             return "trials"
-        if finished + len(self.oracle.ongoing_trials) >= self.limits.trials:
+        if finished + len(kt_compat.ongoing_trials(self.oracle)) >= self.limits.trials:
             return "wait"
         deadline = self.limits.deadline
         if self.ended and deadline is not None:
@@ -290,7 +289,7 @@ class Chief:
         """End a trial as its worker had recorded it (the kill came before Keras Tuner heard)."""
         from keras_tuner.engine import trial as trial_module
 
-        ended = trial_module.Trial.from_proto(trial.to_proto())
+        ended = kt_compat.trial_copy(trial)
         if RECORD_FINISHED[record["status"]] == "FAILED":
             ended.status = trial_module.TrialStatus.FAILED
             ended.message = record.get("reason") or "failed"
@@ -317,7 +316,7 @@ class Chief:
             "trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
             "started": started, "status": "FAILED", "reason": reason, "finished": time.time(),
             "wall_seconds": time.time() - started})
-        ended = trial_module.Trial.from_proto(trial.to_proto())
+        ended = kt_compat.trial_copy(trial)
         ended.status = trial_module.TrialStatus.FAILED
         ended.message = reason
         self._end(ended)

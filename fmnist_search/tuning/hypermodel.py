@@ -134,7 +134,7 @@ class SearchHyperModel(kt.HyperModel):
 
         values = builder.resolve(self.values(hp))
         trainable, frozen = training.count_params(model)
-        trial_id = next((c.trial.trial_id for c in callbacks if hasattr(c, "trial")), None)
+        trial_id = kt_compat.fit_trial_id(callbacks)
         limits = self.limits
         if limits.max_params and trainable + frozen > limits.max_params:
             self._reject(trial_id, f"rejected: {trainable + frozen:,} parameters > "
@@ -168,10 +168,10 @@ class SearchHyperModel(kt.HyperModel):
                 median.best = max((r[OBJECTIVE] for r in log.rows if OBJECTIVE in r),
                                   default=median.best)
                 median.pruned = resumed.pruned
-        callbacks = with_disk_guard(callbacks, model)
+        saver = kt_compat.best_epoch_saver(callbacks)
+        callbacks = with_disk_guard(callbacks, model, saver)
         saving: list = []
         if session is not None:
-            saver = kt_compat.best_epoch_saver(callbacks)
             keep = []
             if saver is not None:
                 kt_compat.save_best_epochs_atomically(saver)

@@ -123,8 +123,9 @@ def no_condition_print() -> Iterator[None]:
     leftover debug print of 1.4) while the block runs.
 
     Why: every gRPC conversion of a trial of a space with conditions would print its value in
-    the chief's and each worker's output. Nested and concurrent blocks share one patch, put on
-    by the first and taken off by the last.
+    the chief's and each worker's output. Set only around those conversions (``servicer``,
+    ``send_metadata``, ``quiet_space_updates``): a search in one process converts nothing.
+    Nested and concurrent blocks share one patch, put on by the first and taken off by the last.
     """
     from keras_tuner.src.engine import conditions
 
@@ -224,6 +225,30 @@ def best_epoch_saver(callbacks) -> Any | None:
     return next((c for c in callbacks if isinstance(c, SaveBestEpoch)), None)
 
 
+def fit_trial_id(callbacks) -> str | None:
+    """The id of the trial a fit's callbacks belong to (None outside a search).
+
+    Relies on: ``Tuner.run_trial`` appending a ``TunerCallback`` that carries the trial
+    (``self.trial``, engine/tuner_utils.py:30-34; engine/tuner.py:310).
+    """
+    from keras_tuner.src.engine.tuner_utils import TunerCallback
+
+    return next((c.trial.trial_id for c in callbacks if isinstance(c, TunerCallback)), None)
+
+
+def trial_weights(trial_dir) -> Any | None:
+    """The path of the weights Keras Tuner kept of a trial (its best epoch's), or None.
+
+    Relies on: ``Tuner._get_checkpoint_fname`` (engine/tuner.py:445-450), the trial folder's
+    ``checkpoint.weights.h5`` under Keras 3 (multi-backend); any ``*.weights.h5`` there is
+    taken, the last by name.
+    """
+    from pathlib import Path
+
+    found = sorted(Path(trial_dir).glob("*.weights.h5"))
+    return found[-1] if found else None
+
+
 def save_best_epochs_atomically(saver) -> None:
     """Make this ``SaveBestEpoch`` replace its weights file whole or not at all.
 
@@ -286,6 +311,24 @@ def oracle_locked(oracle) -> Iterator[None]:
             LOCKS[oracle].release()
 
 
+def ongoing_trials(oracle) -> dict[str, Any]:
+    """The trials running now, by the id of the tuner (worker) each was handed to: the oracle's
+    own dict, read (change it only through ``release_worker``, under ``oracle_locked``).
+    Relies on: ``Oracle.ongoing_trials`` (engine/oracle.py:338), filled by ``create_trial``
+    (453-463, 494) and emptied by ``end_trial`` (597-599)."""
+    return oracle.ongoing_trials
+
+
+def release_worker(oracle, tuner_id: str) -> None:
+    """Take a worker's running trial off the oracle's books and forget the worker, as if it had
+    never asked (call under ``oracle_locked``; queue the trial with ``queue_retry``).
+    Relies on: ``Oracle.ongoing_trials`` and ``tuner_ids`` (engine/oracle.py:338, 348), which
+    ``create_trial`` fills (453-463) and which decide when a chief may exit (``exit_chief``,
+    distribute/oracle_chief.py:71-73)."""
+    oracle.ongoing_trials.pop(tuner_id)
+    oracle.tuner_ids.discard(tuner_id)
+
+
 def retry_queue(oracle) -> tuple[str, ...]:
     """The trials the oracle hands out again before any new one. Relies on:
     ``Oracle._retry_queue`` (engine/oracle.py:346, popped by ``create_trial`` at 460-461)."""
@@ -300,6 +343,16 @@ def queue_retry(oracle, trial_id: str) -> None:
 def unqueue_retry(oracle, trial_id: str) -> None:
     """Take a trial that has ended off the retry queue (call under ``oracle_locked``)."""
     oracle._retry_queue[:] = [t for t in oracle._retry_queue if t != trial_id]
+
+
+def trial_copy(trial):
+    """A trial copied as the chief's servicer would receive it from a worker (``EndTrial``,
+    distribute/oracle_chief.py:55-58): through its gRPC form, quietly (``no_condition_print``).
+    Relies on: ``Trial.to_proto``/``from_proto`` (engine/trial.py:176-205)."""
+    from keras_tuner.engine.trial import Trial
+
+    with no_condition_print():
+        return Trial.from_proto(trial.to_proto())
 
 
 def forget_metrics(trial) -> None:
@@ -322,6 +375,16 @@ def add_servicer(server, oracle, create: Callable, update: Callable, end: Callab
     Relies on: ``OracleServicer`` (distribute/oracle_chief.py:27-67) and the generated gRPC
     service (``protos.get_service``/``get_service_grpc``, protos/__init__.py:31-36).
     """
+    from keras_tuner.src import protos
+
+    protos.get_service_grpc().add_OracleServicer_to_server(
+        servicer(oracle, create, update, end), server)
+
+
+def servicer(oracle, create: Callable, update: Callable, end: Callable):
+    """``add_servicer``'s servicer: each answer converted to gRPC with ``no_condition_print``
+    (the only place a chief converts trials and spaces: ``OracleServicer``'s ``GetSpace``,
+    ``GetTrial`` and ``GetBestTrials``, distribute/oracle_chief.py:32-67, and ours below)."""
     from keras_tuner.engine.trial import Trial, TrialStatus
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
@@ -329,21 +392,36 @@ def add_servicer(server, oracle, create: Callable, update: Callable, end: Callab
     service = protos.get_service()
 
     class Servicer(OracleServicer):
-        def CreateTrial(self, request, context):  # noqa: N802 (gRPC's method name)
-            return service.CreateTrialResponse(trial=create(request.tuner_id).to_proto())
+        def GetSpace(self, request, context):  # noqa: N802 (gRPC's method name)
+            with no_condition_print():
+                return super().GetSpace(request, context)
+
+        def GetTrial(self, request, context):  # noqa: N802
+            with no_condition_print():
+                return super().GetTrial(request, context)
+
+        def GetBestTrials(self, request, context):  # noqa: N802
+            with no_condition_print():
+                return super().GetBestTrials(request, context)
+
+        def CreateTrial(self, request, context):  # noqa: N802
+            trial = create(request.tuner_id)
+            with no_condition_print():
+                return service.CreateTrialResponse(trial=trial.to_proto())
 
         def UpdateTrial(self, request, context):  # noqa: N802
             trial = update(request.trial_id, request.metrics, request.step, context)
             if trial is None:
                 trial = Trial(oracle.get_space(), trial_id=request.trial_id,
                               status=TrialStatus.FAILED)
-            return service.UpdateTrialResponse(trial=trial.to_proto())
+            with no_condition_print():
+                return service.UpdateTrialResponse(trial=trial.to_proto())
 
         def EndTrial(self, request, context):  # noqa: N802
             end(Trial.from_proto(request.trial), context)
             return service.EndTrialResponse()
 
-    protos.get_service_grpc().add_OracleServicer_to_server(Servicer(oracle), server)
+    return Servicer(oracle)
 
 
 @contextmanager
@@ -405,12 +483,30 @@ def send_metadata(client, metadata: tuple[tuple[str, str], ...]) -> None:
         return Trial.from_proto(response.trial)
 
     def end_trial(trial):
-        request = service.EndTrialRequest(trial=trial.to_proto())
+        with no_condition_print():
+            request = service.EndTrialRequest(trial=trial.to_proto())
         client.stub.EndTrial(request, wait_for_ready=True, timeout=oracle_client.TIMEOUT,
                              metadata=metadata)
 
     client.update_trial = update_trial
     client.end_trial = end_trial
+    quiet_space_updates(client)
+
+
+def quiet_space_updates(client) -> None:
+    """Convert the space a worker sends the chief with ``no_condition_print``.
+
+    Relies on: ``OracleClient.update_space`` (distribute/oracle_client.py:70-77) converting it
+    (``HyperParameters.to_proto``); the worker's other conversion, ``end_trial``'s, is ours
+    (``send_metadata``). Replaced on this client object only.
+    """
+    update_space = client.update_space
+
+    def quiet(hyperparameters):
+        with no_condition_print():
+            return update_space(hyperparameters)
+
+    client.update_space = quiet
 
 
 # --------------------------------------------------------------------------- Hyperband brackets

@@ -165,15 +165,14 @@ def quiet_keras(debug: bool) -> Iterator[None]:
     has no slots yet, and every trial is a new model, so TensorFlow warns about retracing.
     Keras Tuner prints the traceback of every failed trial (its ``DEBUG`` is on by default);
     the reason is one line of the display and of the record, and ``--debug`` shows the rest.
-    Keras Tuner 1.4 prints a conditional value at every gRPC conversion of a trial (a stray
-    debug print): a distributed chief and its workers would print "1" all the time.
+    (Keras Tuner's stray print at every gRPC conversion of a trial is silenced where a chief
+    or a worker converts one: ``kt_compat.no_condition_print``.)
     """
     from fmnist_search.tuning import kt_compat
 
     logger = logging.getLogger("tensorflow")
     level = logger.level
-    with warnings.catch_warnings(), kt_compat.trial_tracebacks(debug), \
-            kt_compat.no_condition_print():
+    with warnings.catch_warnings(), kt_compat.trial_tracebacks(debug):
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         logger.setLevel(logging.ERROR)
         try:
