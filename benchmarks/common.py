@@ -16,7 +16,8 @@ sys.path.insert(0, str(REPO))
 
 
 def machine() -> dict:
-    from fmnist_search import runs, training
+    from fmnist_search import training
+    from fmnist_search.versions import versions
 
     model = "unknown"
     try:
@@ -32,7 +33,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "bf16_flags": sorted(f for f in flags if "bf16" in f or f.startswith("amx")),
         "platform": platform.platform(),
-        "versions": runs.versions(),
+        "versions": versions(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

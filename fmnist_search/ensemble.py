@@ -42,6 +42,7 @@ import numpy as np
 
 from fmnist_search import layout
 from fmnist_search.results import data_key
+from fmnist_search.versions import versions
 
 DEFAULT_SIZE = 5  # greedy rounds: at most this many members, a repeated one counted each time
 SUFFIX = "ensemble"  # finalized/<project>/<project>-ensemble/
@@ -263,7 +264,7 @@ def save(parent: Path, members: Sequence[Member], counts: Sequence[int], dataset
         "val_confusion_matrix": val["confusion_matrix"], "classes": dataset.class_names,
         "n_train": first.get("n_train"), "n_val": len(dataset.y_val), "n_test": n_test,
         "data": dataset.fingerprint(), "seed": first.get("seed"),
-        "versions": runs.versions(), "started": started, "finished": runs.now(),
+        "versions": versions(), "started": started, "finished": runs.now(),
         "wall_seconds": time.perf_counter() - clock,
     }
     probabilities = {"val": val["probs"], **({"test": test["probs"]} if test else {})}

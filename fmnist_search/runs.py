@@ -7,9 +7,6 @@ crash or kill never leaves a directory that looks finished but is not.
 
 from __future__ import annotations
 
-import hashlib
-import platform
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,34 +16,12 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import builder, export, layout, plots, training
+from fmnist_search import builder, export, plots, store, training
 from fmnist_search.dataset import DEFAULT_SEED, Dataset
 from fmnist_search.results import results_root  # noqa: F401 - defined there, without TensorFlow
+from fmnist_search.versions import code_digest, versions  # noqa: F401 - callers not yet moved
 
-RUN_FILES = ("metrics.json", "history.csv", "curves.png", "confusion.png", layout.MODEL_FILE,
-             layout.INFERENCE_FILE, layout.PREDICTIONS)
-
-
-def code_digest() -> str:
-    """A digest of this package's sources: two checkouts of one version can still differ."""
-    package = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        h.update(path.relative_to(package).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def versions() -> dict[str, str]:
-    import keras
-    import keras_tuner
-
-    import fmnist_search
-    from fmnist_search import backend
-
-    return {"python": platform.python_version(), backend.name(): backend.version(),
-            "keras": keras.__version__, "keras-tuner": keras_tuner.__version__,
-            "fmnist-search": fmnist_search.__version__, "code": code_digest()}
+RUN_FILES = store.RUN_FILES
 
 
 def now() -> str:
@@ -189,25 +164,18 @@ def write_run(parent: Path, metrics: Mapping[str, Any], history: list[dict], mod
               probabilities: Mapping[str, Any] | None = None) -> Path:
     import pandas as pd
 
-    run_id = new_run_id()
-    parent.mkdir(parents=True, exist_ok=True)
-    partial = parent / f".{run_id}.partial"
-    partial.mkdir()
-    try:
+    with store.new_run(parent, new_run_id()) as run:
+        partial = run.partial
         if history:  # an ensemble trains nothing: no history, no curves
-            pd.DataFrame(history).to_csv(partial / "history.csv", index=False)
-            plots.curves(history, partial / "curves.png", metrics["model"])
-        plots.confusion(metrics["confusion_matrix"], metrics["classes"], partial / "confusion.png",
+            pd.DataFrame(history).to_csv(partial / store.HISTORY_CSV, index=False)
+            plots.curves(history, partial / store.CURVES_PNG, metrics["model"])
+        plots.confusion(metrics["confusion_matrix"], metrics["classes"],
+                        partial / store.CONFUSION_PNG,
                         f"{metrics['model']}: {metrics['per_class_split']} set")
-        model.save(partial / layout.MODEL_FILE)
+        model.save(partial / store.MODEL_FILE)
         # the same model as plain Keras (no fmnist_search needed to open it, TTA inside)
-        export.inference_for_run(model, metrics).save(partial / layout.INFERENCE_FILE)
+        export.inference_for_run(model, metrics).save(partial / store.INFERENCE_FILE)
         if probabilities:
-            layout.write_predictions(partial, probabilities)
-        layout.write_metrics(partial, metrics)
-        final = parent / run_id
-        partial.rename(final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return final
+            store.write_predictions(partial, probabilities)
+        store.write_metrics(partial, metrics)  # last: what makes the run a finished one
+    return run.path

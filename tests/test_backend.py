@@ -16,9 +16,9 @@ def test_the_tested_backend_and_its_version():
 
 
 def test_run_records_name_the_backend_and_its_version():
-    from fmnist_search import runs
+    from fmnist_search.versions import versions
 
-    assert runs.versions()["tensorflow"] == backend.version()
+    assert versions()["tensorflow"] == backend.version()
 
 
 def test_unsharing_the_weights_keeps_their_values(monkeypatch):

@@ -12,33 +12,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.errors import UserError
 
 
 @contextmanager
 def project_lock(root: Path, project: str) -> Iterator[None]:
     """One process per project; the kernel drops the lock when the process dies, even on -9."""
-    layout.check_inside(root, project)
+    store.check_inside(root, project)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fh = open(layout.lock_file(root, project), "w")  # noqa: SIM115 (held for the whole block)
+        fh = open(store.lock_file(root, project), "w")  # noqa: SIM115 (held for the whole block)
     except OSError as exc:
-        raise layout.disk_error(root, exc) if layout.is_disk_error(exc) else exc from exc
+        raise store.disk_error(root, exc) if store.is_disk_error(exc) else exc from exc
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise layout.busy_error(root, project) from exc
+            raise store.busy_error(root, project) from exc
         yield
 
 
 def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],
                             record: dict[str, Any]) -> Path:
     """Refuse a resume with other settings; write ``run.json`` for a new project."""
-    path = project_dir / layout.RUN_JSON
+    path = project_dir / store.RUN_JSON
     if path.exists():
-        old = layout.read_project(project_dir)
+        old = store.read_project(project_dir)
         if old is None:
             raise UserError(
                 f"{path} is damaged (empty or not JSON), so it cannot tell whether this rerun "
@@ -55,35 +55,32 @@ def check_or_write_run_json(project_dir: Path, identity: dict[str, Any],
     try:
         project_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise layout.disk_error(project_dir, exc) if layout.is_disk_error(exc) else exc from exc
-    layout.write_project(project_dir, {**record, "identity": identity})
+        raise store.disk_error(project_dir, exc) if store.is_disk_error(exc) else exc from exc
+    store.write_project(project_dir, {**record, "identity": identity})
     return path
 
 
-FINISHED_STATUSES = ("COMPLETED", "PRUNED", "REJECTED", "FAILED", "DAMAGED")
+def _entries(trials: Path | list[store.TrialEntry]) -> list[store.TrialEntry]:
+    return store.read_trials(trials) if isinstance(trials, Path) else trials
 
 
-def _entries(trials: Path | list[layout.TrialEntry]) -> list[layout.TrialEntry]:
-    return layout.read_trials(trials) if isinstance(trials, Path) else trials
-
-
-def finished_count(trials: Path | list[layout.TrialEntry]) -> int:
+def finished_count(trials: Path | list[store.TrialEntry]) -> int:
     """Trials that ended (a damaged one too: it ended, only its record was lost)."""
-    return sum(1 for e in _entries(trials) if e.status in FINISHED_STATUSES)
+    return sum(1 for e in _entries(trials) if e.ended)
 
 
-def best_so_far(trials: Path | list[layout.TrialEntry]) -> float | None:
+def best_so_far(trials: Path | list[store.TrialEntry]) -> float | None:
     return max((e.record["val_accuracy"] for e in _entries(trials)
                 if e.status == "COMPLETED"), default=None)
 
 
-def finished_records(trials: Path | list[layout.TrialEntry],
+def finished_records(trials: Path | list[store.TrialEntry],
                      statuses: tuple[str, ...] = ("COMPLETED", "PRUNED")) -> list[dict[str, Any]]:
     """Our records of the trials that trained to their end (or were pruned), in trial order."""
     return [e.record for e in _entries(trials) if e.status in statuses]
 
 
-def val_curves(trials: Path | list[layout.TrialEntry],
+def val_curves(trials: Path | list[store.TrialEntry],
                planned_epochs: int | None = None) -> list[dict[int, float]]:
     """Each finished trial's ``{epoch: val_accuracy}``: what median stopping compares with.
 
@@ -103,27 +100,27 @@ class TrialCache:
     only the trials that had not ended are read again (an ended trial's record is final).
     Other processes (distributed workers) write records too, so it looks, but reads little."""
 
-    def __init__(self, project_dir: Path, entries: list[layout.TrialEntry]) -> None:
+    def __init__(self, project_dir: Path, entries: list[store.TrialEntry]) -> None:
         self.project_dir = project_dir
-        self.ended = {e.trial_id: e for e in entries if e.status in FINISHED_STATUSES}
+        self.ended = {e.trial_id: e for e in entries if e.ended}
 
-    def refresh(self) -> list[layout.TrialEntry]:
+    def refresh(self) -> list[store.TrialEntry]:
         entries = []
-        for trial_dir in layout.trial_dirs(self.project_dir):
-            trial_id = trial_dir.name.removeprefix("trial_")
+        for trial_dir in store.trial_dirs(self.project_dir):
+            trial_id = store.trial_id_of(trial_dir)
             entry = self.ended.get(trial_id)
             if entry is None:
-                record = layout.read_trial_record(trial_dir)
-                if record is None or record.get("status") not in layout.TRIAL_STATUSES:
+                record = store.read_trial_record(trial_dir)
+                if record is None or record.get("status") not in store.TRIAL_STATUSES:
                     continue
-                entry = layout.TrialEntry(trial_id, trial_dir, dict(record), record["status"])
-                if entry.status in FINISHED_STATUSES:
+                entry = store.TrialEntry(trial_id, trial_dir, dict(record), record["status"])
+                if entry.ended:
                     self.ended[trial_id] = entry
             entries.append(entry)
         return entries
 
 
-def top_seconds_per_epoch(trials: Path | list[layout.TrialEntry], top: int) -> list[float]:
+def top_seconds_per_epoch(trials: Path | list[store.TrialEntry], top: int) -> list[float]:
     """Seconds per epoch of the ``top`` best distinct configurations (best first)."""
     import json
 

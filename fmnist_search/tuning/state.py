@@ -26,13 +26,13 @@ from fmnist_search import layout, objectives
 from fmnist_search.errors import UserError
 
 OBJECTIVE = "val_accuracy"
-FINISHED = ("COMPLETED", "FAILED", "INVALID")
+FINISHED = layout.KERAS_FINISHED  # Keras Tuner's statuses of an ended trial
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # a record's, for Keras Tuner
 BACKUP_SUFFIX = ".bak"
-# Our record's final statuses, and what each is in Keras Tuner's state: a pruned trial ended
-# normally with its score; a rejected one never trained.
-RECORD_FINISHED = {"COMPLETED": "COMPLETED", "PRUNED": "COMPLETED", "FAILED": "FAILED",
-                   "REJECTED": "FAILED"}
+# Our record's final statuses (``store.FINISHED``), and what each is in Keras Tuner's state: a
+# pruned trial ended normally with its score; a rejected one never trained.
+RECORD_FINISHED = {status: "FAILED" if status in ("FAILED", "REJECTED") else "COMPLETED"
+                   for status in layout.FINISHED}
 
 
 @contextmanager
@@ -137,7 +137,7 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
     trial_path = trial_dir / layout.TRIAL_JSON
     record = layout.read_trial_record(trial_dir)
     state = layout.read_keras_trial(trial_dir)
-    trial_id = trial_dir.name.removeprefix("trial_")
+    trial_id = layout.trial_id_of(trial_dir)
     if state is None:
         if not trial_path.exists() and record is None:
             return None  # a folder with no trial in it (Keras Tuner makes them eagerly)

@@ -171,11 +171,9 @@ def remove(trial_dir: Path) -> None:
 def sweep(project_dir: Path) -> None:
     """The checkpoints a kill left in trials that had ended (between their record and the
     removal): at most one checkpoint per running trial."""
-    from fmnist_search.tuning.state import RECORD_FINISHED
-
     for trial_dir in layout.trial_dirs(project_dir):
         if not any(trial_dir.glob(f"{layout.CHECKPOINT_PREFIX}*")):
             continue
         record = layout.read_trial_record(trial_dir)
-        if record is not None and record.get("status") in RECORD_FINISHED:
+        if record is not None and record.get("status") in layout.FINISHED:
             remove(trial_dir)
