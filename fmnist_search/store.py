@@ -422,8 +422,42 @@ def read_trial_record(trial_dir: Path) -> TrialRecord | None:
     return _read_record(trial_dir / RECORD_JSON)  # type: ignore[return-value]
 
 
+class RecordFinishedError(Exception):
+    """A finished trial record (``FINISHED``) exists: it is written once and never replaced."""
+
+    def __init__(self, path: Path, status: str, refused: str | None) -> None:
+        super().__init__(f"{path} is finished ({status}): a finished trial record is written "
+                         f"once, so this {refused or 'new'} record was refused")
+        self.path, self.status, self.refused = path, status, refused
+
+
 def write_trial_record(trial_dir: Path, record: TrialRecord) -> None:
-    write_json(trial_dir / RECORD_JSON, _stamped(dict(record)))
+    """The one writer of ``record.json``: RUNNING records are rewritten (by the process that
+    runs the trial) until the trial ends; a finished one (``FINISHED``) is written once, and
+    any later write, from this process or another, raises ``RecordFinishedError``.
+
+    The check and the write happen under an exclusive ``flock`` of the trial's folder (no
+    file of its own: the folder's listing stays Keras Tuner's and ours), so two
+    processes ending the same trial (a chief that gave up on a silent worker, and the worker's
+    late result) cannot both win. The record itself is replaced atomically (``write_text``):
+    a kill leaves the old record or the new one, never half of one, and the kernel drops a dead
+    process's lock, so a crash never blocks the first legitimate write. A record that cannot
+    be read (damaged) blocks nothing: it is what ``tuning.state`` rebuilds."""
+    import fcntl
+
+    path = trial_dir / RECORD_JSON
+    try:
+        fd = os.open(trial_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise disk_error(path, exc) if is_disk_error(exc) else exc from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        old = read_trial_record(trial_dir)
+        if old is not None and old.get("status") in FINISHED:
+            raise RecordFinishedError(path, old["status"], record.get("status"))
+        write_json(path, _stamped(dict(record)))
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def read_keras_trial(trial_dir: Path) -> dict[str, Any] | None:

@@ -570,3 +570,18 @@ def test_a_rerun_stops_this_machines_orphans_and_leaves_live_workers_alone(tmp_p
         for proc in sleepers:
             proc.kill()
             proc.wait()
+
+
+def test_a_chief_giving_up_on_a_trial_keeps_the_result_its_worker_recorded_first(tmp_path):
+    """The worker's finished record came first: the chief's FAILED is refused by the store (a
+    finished record is written once) and the trial ends as its worker recorded it."""
+    chief = _chief(tmp_path)
+    trial = chief.create_trial("w1")
+    folder = tmp_path / "p" / f"trial_{trial.trial_id}"
+    layout.write_trial_record(folder, {
+        "trial_id": trial.trial_id, "status": "COMPLETED", "val_accuracy": 0.8,
+        "history": [{"epoch": 1, "val_accuracy": 0.8}]})
+    chief._fail(trial, "its worker died 3 times")
+    kept = chief.oracle.trials[trial.trial_id]
+    assert kept.status == "COMPLETED" and kept.score == 0.8
+    assert layout.read_trial_record(folder)["status"] == "COMPLETED"

@@ -282,7 +282,7 @@ class Chief:
 
     def _recorded(self, trial) -> dict[str, Any] | None:
         """The trial's ``record.json`` when it says the trial finished, else None."""
-        record = layout.read_trial_record(self.project_dir / f"trial_{trial.trial_id}")
+        record = layout.read_trial_record(layout.trial_dir(self.project_dir, trial.trial_id))
         return record if record and record.get("status") in RECORD_FINISHED else None
 
     def _finish_from_record(self, trial, record: dict[str, Any]) -> None:
@@ -309,13 +309,17 @@ class Chief:
     def _fail(self, trial, reason: str) -> None:
         from keras_tuner.engine import trial as trial_module
 
-        trial_dir = self.project_dir / f"trial_{trial.trial_id}"
+        trial_dir = layout.trial_dir(self.project_dir, trial.trial_id)
         record = layout.read_trial_record(trial_dir) or {}
         started = record.get("started", time.time())
-        layout.write_trial_record(trial_dir, {
-            "trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
-            "started": started, "status": "FAILED", "reason": reason, "finished": time.time(),
-            "wall_seconds": time.time() - started})
+        try:
+            layout.write_trial_record(trial_dir, {
+                "trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
+                "started": started, "status": "FAILED", "reason": reason,
+                "finished": time.time(), "wall_seconds": time.time() - started})
+        except layout.RecordFinishedError:  # its worker recorded the end first: that stands
+            self._finish_from_record(trial, self._recorded(trial))
+            return
         ended = kt_compat.trial_copy(trial)
         ended.status = trial_module.TrialStatus.FAILED
         ended.message = reason

@@ -127,7 +127,12 @@ class RecordingMixin:
             return
         with self.signals.critical():
             record = self._finished_record(trial)
-            self._write_record(trial, record)
+            try:
+                self._write_record(trial, record)
+            except layout.RecordFinishedError as exc:  # another process ended it first
+                trial_checkpoints.remove(Path(self.get_trial_dir(trial.trial_id)))
+                self.display.note(f"{exc}: this result is dropped", "distributed")
+                return
             super().on_trial_end(trial)  # Keras Tuner saves trial.json and oracle.json
             self.display.trial_end(record)
         # once its end is saved: a kill before this leaves a checkpoint that sweep() removes
