@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import builder, layout
+from fmnist_search import builder, layout, store
 from fmnist_search.layout import BASELINES, RETRAINED, list_projects  # noqa: F401 (re-exported)
 
 
@@ -45,28 +45,14 @@ def trial_rows(root: Path, project: str,
     for entry in layout.read_trials(project_dir) if entries is None else entries:
         record, status = entry.record, entry.status
         values = record.get("values", {})
-        row = {
-            "kind": "trial",
-            "stage": "screening",
-            "project": project,
-            "trial": entry.trial_id,
-            "status": status,
-            "val_accuracy": None,
-            "val_loss": None,
-            "test_accuracy": None,
-            "params": None,
-            "seconds_per_epoch": None,
-            "ms_per_image": None,  # a search of several objectives measures these two
-            "model_bytes": None,
-            "epochs": None,
-            "architecture": record.get("architecture", ""),
-            "values": {k: v for k, v in values.items() if not k.startswith("tuner/")},
-            "reason": entry.reason,
-            "proposal": record.get("proposal", values.get("tuner/proposal")),  # bohb only
-            "n_train": run.get("data", {}).get("n_train"),
-            "path": str(entry.path),
-            "space": run.get("space_name"),
-        }
+        row = store.row(
+            kind="trial", stage="screening", project=project, trial=entry.trial_id,
+            status=status, architecture=record.get("architecture", ""),
+            values={k: v for k, v in values.items() if not k.startswith("tuner/")},
+            reason=entry.reason,
+            proposal=record.get("proposal", values.get("tuner/proposal")),  # bohb only
+            n_train=run.get("data", {}).get("n_train"), path=str(entry.path),
+            space=run.get("space_name"))
         if status in ("COMPLETED", "PRUNED"):
             for key in ("val_accuracy", "val_loss", "params", "seconds_per_epoch", "epochs",
                         "ms_per_image", "model_bytes"):
@@ -133,28 +119,16 @@ def latest_runs(root: Path, kind: str, prefer_data: tuple | None = None) -> list
 def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
     source = metrics.get("source", {})
     kind = metrics.get("kind", "baseline")
-    return {
-        "kind": kind,
-        "stage": {"baseline": "baseline", "final": "final"}.get(kind, "retrained"),
-        "project": source.get("project", "(baseline)" if metrics.get("kind") == "baseline"
-                              else "(retrained)"),
-        "trial": source.get("trial", metrics["model"]),
-        "status": "COMPLETED",
-        "val_accuracy": metrics.get("val_accuracy"),
-        "val_loss": metrics.get("val_loss"),
-        "test_accuracy": metrics.get("test_accuracy"),
-        "test_note": metrics.get("test_note"),
-        "params": metrics.get("params"),
-        "seconds_per_epoch": metrics.get("seconds_per_epoch"),
-        "epochs": metrics.get("epochs"),
-        "architecture": metrics.get("architecture", ""),
-        "values": metrics.get("values", {}),
-        "reason": "",
-        "n_train": metrics.get("n_train"),
-        "path": str(path),
-        "model": metrics["model"],
-        "data": metrics.get("data", {}),
-    }
+    return store.row(
+        kind=kind, stage={"baseline": "baseline", "final": "final"}.get(kind, "retrained"),
+        project=source.get("project", "(baseline)" if metrics.get("kind") == "baseline"
+                           else "(retrained)"),
+        trial=source.get("trial", metrics["model"]),
+        **{k: metrics.get(k) for k in ("val_accuracy", "val_loss", "test_accuracy",
+                                       "test_note", "params", "seconds_per_epoch", "epochs",
+                                       "n_train")},
+        architecture=metrics.get("architecture", ""), values=metrics.get("values", {}),
+        path=str(path), model=metrics["model"], data=metrics.get("data", {}))
 
 
 def final_records(root: Path, projects: list[str] | None = None
@@ -178,16 +152,13 @@ def final_rows(root: Path, projects: list[str] | None = None) -> list[dict[str, 
     for project, record in final_records(root, projects):
         table = []
         for r in record["rows"]:
-            table.append({
-                "kind": r["stage"] if r["stage"] in ("final", "ensemble") else "baseline",
-                "stage": r["stage"], "project": project, "trial": r["trial"],
-                "status": "COMPLETED", "val_accuracy": r.get("val_accuracy"), "val_loss": None,
-                "test_accuracy": r.get("test_accuracy"), "test_note": r.get("test_note"),
-                "params": r.get("params"), "seconds_per_epoch": r.get("seconds_per_epoch"),
-                "epochs": r.get("epochs"), "architecture": r.get("architecture", ""),
-                "values": {}, "reason": "", "n_train": r.get("n_train"), "path": r.get("path"),
-                "wall_seconds": r.get("wall_seconds"),
-            })
+            table.append(store.row(
+                kind=r["stage"] if r["stage"] in ("final", "ensemble") else "baseline",
+                stage=r["stage"], project=project, trial=r["trial"],
+                **{k: r.get(k) for k in ("val_accuracy", "test_accuracy", "test_note",
+                                         "params", "seconds_per_epoch", "epochs",
+                                         "n_train", "path", "wall_seconds")},
+                architecture=r.get("architecture", "")))
         rows += sort_rows(table, "test_accuracy")
     return rows
 
@@ -197,7 +168,8 @@ def load_run(path: Path) -> dict[str, Any]:
     if metrics is None:
         from fmnist_search.errors import UserError
 
-        raise UserError(f"{path} is not a finished run directory (no readable metrics.json).")
+        raise UserError(f"{path} is not a finished run directory (no readable "
+                        f"{store.METRICS_JSON}).")
     return metrics
 
 
@@ -353,7 +325,7 @@ def find_run(root: Path, name: str) -> Path:
 
     check_path(name, "model")
     path = Path(name)
-    if (path / "model.keras").is_file():
+    if store.is_run(path):
         return path
     check_name(name, "model")  # not a run directory: a name, which must not reach elsewhere
     for kind in (BASELINES, RETRAINED):
@@ -369,15 +341,12 @@ def find_run(root: Path, name: str) -> Path:
         return _retrained_trial(root, *trial)
     known = [f"{kind}/{p.name}" for kind in (BASELINES, RETRAINED)
              for p in sorted((root / kind).glob("*")) if p.is_dir()]
-    raise UserError(f"'{name}' is neither a run directory (holding model.keras) nor a trained "
-                    f"model in {root}. Trained: {', '.join(known) or '(none yet)'}.")
+    raise UserError(f"'{name}' is neither a run directory (holding {store.MODEL_FILE}) nor a "
+                    f"trained model in {root}. Trained: {', '.join(known) or '(none yet)'}.")
 
 
 def _finished_runs(base: Path) -> list[Path]:
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith(".")
-                  and (p / "model.keras").is_file())
+    return [p for p in store.finished_runs(base) if store.is_run(p)]
 
 
 def _project_trial(root: Path, name: str) -> tuple[str, str] | None:

@@ -200,6 +200,54 @@ def read_trials(project: Path) -> list[TrialEntry]:
     return entries
 
 
+# --------------------------------------------------------------------------- rows
+
+# The one row schema: a trial, a baseline or retrained run, a finalized model, each as one flat
+# row with these keys (None, or empty, where the kind has no such number). The leaderboard,
+# ``api.trials``, analysis and finalize read rows of this shape (``results``); a search of
+# several objectives adds ``pareto_rank`` to the rows it ranks (``pareto.mark``).
+ROW_DEFAULTS: dict[str, Any] = {
+    "kind": None,  # "trial", "baseline", "retrained", "final", "ensemble"
+    "stage": None,  # "screening", "baseline", "retrained", "final", "ensemble"
+    "project": None,
+    "trial": None,
+    "status": "COMPLETED",
+    "val_accuracy": None,
+    "val_loss": None,
+    "test_accuracy": None,
+    "test_note": None,
+    "params": None,
+    "seconds_per_epoch": None,
+    "ms_per_image": None,  # a search of several objectives measures these two
+    "model_bytes": None,
+    "epochs": None,
+    "architecture": "",
+    "values": None,  # {} when the row has none
+    "reason": "",
+    "proposal": None,  # bohb and motpe only
+    "n_train": None,
+    "path": None,
+    "space": None,
+    "model": None,  # a run's model name
+    "data": None,  # a run's data settings, {} when none
+    "wall_seconds": None,  # a finalized model's
+}
+ROW_KEYS = tuple(ROW_DEFAULTS)
+
+
+def row(**fields: Any) -> dict[str, Any]:
+    """One row of the schema (``ROW_DEFAULTS``): every key, in its order; an unknown key is a
+    programming error, refused here so that no reader meets a row of another shape."""
+    unknown = sorted(set(fields) - set(ROW_DEFAULTS))
+    if unknown:
+        raise KeyError(f"not keys of a row (store.ROW_KEYS): {', '.join(unknown)}")
+    out = {**ROW_DEFAULTS, **fields}
+    for key in ("values", "data"):
+        if out[key] is None:
+            out[key] = {}
+    return out
+
+
 class RunMetrics(TypedDict, total=False):
     """``metrics.json`` of a baseline or retrained run (see ``runs.train_run``)."""
 

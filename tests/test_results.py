@@ -303,3 +303,25 @@ def test_find_run_says_what_to_train_or_what_there_is(root):
     fake_model(outside / layout.MODEL_FILE)
     with pytest.raises(UserError, match=r"model '\.\./elsewhere' is not a valid name"):
         results.find_run(root, "../elsewhere")
+
+
+def test_every_row_has_the_one_schema(root):
+    """Trials, baseline and retrained runs and finalized models come out as rows of one
+    shape (``store.ROW_KEYS``), which the leaderboard, ``api.trials``, analysis and finalize
+    read; a key outside it is refused."""
+    from fmnist_search import store
+
+    write_run(root, layout.BASELINES, "model1", "20260101-000000-000000")
+    write_run(root, layout.RETRAINED, "synth-00", "20260101-000000-000000",
+              source={"project": "synth", "trial": "00"})
+    layout.write_final(root, "synth", {"rows": [
+        {"stage": "final", "trial": "00", "val_accuracy": 0.9, "test_accuracy": 0.89},
+        {"stage": "baseline", "trial": "model1", "test_accuracy": 0.8}]})
+    rows = [*results.collect(root, include_failed=True), *results.final_rows(root),
+            *results.latest_runs(root, layout.RETRAINED)]
+    assert {r["kind"] for r in rows} == {"trial", "baseline", "retrained", "final"}
+    assert {r["status"] for r in rows} >= {"COMPLETED", "PRUNED", "REJECTED", "FAILED",
+                                           "DAMAGED"}
+    assert all(tuple(r) == store.ROW_KEYS for r in rows)
+    with pytest.raises(KeyError, match="acuracy"):
+        store.row(kind="trial", val_acuracy=0.9)
