@@ -89,7 +89,7 @@ from fmnist_search import layout
 from fmnist_search.callbacks import MIN_FREE_BYTES, EpochLog
 
 STATE_SCHEMA = 1
-PARTIAL = ".partial"  # a weights file being written (``save_weights_atomically``)
+PARTIAL = layout.PARTIAL  # a weights file being written (``save_weights_atomically``)
 
 
 class Damaged(Exception):

@@ -63,7 +63,7 @@ def inference_ms(model, x: np.ndarray) -> tuple[float, dict[str, Any]]:
 def saved_bytes(model) -> int:
     """Bytes of ``model`` saved as ``.keras``, without its optimizer."""
     with tempfile.TemporaryDirectory(prefix="fmnist-size-") as tmp:
-        path = Path(tmp) / "model.keras"
+        path = Path(tmp) / "size.keras"
         model.save(path, include_optimizer=False)
         return path.stat().st_size
 

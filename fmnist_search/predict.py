@@ -84,7 +84,7 @@ def _retrain_command(metrics: dict) -> str:
         return f"`fmnist-search retrain {source['project']} --trial {source.get('trial')}`"
     if source.get("project"):
         return f"`fmnist-search finalize {source['project']}`"
-    return "the command that trained it, in its metrics.json"
+    return f"the command that trained it, in its {layout.METRICS_JSON}"
 
 
 def _inputs(input_csv: str | None, trained_on: dict, columns: Columns, data_dir: str | None,

@@ -19,7 +19,7 @@ from fmnist_search import layout, results
 from fmnist_search.cli import main
 from fmnist_search.tuning import distributed, supervisor, worker
 from fmnist_search.tuning.signals import StopSignals
-from fmnist_search.tuning.tuner import Limits
+from fmnist_search.tuning.stop_rule import SearchBudget, StopRule
 
 # --------------------------------------------------------------------------- pure functions
 
@@ -109,7 +109,7 @@ def _chief(tmp_path, trials=3, timeout=120.0):
     oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
                                            max_trials=50, hyperparameters=hp, seed=1)
     oracle._set_project_dir(str(tmp_path), "p")
-    tuner = SimpleNamespace(oracle=oracle, limits=Limits(trials),
+    tuner = SimpleNamespace(oracle=oracle, stop_rule=StopRule(SearchBudget(trials)),
                             project_dir=str(tmp_path / "p"))
     return distributed.Chief(tuner, _Display(), StopSignals(), timeout)
 
@@ -161,7 +161,7 @@ def test_a_waiting_worker_takes_the_trial_of_one_that_went_silent(tmp_path):
     time.sleep(0.1)
     chief.check_heartbeats()  # w1 never wrote a heartbeat: presumed dead
     assert chief.create_trial("w2").trial_id == trial.trial_id
-    assert "w1" in chief.silent
+    assert chief.presumed_dead("w1") and not chief.presumed_dead("w2")
 
 
 def test_a_worker_killed_after_recording_its_result_is_not_rerun(tmp_path):
@@ -208,16 +208,73 @@ def test_a_silent_workers_trial_goes_to_another_and_its_late_report_is_ignored(t
     _complete(chief, again, 0.7)
     _complete(chief, trial, 0.1)  # w1 was alive after all; its report comes too late
     assert chief.oracle.trials[trial.trial_id].score == 0.7
-    assert chief.ended == 1 and any("late report" in n for n in chief.display.notes)
+    finished = [t for t in chief.oracle.trials.values() if t.status == "COMPLETED"]
+    assert len(finished) == 1 and any("late report" in n for n in chief.display.notes)
 
 
 def test_the_time_budget_stops_new_trials(tmp_path):
     chief = _chief(tmp_path, trials=10)
-    chief.limits.deadline = time.time() - 1
+    chief.rule.budget.deadline = time.time() - 1
     first = chief.create_trial("w1")  # nothing ended yet: a budget always lets one run
     assert first.status == "RUNNING"
     _complete(chief, first)
     assert chief.create_trial("w1").status == "STOPPED" and chief.stop_reason == "time"
+
+
+def test_a_resumed_chief_past_its_reserve_hands_out_no_trial(tmp_path):
+    """The chief asks the same stop rule as one process: a project with a finished trial (an
+    earlier part) gets no trial once the time left is under the reserve, even from a chief
+    that has ended none itself."""
+    chief = _chief(tmp_path, trials=10)
+    _complete(chief, chief.create_trial("w1"))
+    resumed = distributed.Chief(SimpleNamespace(
+        oracle=chief.oracle, project_dir=str(tmp_path / "p"),
+        stop_rule=StopRule(SearchBudget(10, time.time() + 60, lambda: 3600.0))),
+        _Display(), StopSignals())
+    assert resumed.create_trial("w1").status == "STOPPED" and resumed.stop_reason == "time"
+    assert resumed.was_told_to_stop("w1") and not resumed.was_told_to_stop("w2")
+
+
+def test_the_supervisor_reports_its_workers_to_the_chief(tmp_path, monkeypatch):
+    """A hung worker (presumed dead by its heartbeat) is killed and started again; one that
+    stops with an error (exit 2) ends the search, through the chief's methods."""
+    import io
+
+    from rich.console import Console
+
+    chief = _chief(tmp_path, timeout=0.05)
+    chief.create_trial("worker-1")
+    chief.check_heartbeats()
+    time.sleep(0.1)
+    chief.check_heartbeats()
+    assert chief.presumed_dead("worker-1")
+
+    class Proc:
+        def __init__(self, rc):
+            self.rc, self.signals = rc, []
+
+        def poll(self):
+            return self.rc
+
+        def send_signal(self, signum):
+            self.signals.append(signum)
+            self.rc = -signum
+
+        def wait(self):
+            return self.rc
+
+    devices = supervisor.plan_devices(2, 1, [], [0, 1])
+    workers = supervisor.LocalWorkers(devices, distributed.Address("127.0.0.1", 1), tmp_path,
+                                      "p", [], Console(file=io.StringIO()))
+    spawned = []
+    monkeypatch.setattr(workers, "_spawn", lambda w, chief: spawned.append(w.worker_id))
+    hung, alive = Proc(None), Proc(None)
+    workers.workers[0].proc, workers.workers[1].proc = hung, alive
+    assert workers.poll(chief) is False
+    assert hung.signals == [signal.SIGKILL] and spawned == ["worker-1"]
+    assert not chief.presumed_dead("worker-1") and chief.fatal is None
+    workers.workers[1].proc = Proc(2)
+    assert workers.poll(chief) is True and chief.fatal.startswith("worker-2 stopped: ")
 
 
 def test_a_workers_lock_file_goes_with_it_refused_or_done(tmp_path):

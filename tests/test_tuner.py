@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras_tuner as kt
+import pytest
 
 from fmnist_search.tuning.tuner import DefaultFirst, default_values
 
@@ -64,3 +65,52 @@ def test_a_resumed_project_is_not_sent_back_to_the_default(tmp_path):
     resumed.reload()
     assert list(resumed.trials) == ["00"]
     assert resumed.create_trial("u").hyperparameters.values != {"depth": 3, "head": "gap"}
+
+
+# --------------------------------------------------------------------------- the stop rule
+
+
+class _Base:
+    """What RecordingMixin sits on in a real tuner, reduced to what pre_create_trial needs."""
+
+    def __init__(self, oracle, **kwargs):
+        self.oracle = oracle
+        self.created = 0
+
+    def pre_create_trial(self):
+        self.created += 1
+
+
+def _tuner(statuses, budget):
+    from types import SimpleNamespace
+
+    from fmnist_search.tuning.signals import StopSignals
+    from fmnist_search.tuning.tuner import RecordingMixin
+
+    oracle = SimpleNamespace(trials={str(i): SimpleNamespace(status=s)
+                                     for i, s in enumerate(statuses)})
+    cls = type("Tuner", (RecordingMixin, _Base), {})
+    return cls(oracle=oracle, display=None, signals=StopSignals(), budget=budget)
+
+
+def test_a_resumed_search_past_its_reserve_starts_no_trial():
+    """The single-process tuner asks the stop rule. A project resumed after an earlier part
+    finished trials, whose finalize reserve exceeds the time left, starts none (it used to
+    let each process run one, whatever the budget: a Hyperband trial trained for a minute)."""
+    import time
+
+    from fmnist_search.tuning.stop_rule import SearchBudget
+    from fmnist_search.tuning.tuner import SearchStopped
+
+    late = SearchBudget(20, deadline=time.time() + 60, reserve=lambda: 3600.0)
+    fresh = _tuner([], late)
+    fresh.pre_create_trial()  # nothing finished: the first trial measures the reserve
+    assert fresh.created == 1
+    resumed = _tuner(["COMPLETED", "FAILED", "RUNNING"], late)
+    with pytest.raises(SearchStopped) as stop:
+        resumed.pre_create_trial()
+    assert stop.value.reason == "time" and resumed.created == 0
+    full = _tuner(["COMPLETED"] * 2, SearchBudget(2))
+    with pytest.raises(SearchStopped, match="trials"):
+        full.pre_create_trial()
+    _tuner(["COMPLETED"], SearchBudget(2, time.time() + 7200, lambda: 60.0)).pre_create_trial()

@@ -117,6 +117,11 @@ def test_max_time_stops_starting_trials(tmp_path, csv_data, capsys, monkeypatch)
     assert main(_args(csv_data, tmp_path, "t", 10, "--max-time", "1s")) == 0
     assert "stopped by --max-time" in capsys.readouterr().out
     assert len(_trial_ids(tmp_path / "res", "t")) == 1
+    # Resumed, its budget spent by the first part: the project has its one trial, so this
+    # process starts none (a budget used to let every process run one, whatever was left).
+    assert main(_args(csv_data, tmp_path, "t", 10, "--max-time", "1s")) == 0
+    assert "stopped by --max-time" in capsys.readouterr().out
+    assert len(_trial_ids(tmp_path / "res", "t")) == 1
 
 
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, csv_data, capsys):

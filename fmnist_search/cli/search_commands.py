@@ -269,8 +269,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"{_number(row['seconds_per_epoch'], '.1f')} s/epoch")
     rebuilt = (layout.read_trial_record(Path(row["path"])) or {}).get("rebuilt")
     if rebuilt:  # a record lost and rebuilt on resume: its numbers are what Keras Tuner kept
-        console.print(f"Its record.json was rebuilt {rebuilt} (- marks what was lost; the "
-                      "layers below count the parameters).", highlight=False)
+        console.print(f"Its {layout.RECORD_JSON} was rebuilt {rebuilt} (- marks what was "
+                      "lost; the layers below count the parameters).", highlight=False)
     if row.get("proposal"):
         tuner = "MO-TPE" if run.get("preset", {}).get("tuner") == "motpe" else "BOHB"
         console.print(f"proposed by {tuner}: "

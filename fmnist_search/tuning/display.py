@@ -66,7 +66,7 @@ class RecordWatcher:
         for d in layout.trial_dirs(project_dir):
             record = layout.read_trial_record(d)
             if record and record.get("status") != "RUNNING":
-                self.ended.add(d.name.removeprefix("trial_"))
+                self.ended.add(layout.trial_id_of(d))
         self.rows: dict[str, Any] = {}  # worker id -> its progress task
 
     def tick(self) -> None:
@@ -75,7 +75,7 @@ class RecordWatcher:
         beats = self._beats()
         where = {b.get("trial"): w for w, b in beats.items() if b.get("trial")}
         for d in layout.trial_dirs(self.project_dir):
-            trial_id = d.name.removeprefix("trial_")
+            trial_id = layout.trial_id_of(d)
             if trial_id in self.ended:
                 continue
             record = layout.read_trial_record(d)

@@ -10,8 +10,10 @@ only the chief's loop (``oracle_chief.start_server``), whose known faults are ou
   it ends FAILED with the reason instead of killing workers forever;
 - it never stopped its server and polled every 20 s; here the loop ends as soon as the search is
   done and every worker has been told to stop, and the server is stopped;
-- the stop rules (trial count, ``--max-time`` with the finalize reserve) live in one place, the
-  chief, instead of in each worker; a late report of a trial that already ended (a worker
+- the stop rules (trial count, ``--max-time`` with the finalize reserve) are asked of the
+  search's one rule (``stop_rule``, as the single-process tuner asks it) by the chief, instead
+  of by each worker; the supervisor tells the chief what its workers did through methods
+  (``expect_restart``, ``worker_failed``); a late report of a trial that already ended (a worker
   thought dead that was not) is ignored, so no trial is counted twice.
 
 The oracle's own lock (``synchronized``) guards every change to its state; the servicer runs
@@ -40,6 +42,7 @@ from fmnist_search.tuning.state import (
     RECORD_FINISHED,
     cost_metrics,
 )
+from fmnist_search.tuning.stop_rule import TIME, TRIALS
 
 MAX_ATTEMPTS = 3  # deaths of its worker after which a trial ends FAILED
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's heartbeats
@@ -104,7 +107,7 @@ class Chief:
 
     def __init__(self, tuner, display, signals, heartbeat_timeout: float = HEARTBEAT_TIMEOUT):
         self.oracle = tuner.oracle
-        self.limits = tuner.limits
+        self.rule = tuner.stop_rule  # the count and the deadline; failures are each worker's
         self.project_dir = Path(tuner.project_dir)
         self.display = display
         self.signals = signals
@@ -113,13 +116,12 @@ class Chief:
         self.attempts: Counter[str] = Counter()
         self.expected_restart: set[str] = set()  # told by the supervisor, not to count twice
         self.known: set[str] = set()
-        self.told_to_stop: set[str] = set()
+        self._told_to_stop: set[str] = set()
         self.stop_reason: str | None = None
         self.done_at: float | None = None
-        self.ended = 0
-        self.fatal: str | None = None
+        self._fatal: str | None = None
         self.beats: dict[str, Beat] = {}
-        self.silent: set[str] = set()  # workers presumed dead by their heartbeat
+        self._silent: set[str] = set()  # workers presumed dead by their heartbeat
 
     # ---------------------------------------------------------------- called by the servicer
 
@@ -141,7 +143,7 @@ class Chief:
                 return trial_module.Trial(self.oracle.get_space(),
                                           status=trial_module.TrialStatus.IDLE)
             if reason is not None:
-                self.told_to_stop.add(tuner_id)
+                self._told_to_stop.add(tuner_id)
                 return trial_module.Trial(self.oracle.get_space(),
                                           status=trial_module.TrialStatus.STOPPED)
             trial = self.oracle.create_trial(tuner_id)
@@ -152,7 +154,7 @@ class Chief:
                 return self.create_trial(tuner_id)
             if trial.status == trial_module.TrialStatus.STOPPED:
                 self.stop_reason = self.stop_reason or "exhausted"
-                self.told_to_stop.add(tuner_id)
+                self._told_to_stop.add(tuner_id)
             return trial
 
     def update_trial(self, trial_id: str, metrics: dict, step: int, sender: str | None = None):
@@ -211,9 +213,30 @@ class Chief:
         with self.lock:
             self.lost(tuner_id, why)
             self.beats.pop(tuner_id, None)  # the new process's heartbeats start afresh
-            self.silent.discard(tuner_id)
+            self._silent.discard(tuner_id)
             if tuner_id in kt_compat.ongoing_trials(self.oracle):
                 self.expected_restart.add(tuner_id)
+
+    def worker_failed(self, why: str) -> None:
+        """A worker failed in a way a restart would not mend: the search ends with ``why``."""
+        with self.lock:
+            self._fatal = why
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the search ended in error (``worker_failed``), else None."""
+        return self._fatal
+
+    def presumed_dead(self, tuner_id: str) -> bool:
+        """Whether the worker's heartbeat went stale and its trial went to another: a local
+        one still alive is hung, and its supervisor kills it (and restarts it afresh)."""
+        with self.lock:
+            return tuner_id in self._silent
+
+    def was_told_to_stop(self, tuner_id: str) -> bool:
+        """Whether the worker was told the search is over (its exit is then expected)."""
+        with self.lock:
+            return tuner_id in self._told_to_stop
 
     def check_heartbeats(self) -> None:
         now = time.monotonic()
@@ -227,7 +250,7 @@ class Chief:
                 elif now - beat.seen > self.heartbeat_timeout:
                     self.lost(tuner_id, f"no heartbeat for {now - beat.seen:.0f} s",
                               requeue=True)
-                    self.silent.add(tuner_id)
+                    self._silent.add(tuner_id)
                     beat.seen = now
 
     def done(self) -> bool:
@@ -237,7 +260,7 @@ class Chief:
                 self.done_at = None
                 return False
             self.done_at = self.done_at or time.monotonic()
-            waiting = self.known - self.told_to_stop
+            waiting = self.known - self._told_to_stop
             return not waiting or time.monotonic() - self.done_at > STOP_GRACE
 
     # ---------------------------------------------------------------- internals
@@ -250,8 +273,10 @@ class Chief:
         return bool(holders) and sender not in holders
 
     def _stop_reason(self) -> str | None:
-        """None: hand out a trial; "wait": not now (IDLE); else why the search is over."""
-        if self.fatal is not None:
+        """None: hand out a trial; "wait": not now (IDLE); else why the search is over. The
+        count and the deadline are the stop rule's (``stop_rule``); a failed worker, a signal,
+        an exhausted oracle and the retries owed are the chief's own."""
+        if self._fatal is not None:
             return "fatal"
         if self.signals.signum is not None:
             return "signal"
@@ -260,25 +285,16 @@ class Chief:
         if kt_compat.retry_queue(self.oracle):  # trials to retry are handed out before any stop
             return None
         finished = sum(1 for t in self.oracle.trials.values() if t.status in FINISHED)
-        if finished >= self.limits.trials:
-            self.stop_reason = "trials"
-            return "trials"
-        if finished + len(kt_compat.ongoing_trials(self.oracle)) >= self.limits.trials:
-            return "wait"
-        deadline = self.limits.deadline
-        if self.ended and deadline is not None:
-            reserve = self.limits.reserve() if self.limits.reserve else 0.0
-            if time.time() + reserve >= deadline:
-                self.stop_reason = "time"
-                return "time"
-        return None
+        reason = self.rule.why_not(finished, running=len(kt_compat.ongoing_trials(self.oracle)))
+        if reason in (TRIALS, TIME):
+            self.stop_reason = reason  # final: a retry handed out later does not undo it
+        return reason
 
     def _end(self, trial) -> None:
         with kt_compat.oracle_locked(self.oracle):
             kt_compat.unqueue_retry(self.oracle, trial.trial_id)
         self.oracle.end_trial(trial)
         self.oracle.save()  # Keras Tuner saved it before dropping the trial from ongoing
-        self.ended += 1
 
     def _recorded(self, trial) -> dict[str, Any] | None:
         """The trial's ``record.json`` when it says the trial finished, else None."""

@@ -3,8 +3,9 @@
 Keras Tuner already persists every trial and resumes a project (a trial that was running when
 the process died is queued for retry), so resuming is Keras Tuner's. Around it: the project's
 identity and lock (``project``), atomic state and repair (``state``), signals (``signals``),
-records and limits (``tuner``), each trial's epoch checkpoint (``trial_checkpoints``: the
-retried trial continues from its last epoch), and the live display (``display``).
+records (``tuner``), when a trial may start (``stop_rule``), each trial's epoch checkpoint
+(``trial_checkpoints``: the retried trial continues from its last epoch), and the live display
+(``display``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from fmnist_search.tuning import state, trial_checkpoints
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.hypermodel import DiskFull, SearchHyperModel, TrialLimits
 from fmnist_search.tuning.signals import StopSignals
-from fmnist_search.tuning.tuner import ConsecutiveFailures, Limits, SearchStopped, make_tuner
+from fmnist_search.tuning.stop_rule import ConsecutiveFailures, SearchBudget
+from fmnist_search.tuning.tuner import SearchStopped, make_tuner
 
 
 @dataclass
@@ -245,9 +247,9 @@ def _search_locked(req: SearchRequest, console: Console, signals: StopSignals,
         return SearchOutcome(project_dir, before, before, req.preset.trials, False, True,
                              repairs=repairs, deadline=deadline)
     cache = project_mod.TrialCache(project_dir, trials)
-    limits = Limits(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
+    search_budget = SearchBudget(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
     with search_runtime(req, signals), layout.disk_errors(project_dir):
-        tuner = build_tuner(req, display, signals, policy, limits, cache)
+        tuner = build_tuner(req, display, signals, policy, search_budget, cache)
         stopped = (runner or run_tuner)(tuner, req, display, signals)
     after = project_mod.finished_count(cache.refresh())  # only new records are read
     return SearchOutcome(project_dir, before, after, req.preset.trials, stopped == "time",
@@ -256,7 +258,7 @@ def _search_locked(req: SearchRequest, console: Console, signals: StopSignals,
 
 
 def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals, policy: str,
-                limits: Limits, cache: project_mod.TrialCache | None = None):
+                search_budget: SearchBudget, cache: project_mod.TrialCache | None = None):
     """The project's tuner and hypermodel: the same in one process, a chief or a worker."""
     p = req.preset
     cache = cache or project_mod.TrialCache(req.project_dir, [])
@@ -268,8 +270,8 @@ def build_tuner(req: SearchRequest, display: SearchDisplay, signals: StopSignals
     hypermodel = SearchHyperModel(req.space, req.data.num_classes, p.patience,
                                   display.progress, StopCheck(signals.check), policy,
                                   trial_limits, p.fixed, measure_costs=several(p.objectives))
-    return make_tuner(hypermodel, p, req.root, req.project, display, signals, limits, req.seed,
-                      data={"data": req.data.fingerprint(), "digest": req.data.digest()})
+    return make_tuner(hypermodel, p, req.root, req.project, display, signals, search_budget,
+                      req.seed, data={"data": req.data.fingerprint(), "digest": req.data.digest()})
 
 
 def _seconds_limit(req: SearchRequest, display: SearchDisplay, policy: str) -> tuple[float, str]:

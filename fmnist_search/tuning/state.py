@@ -143,7 +143,7 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
             return None  # a folder with no trial in it (Keras Tuner makes them eagerly)
         state = _rebuilt_trial(trial_id, oracle, record)
         notes.append(f"{trial_path} was damaged: rebuilt from "
-                     f"{'its record.json' if record else 'the oracle (its values were lost)'}")
+                     f"{'its ' + layout.RECORD_JSON if record else 'the oracle (its values were lost)'}")
     elif record is not None and state.get("status") not in FINISHED \
             and record.get("status") in RECORD_FINISHED:
         _finish_from_record(state, record)

@@ -153,17 +153,16 @@ class LocalWorkers:
         """Restart the dead; True once every worker has exited for good."""
         for w in self.workers:
             rc = None if w.done or w.proc is None else w.proc.poll()
-            if rc is None and w.worker_id in chief.silent:  # alive but hung: its trial has
-                chief.silent.discard(w.worker_id)  # gone to another worker; start it afresh
-                _signal(w.proc, signal.SIGKILL)
+            if rc is None and chief.presumed_dead(w.worker_id):  # alive but hung: its trial
+                _signal(w.proc, signal.SIGKILL)  # has gone to another worker; start it afresh
                 rc = w.proc.wait()
             if rc is None:
                 continue
             if rc == 0 or self.stopping or chief.signals.signum is not None \
-                    or w.worker_id in chief.told_to_stop:  # its work was over anyway
+                    or chief.was_told_to_stop(w.worker_id):  # its work was over anyway
                 w.done = True
             elif rc == 2:
-                chief.fatal = f"{w.worker_id} stopped: {_last_error(self._log(w))}"
+                chief.worker_failed(f"{w.worker_id} stopped: {_last_error(self._log(w))}")
                 w.done = True
             else:
                 self._restart(w, chief, _describe(rc))
@@ -173,8 +172,9 @@ class LocalWorkers:
         quick = time.monotonic() - w.started < QUICK_DEATH
         w.deaths_in_a_row = w.deaths_in_a_row + 1 if quick else 1
         if w.deaths_in_a_row > MAX_RESTARTS:
-            chief.fatal = (f"{w.worker_id} died {w.deaths_in_a_row} times in a row, each within "
-                           f"{QUICK_DEATH:.0f} s of its start ({why}); see {self._log(w)}")
+            chief.worker_failed(f"{w.worker_id} died {w.deaths_in_a_row} times in a row, each "
+                                f"within {QUICK_DEATH:.0f} s of its start ({why}); see "
+                                f"{self._log(w)}")
             w.done = True
             return
         self.console.print(f"[yellow]{w.worker_id} {escape(why)}: started again[/]")

@@ -386,11 +386,11 @@ def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignal
 
     from fmnist_search.tuning import kt_compat
     from fmnist_search.tuning.search_loop import build_tuner, run_tuner, search_runtime
-    from fmnist_search.tuning.tuner import Limits
+    from fmnist_search.tuning.stop_rule import SearchBudget
 
     with search_runtime(req, signals, wreq.chief_timeout), layout.disk_errors(req.project_dir):
         try:
-            tuner = build_tuner(req, display, signals, policy, Limits(None))
+            tuner = build_tuner(req, display, signals, policy, SearchBudget(None))
             # Hyperband's IDLE answers are paced (its worker would ask again at once, a busy
             # core); every report names this worker, so a late one of a worker presumed dead
             # is told from its successor's.
