@@ -3,15 +3,9 @@
 ``on_trial_begin`` writes a RUNNING ``record.json`` (the trial's values, before any training);
 ``on_trial_end``, where Keras Tuner has set the trial's status and message, writes the finished
 record and only then lets Keras Tuner save its own state, so a kill in between is repaired from
-the record on resume (``state.repair``). ``pre_create_trial`` stops the search at the requested
-trial count or the time budget before a new trial is created.
-
-Keras Tuner's own consecutive-failure stop counts failures across the project's whole history
-and raises before it saves the failing trial, which left that trial RUNNING and every rerun
-retraining it; ours counts the failures of this run only, after everything is saved.
-A configuration rejected by a limit (``--max-params``, ``--max-seconds-per-epoch``: Keras
-Tuner's FAILED, our record's REJECTED) and a trial ended by median stopping (Keras Tuner's
-COMPLETED with its low score, our record's PRUNED) are not failures: neither counts.
+the record on resume (``state.repair``). ``pre_create_trial`` asks the search's stop rule
+(``stop_rule``: the trial count, the time budget, failures in a row) before a new trial is
+created, and ``on_trial_end`` tells it how each trial ended, once everything is saved.
 
 Every trial keeps an epoch checkpoint in its folder while it trains (``trial_checkpoints``):
 ``run_trial`` hands the hypermodel what it needs (the trial's folder, seed and data), and
@@ -21,8 +15,6 @@ Every trial keeps an epoch checkpoint in its folder while it trains (``trial_che
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +31,7 @@ from fmnist_search.tuning.hypermodel import SearchHyperModel, TrialFit
 from fmnist_search.tuning.motpe import MotpeOracle
 from fmnist_search.tuning.signals import StopSignals
 from fmnist_search.tuning.state import FINISHED, OBJECTIVE
-
-MAX_CONSECUTIVE_FAILURES = 3
+from fmnist_search.tuning.stop_rule import TIME, TRIALS, SearchBudget, StopRule
 
 
 class SearchStopped(Exception):
@@ -51,29 +42,17 @@ class SearchStopped(Exception):
         self.reason = reason  # "trials" or "time"
 
 
-class ConsecutiveFailures(UserError):
-    pass
-
-
-@dataclass
-class Limits:
-    trials: int | None  # None: a distributed worker, whose chief keeps the count
-    deadline: float | None = None  # Unix time after which no trial starts
-    reserve: Callable[[], float] | None = None  # seconds kept before the deadline (finalize)
-
-
 class RecordingMixin:
     """Mixed in front of a Keras Tuner tuner class; see the module docstring."""
 
-    def __init__(self, *args, display: SearchDisplay, signals: StopSignals, limits: Limits,
-                 project_seed: int = 0, data: dict[str, Any] | None = None, **kwargs):
+    def __init__(self, *args, display: SearchDisplay, signals: StopSignals,
+                 budget: SearchBudget, project_seed: int = 0,
+                 data: dict[str, Any] | None = None, **kwargs):
         self.display = display
         self.data = dict(data or {})  # the data's identity, in each trial's checkpoint identity
         self.signals = signals
-        self.limits = limits
+        self.stop_rule = StopRule(budget)
         self.project_seed = project_seed
-        self.failures_in_a_row = 0
-        self.ended = 0  # trials ended by this process: a budget always lets one run
         self.started: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
@@ -89,12 +68,9 @@ class RecordingMixin:
 
     def pre_create_trial(self):
         self.signals.check()
-        if self.limits.trials is not None and self.finished() >= self.limits.trials:
-            raise SearchStopped("trials")
-        if self.ended and self.limits.deadline is not None:
-            reserve = self.limits.reserve() if self.limits.reserve else 0.0
-            if time.time() + reserve >= self.limits.deadline:
-                raise SearchStopped("time")
+        reason = self.stop_rule.why_not(self.finished())
+        if reason in (TRIALS, TIME):
+            raise SearchStopped(reason)
         super().pre_create_trial()
 
     def on_trial_begin(self, trial):
@@ -137,18 +113,12 @@ class RecordingMixin:
             self.display.trial_end(record)
         # once its end is saved: a kill before this leaves a checkpoint that sweep() removes
         trial_checkpoints.remove(Path(self.get_trial_dir(trial.trial_id)))
-        self.ended += 1
-        if record["status"] == "FAILED":
-            self.failures_in_a_row += 1
-        elif record["status"] != "REJECTED":  # a rejection neither counts nor breaks a run
-            self.failures_in_a_row = 0
-        if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
-            raise ConsecutiveFailures(record["reason"])
+        self.stop_rule.trial_ended(record["status"], record.get("reason", ""))
 
     def _ended_elsewhere(self, trial) -> bool:
         """A distributed worker's trial may have been handed to another worker (this one's
         heartbeat went silent) and finished there: its record must not be overwritten."""
-        if self.limits.trials is not None:
+        if self.stop_rule.budget.trials is not None:
             return False  # one process: nobody else runs its trials
         return self.oracle.get_trial(trial.trial_id).status in FINISHED
 
@@ -264,7 +234,7 @@ def make_oracle(preset, seed: int, fixed: kt.HyperParameters):
 
 
 def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: str,
-               display: SearchDisplay, signals: StopSignals, limits: Limits, seed: int,
+               display: SearchDisplay, signals: StopSignals, budget: SearchBudget, seed: int,
                data: dict[str, Any] | None = None):
     """``data``: the data's identity (fingerprint, digest), part of each trial checkpoint's."""
     base = kt_compat.tuner_class(preset.tuner)
@@ -275,4 +245,4 @@ def make_tuner(hypermodel: SearchHyperModel, preset, directory: Path, project: s
         fixed.Fixed(name, value)
     return cls(oracle=make_oracle(preset, seed, fixed), hypermodel=hypermodel,
                directory=str(directory), project_name=project, overwrite=False,
-               display=display, signals=signals, limits=limits, project_seed=seed, data=data)
+               display=display, signals=signals, budget=budget, project_seed=seed, data=data)
