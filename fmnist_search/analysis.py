@@ -128,16 +128,9 @@ def _finished(trials: pd.DataFrame) -> pd.DataFrame:
 
 def log_sampled(root: Path, project: str) -> set[str]:
     """Hyperparameters Keras Tuner samples on a log scale, from its own trial files."""
-    names: set[str] = set()
-    for trial_dir in layout.trial_dirs(root / project):
-        trial = layout.read_keras_trial(trial_dir) or {}
-        for hp in trial.get("hyperparameters", {}).get("space", []):
-            config = hp.get("config", {})
-            if config.get("sampling") in ("log", "reverse_log"):
-                names.add(config.get("name"))
-        if names:
-            break
-    return names
+    from fmnist_search.tuning import kt_compat
+
+    return kt_compat.log_sampled(layout.trial_dirs(root / project))
 
 
 # --------------------------------------------------------------------------- importance

@@ -12,10 +12,12 @@ instead of corrupting a search halfway.
 Each patch is scoped: set for the duration of a ``with`` block and restored after it; patches
 of a Keras Tuner *object* (the worker's gRPC client) live and die with that object.
 
-Besides the code below, ``tuning/state.py`` reads and repairs Keras Tuner's saved state
-(``oracle.json``: ``Oracle.get_state``, engine/oracle.py:692-712; ``trial.json``:
-``Trial.get_state``, engine/trial.py:143-156), a file format, not an attribute: a change there
-is caught by the version check too.
+Keras Tuner's saved state is a file format as well as code: its files (``oracle.json``,
+``tuner0.json``, ``trial.json``; their names are the results store's, ``layout``) are found,
+read and reconciled by functions here (``oracle_file``, ``read_trial_state``,
+``reconcile_oracle_state``, ...), which ``tuning/state.py`` repairs a project with; a test
+(``tests/test_kt_compat.py``) fails on any other use of them, or of Keras Tuner's class names,
+duck-typed attributes and oracle bookkeeping, outside this module.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fmnist_search.errors import UserError
@@ -243,8 +246,6 @@ def trial_weights(trial_dir) -> Any | None:
     ``checkpoint.weights.h5`` under Keras 3 (multi-backend); any ``*.weights.h5`` there is
     taken, the last by name.
     """
-    from pathlib import Path
-
     found = sorted(Path(trial_dir).glob("*.weights.h5"))
     return found[-1] if found else None
 
@@ -282,6 +283,68 @@ def resume_best_epoch(saver, rows: list[dict[str, float]]) -> None:
 # --------------------------------------------------------------------------- the oracle
 
 
+# Keras Tuner's files in a project folder: their names are the store's (``layout``, the one
+# owner of the results layout); reading and repairing them is done through the functions
+# below. Relies on: ``Oracle._get_oracle_fname`` (engine/oracle.py:774-775, ``oracle.json``),
+# ``BaseTuner._get_tuner_fname`` (engine/base_tuner.py:474-475, ``{tuner_id}.json``: ``tuner0``
+# for the one tuner of a search) and ``Oracle._save_trial`` (engine/oracle.py:802-805,
+# ``trial.json`` in each trial folder).
+
+
+def oracle_file(project_dir) -> Any:
+    """The oracle's saved state of a project (``oracle.json``)."""
+    from fmnist_search import layout
+
+    return Path(project_dir) / layout.ORACLE_JSON
+
+
+def is_oracle_file(path) -> bool:
+    """Whether ``path`` is the oracle's saved state, as Keras Tuner's JSON saves name it."""
+    from fmnist_search import layout
+
+    return Path(path).name == layout.ORACLE_JSON
+
+
+def tuner_file(project_dir) -> Any:
+    """The tuner's saved state of a project (``tuner0.json``; it holds no state of ours)."""
+    from fmnist_search import layout
+
+    return Path(project_dir) / layout.TUNER_JSON
+
+
+def trial_file(trial_dir) -> Any:
+    """A trial's saved state in its folder (``trial.json``)."""
+    from fmnist_search import layout
+
+    return Path(trial_dir) / layout.TRIAL_JSON
+
+
+def read_trial_state(trial_dir) -> dict[str, Any] | None:
+    """A trial's saved state (``Trial.get_state``, engine/trial.py:143-156), None when it is
+    missing or unreadable."""
+    from fmnist_search import layout
+
+    return layout.read_json(trial_file(trial_dir))
+
+
+def log_sampled(trial_dirs) -> set[str]:
+    """Hyperparameters sampled on a log scale, as the space saved with the first trial that
+    has one says. Relies on: ``HyperParameters.get_config`` (engine/hyperparameters/
+    hyperparameters.py:555-562: ``space``, each a ``{"class_name", "config"}`` whose config
+    has ``name`` and, for numbers, ``sampling``), saved in ``trial.json`` under
+    ``hyperparameters`` (``Trial.get_state``, engine/trial.py:143-146)."""
+    names: set[str] = set()
+    for trial_dir in trial_dirs:
+        trial = read_trial_state(trial_dir) or {}
+        for hp in trial.get("hyperparameters", {}).get("space", []):
+            config = hp.get("config", {})
+            if config.get("sampling") in ("log", "reverse_log"):
+                names.add(config.get("name"))
+        if names:
+            break
+    return names
+
+
 def values_hash(values: dict[str, Any]) -> str:
     """Keras Tuner's hash of a trial's values, as ``oracle.json`` keeps it (``id_to_hash``,
     ``tried_so_far``). Relies on: ``Oracle._compute_values_hash`` (engine/oracle.py:777-780)."""
@@ -289,6 +352,52 @@ def values_hash(values: dict[str, Any]) -> str:
 
     text = "".join(f"{k}={values[k]}" for k in sorted(values))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def is_oracle_state(state: dict | None) -> bool:
+    """Whether a parsed ``oracle.json`` is a whole oracle state (not an empty or foreign file).
+    Relies on: ``Oracle.get_state`` always saving ``ongoing_trials`` (engine/oracle.py:692-712)."""
+    return state is not None and "ongoing_trials" in state
+
+
+def reconcile_oracle_state(oracle: dict, trials: dict[str, dict], finished: set[str],
+                           order: Callable[[str], Any]) -> list[str]:
+    """Make a saved oracle state (``oracle.json``, changed in place) agree with the trials
+    there are (``trials``: trial id to its ``trial.json`` state; ``finished``: the ids of those
+    that ended): references to missing trials dropped, finished ones ended, trials created but
+    never registered added and queued to run. Returns the ids queued so, in ``order``.
+
+    Relies on: the keys ``Oracle.get_state`` saves and ``set_state`` reads back
+    (engine/oracle.py:692-733: ``ongoing_trials``, ``retry_queue``, ``start_order``,
+    ``end_order``, ``run_times``, ``id_to_hash``, ``tried_so_far``), and the hash of a trial's
+    values (``values_hash``).
+    """
+    ongoing = oracle.get("ongoing_trials", {})
+    oracle["ongoing_trials"] = {k: v for k, v in ongoing.items()
+                                if v in trials and v not in finished}
+    oracle["retry_queue"] = [t for t in oracle.get("retry_queue", [])
+                             if t in trials and t not in finished]
+    oracle["start_order"] = [t for t in oracle.get("start_order", []) if t in trials]
+    oracle["end_order"] = [t for t in oracle.get("end_order", []) if t in trials]
+    run_times = oracle.setdefault("run_times", {})
+    hashes = oracle.setdefault("id_to_hash", {})
+    tried = oracle.setdefault("tried_so_far", [])
+    queued = []
+    for tid in sorted(trials, key=order):
+        state = trials[tid]
+        if tid not in oracle["start_order"]:
+            oracle["start_order"].append(tid)
+            digest = values_hash(state["hyperparameters"].get("values", {}))
+            hashes[tid] = digest
+            if digest not in tried:
+                tried.append(digest)
+            if tid not in finished:
+                oracle["retry_queue"].append(tid)
+                queued.append(tid)
+        if tid in finished and tid not in oracle["end_order"]:
+            oracle["end_order"].append(tid)
+            run_times[tid] = max(1, int(run_times.get(tid, 0)))
+    return queued
 
 
 @contextmanager
@@ -327,6 +436,14 @@ def release_worker(oracle, tuner_id: str) -> None:
     distribute/oracle_chief.py:71-73)."""
     oracle.ongoing_trials.pop(tuner_id)
     oracle.tuner_ids.discard(tuner_id)
+
+
+def local_trials(oracle) -> dict[str, Any] | None:
+    """The oracle's trials by id, or None where it is a worker's client of the chief's oracle,
+    which holds none. Relies on: ``Oracle.trials`` (engine/oracle.py:336) and
+    ``OracleClient.__getattr__`` refusing every attribute but four
+    (distribute/oracle_client.py:51-60)."""
+    return getattr(oracle, "trials", None)
 
 
 def retry_queue(oracle) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ def atomic_saves(critical=nullcontext) -> Iterator[None]:
         text = json.dumps(obj)
         path = Path(path)
         with critical():
-            if path.name == layout.ORACLE_JSON and layout.read_json(path) is not None:
+            if kt_compat.is_oracle_file(path) and layout.read_json(path) is not None:
                 _keep_last_good(path)
             layout.write_text(path, text)
         return text
@@ -76,7 +76,9 @@ def _keep_last_good(path: Path) -> None:
 def repair(project_dir: Path) -> list[str]:
     """Make the project's state consistent before Keras Tuner reloads it; say what was done."""
     trial_dirs = layout.trial_dirs(project_dir)
-    oracle_path = project_dir / layout.ORACLE_JSON
+    from fmnist_search.tuning import kt_compat
+
+    oracle_path = kt_compat.oracle_file(project_dir)
     if not trial_dirs and not oracle_path.exists():
         return []  # a new project: nothing to repair
     notes: list[str] = []
@@ -91,7 +93,7 @@ def repair(project_dir: Path) -> list[str]:
     changed = _reconcile_oracle(oracle, trials, notes)
     if changed or notes:
         layout.write_json(oracle_path, oracle, indent=None)
-    tuner_path = project_dir / layout.TUNER_JSON
+    tuner_path = kt_compat.tuner_file(project_dir)
     if layout.read_json(tuner_path) is None:
         layout.write_json(tuner_path, {}, indent=None)
         if trials:
@@ -101,12 +103,14 @@ def repair(project_dir: Path) -> list[str]:
 
 
 def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict | None:
+    from fmnist_search.tuning import kt_compat
+
     oracle = layout.read_json(path)
-    if oracle is not None and "ongoing_trials" in oracle:
+    if kt_compat.is_oracle_state(oracle):
         return oracle
     backup = path.with_name(path.name + BACKUP_SUFFIX)
     saved = layout.read_json(backup)
-    if saved is not None and "ongoing_trials" in saved:
+    if kt_compat.is_oracle_state(saved):
         notes.append(f"{path} was damaged (an interrupted write): restored from its last good "
                      f"copy {backup.name} and checked against the trial files")
         return saved
@@ -114,7 +118,7 @@ def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict |
     if not started:
         # Killed before the first trial trained: nothing was computed, so nothing is lost by
         # starting afresh (Keras Tuner would otherwise reload half a state).
-        for leftover in (path, path.parent / layout.TUNER_JSON, *trial_dirs):
+        for leftover in (path, kt_compat.tuner_file(path.parent), *trial_dirs):
             if leftover.is_dir():
                 shutil.rmtree(leftover)
             elif leftover.exists():
@@ -134,9 +138,11 @@ def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict |
 
 def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | None:
     """The trial's Keras Tuner state, made to agree with our record of it."""
-    trial_path = trial_dir / layout.TRIAL_JSON
+    from fmnist_search.tuning import kt_compat
+
+    trial_path = kt_compat.trial_file(trial_dir)
     record = layout.read_trial_record(trial_dir)
-    state = layout.read_keras_trial(trial_dir)
+    state = kt_compat.read_trial_state(trial_dir)
     trial_id = layout.trial_id_of(trial_dir)
     if state is None:
         if not trial_path.exists() and record is None:
@@ -255,37 +261,12 @@ def cost_metrics(record: dict[str, Any]) -> dict[str, float]:
 
 
 def _reconcile_oracle(oracle: dict, trials: dict[str, dict], notes: list[str]) -> bool:
-    """Drop references to trials that do not exist, finish what finished, queue what did not."""
-    before = repr(oracle)
-    finished = {tid for tid, s in trials.items() if s.get("status") in FINISHED}
-    ongoing = oracle.get("ongoing_trials", {})
-    oracle["ongoing_trials"] = {k: v for k, v in ongoing.items()
-                                if v in trials and v not in finished}
-    oracle["retry_queue"] = [t for t in oracle.get("retry_queue", [])
-                             if t in trials and t not in finished]
-    oracle["start_order"] = [t for t in oracle.get("start_order", []) if t in trials]
-    oracle["end_order"] = [t for t in oracle.get("end_order", []) if t in trials]
-    run_times = oracle.setdefault("run_times", {})
-    hashes = oracle.setdefault("id_to_hash", {})
-    tried = oracle.setdefault("tried_so_far", [])
-    for tid in sorted(trials, key=layout.trial_order):
-        state = trials[tid]
-        if tid not in oracle["start_order"]:
-            oracle["start_order"].append(tid)
-            values_hash = _values_hash(state["hyperparameters"].get("values", {}))
-            hashes[tid] = values_hash
-            if values_hash not in tried:
-                tried.append(values_hash)
-            if tid not in finished:
-                oracle["retry_queue"].append(tid)
-                notes.append(f"trial {tid} had been created but not registered: queued to run")
-        if tid in finished and tid not in oracle["end_order"]:
-            oracle["end_order"].append(tid)
-            run_times[tid] = max(1, int(run_times.get(tid, 0)))
-    return repr(oracle) != before
-
-
-def _values_hash(values: dict[str, Any]) -> str:
+    """Drop references to trials that do not exist, finish what finished, queue what did not
+    (``kt_compat.reconcile_oracle_state``: the oracle's bookkeeping is Keras Tuner's format)."""
     from fmnist_search.tuning import kt_compat
 
-    return kt_compat.values_hash(values)
+    before = repr(oracle)
+    finished = {tid for tid, s in trials.items() if s.get("status") in FINISHED}
+    for tid in kt_compat.reconcile_oracle_state(oracle, trials, finished, layout.trial_order):
+        notes.append(f"trial {tid} had been created but not registered: queued to run")
+    return repr(oracle) != before

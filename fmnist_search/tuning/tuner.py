@@ -59,7 +59,7 @@ class RecordingMixin:
     hypermodel: SearchHyperModel
 
     def finished(self) -> int:
-        trials = getattr(self.oracle, "trials", None)  # a worker's oracle is the chief's proxy
+        trials = kt_compat.local_trials(self.oracle)  # a worker's oracle is the chief's proxy
         if trials is None:
             from fmnist_search.tuning.project import finished_count
 
