@@ -39,7 +39,7 @@ from typing import Any
 import common
 
 from fmnist_search import builder, presets, space, training
-from fmnist_search.callbacks import EpochCostGuard, Rejected
+from fmnist_search.callbacks import EpochCostGuard, OverLimit
 from fmnist_search.dataset import DataSettings, prepare
 from fmnist_search.reproducibility import seed_everything
 
@@ -109,7 +109,7 @@ def measure(values: dict[str, Any], data, final: dict[str, Any], final_epochs: i
     try:
         curve, _, out["seconds"]["hyperband_now"] = train(now, data, 3, SEEDS[0],
                                                           guard=[EpochCostGuard(max_seconds)])
-    except Rejected as exc:
+    except OverLimit as exc:
         return {"rejected": str(exc)}
     s["hyperband_now@1"], s["hyperband_now@3"] = curve[0], curve[2]
     s["hyperband_now@1#seed2"] = train(now, data, 1, SEEDS[1])[0][0]

@@ -362,8 +362,10 @@ def with_disk_guard(callbacks, model, checkpoint) -> list:
     return guarded
 
 
-class Rejected(RuntimeError):
-    """A configuration breaks a limit of the search (parameters, seconds per epoch)."""
+class OverLimit(RuntimeError):
+    """Raised by a training's guard: the configuration breaks a limit of the search (seconds
+    per epoch). The search turns it into Keras Tuner's failure of the trial
+    (``tuning.hypermodel.OverLimitTrialFailure``); finalize and the benchmarks catch it as is."""
 
 
 class EpochCostGuard(keras.callbacks.Callback):
@@ -373,7 +375,7 @@ class EpochCostGuard(keras.callbacks.Callback):
     first ``WARMUP`` steps pay for tracing and are skipped, then the median time of the next
     ``TIMED`` steps times the steps per epoch is the estimate (training only: the validation
     pass at the epoch's end is not counted). A configuration over the limit raises
-    ``Rejected`` after ``WARMUP + TIMED`` steps, so it costs seconds, not an epoch. An epoch
+    ``OverLimit`` after ``WARMUP + TIMED`` steps, so it costs seconds, not an epoch. An epoch
     with fewer steps than that is measured whole: it is cheap anyway.
 
     With ``log`` (the fit's ``EpochLog``, which must come first among the callbacks), every
@@ -406,7 +408,7 @@ class EpochCostGuard(keras.callbacks.Callback):
             return
         cost = self.log.epoch_cost()
         if cost > self.limit:
-            raise Rejected(f"rejected: epoch {self.log.rows[-1]['epoch']} took {cost:.1f} s > "
+            raise OverLimit(f"rejected: epoch {self.log.rows[-1]['epoch']} took {cost:.1f} s > "
                            f"{self.label}")
 
     def on_train_batch_end(self, batch, logs=None):
@@ -417,7 +419,7 @@ class EpochCostGuard(keras.callbacks.Callback):
         if len(self.times) >= self.TIMED or (steps and batch + 1 >= steps):
             self.estimate = float(np.median(self.times)) * max(steps, 1)
             if self.estimate > self.limit:
-                raise Rejected(f"rejected: ~{self.estimate:.1f} s per epoch (from "
+                raise OverLimit(f"rejected: ~{self.estimate:.1f} s per epoch (from "
                                f"{len(self.times)} timed steps) > {self.label}")
 
 

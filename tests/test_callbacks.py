@@ -22,7 +22,7 @@ from fmnist_search.callbacks import (
     MedianStop,
     NanGuard,
     NanLossError,
-    Rejected,
+    OverLimit,
     StepSchedule,
     StopCheck,
     first_batch_excess,
@@ -281,11 +281,11 @@ def test_cost_guard_estimates_from_the_median_step_after_the_warm_up(clock):
 
 def test_cost_guard_rejects_over_the_limit_naming_the_estimate_and_its_label(clock):
     guard = attached(EpochCostGuard(10), steps=100)
-    with pytest.raises(Rejected, match=r"^rejected: ~20\.0 s per epoch \(from 8 timed steps\) "
+    with pytest.raises(OverLimit, match=r"^rejected: ~20\.0 s per epoch \(from 8 timed steps\) "
                                        r"> --max-seconds-per-epoch 10$"):
         _steps(guard, clock, [1.0] * 3 + [0.2] * 8)
     labelled = attached(EpochCostGuard(10, label="max_epoch_cost 3 (30 s here)"), steps=100)
-    with pytest.raises(Rejected, match=r"> max_epoch_cost 3 \(30 s here\)$"):
+    with pytest.raises(OverLimit, match=r"> max_epoch_cost 3 \(30 s here\)$"):
         _steps(labelled, clock, [1.0] * 3 + [0.2] * 8)
 
 
@@ -310,7 +310,7 @@ def test_cost_guard_holds_the_logged_epoch_less_its_tracing_to_the_limit(clock):
     _epoch(log, clock, 0, [0, 5, 6, 7], [8, 10, 10.5, 11], {"loss": 1.0, "learning_rate": 0.1})
     guard.on_epoch_end(0)
     _epoch(log, clock, 1, [0, 3, 4, 5], [6, 7, 7.5], {"loss": 0.5, "learning_rate": 0.1})
-    with pytest.raises(Rejected, match=r"^rejected: epoch 2 took 8\.5 s > "
+    with pytest.raises(OverLimit, match=r"^rejected: epoch 2 took 8\.5 s > "
                                        r"--max-seconds-per-epoch 7$"):
         guard.on_epoch_end(1)
     attached(EpochCostGuard(1e-9), steps=4).on_epoch_end(0)  # no log: nothing to hold

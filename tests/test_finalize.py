@@ -219,12 +219,12 @@ def test_epoch_cost_guard_rejects_a_slow_configuration():
     import keras
     import numpy as np
 
-    from fmnist_search.callbacks import EpochCostGuard, Rejected
+    from fmnist_search.callbacks import EpochCostGuard, OverLimit
 
     x = np.zeros((64, 4), "float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")
-    with pytest.raises(Rejected, match="--max-seconds-per-epoch"):
+    with pytest.raises(OverLimit, match="--max-seconds-per-epoch"):
         model.fit(x, np.zeros(64), batch_size=4, epochs=1, verbose=0,
                   callbacks=[EpochCostGuard(1e-9)])
     guard = EpochCostGuard(3600)
@@ -241,7 +241,7 @@ def test_cost_guard_holds_every_measured_epoch_to_the_limit():
     import keras
     import numpy as np
 
-    from fmnist_search.callbacks import EpochCostGuard, EpochLog, Rejected
+    from fmnist_search.callbacks import EpochCostGuard, EpochLog, OverLimit
 
     class SlowLater(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -254,7 +254,7 @@ def test_cost_guard_holds_every_measured_epoch_to_the_limit():
     for initial_epoch, estimate in ((0, True), (1, False)):
         log = EpochLog()
         guard = EpochCostGuard(0.3, log, estimate=estimate)
-        with pytest.raises(Rejected, match="epoch .* took"):
+        with pytest.raises(OverLimit, match="epoch .* took"):
             model.fit(x, np.zeros(320), batch_size=16, epochs=initial_epoch + 2,
                       initial_epoch=initial_epoch, verbose=0,
                       callbacks=[log, SlowLater(), guard])

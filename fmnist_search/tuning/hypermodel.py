@@ -17,7 +17,7 @@ from fmnist_search.callbacks import (
     LowDiskSpace,
     MedianStop,
     NanLossError,
-    Rejected,
+    OverLimit,
     with_disk_guard,
 )
 from fmnist_search.errors import ArchitectureError
@@ -54,8 +54,9 @@ class TrialLimits:
     cost_label: str = ""  # what the seconds limit is, in a rejection (default: the option)
 
 
-class TrialRejected(kt.errors.FailedTrialError):
-    """A configuration over a limit: Keras Tuner marks it FAILED, our record REJECTED."""
+class OverLimitTrialFailure(kt.errors.FailedTrialError):
+    """A configuration over a limit (its parameters, or ``callbacks.OverLimit`` from a guard),
+    as the failure Keras Tuner is told of: it marks the trial FAILED, our record REJECTED."""
 
 
 class DiskFull(kt.errors.FatalError):
@@ -195,7 +196,7 @@ class SearchHyperModel(kt.HyperModel):
                 model.history.epoch = [int(r["epoch"]) - 1 for r in log.rows]
                 if trial_id is not None:
                     self.resumes[trial_id] = resumed.record(trial_checkpoint.started)
-        except Rejected as exc:
+        except OverLimit as exc:
             self._reject(trial_id, str(exc), trainable + frozen)
         except NanLossError as exc:
             raise kt.errors.FailedTrialError(str(exc)) from exc
@@ -217,7 +218,7 @@ class SearchHyperModel(kt.HyperModel):
     def _reject(self, trial_id: str | None, reason: str, params: int):
         if trial_id is not None:
             self.rejections[trial_id] = {"reason": reason, "params": params}
-        raise TrialRejected(reason)
+        raise OverLimitTrialFailure(reason)
 
 
 def trial_metrics(history: Mapping[str, Sequence[float]], params: int,
