@@ -398,9 +398,10 @@ def slice_summary(slices: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
 # --------------------------------------------------------------------------- all of it
 
 
-def varying(trials: pd.DataFrame) -> list[str]:
+def varying_among_finished(trials: pd.DataFrame) -> list[str]:
     """Hyperparameters whose value (or presence) differs between the finished
-    configurations, by name."""
+    configurations, by name (``results.varying``, the leaderboard's columns, compares every
+    trial row, whatever its status)."""
     done = _finished(trials)
     names = sorted({k for v in done["values"] for k in v})
     return [name for name in names
@@ -476,7 +477,7 @@ def analyze(root: Path, project: str, top: int = 4, resamples: int = 8, seed: in
     if imp.resamples:
         names, by = imp.table["hyperparameter"].tolist()[:top], "importance"
     else:
-        names = [n for n in varying(trials) if n not in imp.fixed][:top]  # values that differ
+        names = [n for n in varying_among_finished(trials) if n not in imp.fixed][:top]  # values that differ
         by = "name"
     return Analysis(project, trials, imp, history(trials), baselines(root, project),
                     slices(trials, names), log_sampled(root, project), by)

@@ -63,7 +63,7 @@ def load_file(path: Path, name: str | None = None) -> Baseline:
         if problem:
             raise UserError(f"{path}: [values] {key}: {problem}")
     try:
-        builder.plan(values)
+        builder.plan_layers(values)
     except ArchitectureError as exc:
         raise UserError(f"{path}: {exc}") from exc
     return Baseline(name or path.stem, str(data.get("title", "")), str(data.get("space", "")),

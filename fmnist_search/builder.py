@@ -158,7 +158,7 @@ class Step:
     group: str = ""  # the stage or section it belongs to, for the short name
 
 
-def plan(values: Mapping[str, Any], num_classes: int = 10) -> list[Step]:
+def plan_layers(values: Mapping[str, Any], num_classes: int = 10) -> list[Step]:
     """The layer steps for a set of values; raises ArchitectureError if it cannot exist."""
     v = resolve(values)
     steps = _augment_steps(v)
@@ -245,7 +245,7 @@ def short_name(values: Mapping[str, Any], num_classes: int = 10) -> str:
     """
     v = resolve(values)
     groups: list[tuple[str, list[str]]] = []
-    for step in plan(v, num_classes):
+    for step in plan_layers(v, num_classes):
         if step.op == "out":
             continue
         if not groups or groups[-1][0] != step.group:
@@ -336,7 +336,7 @@ def build_model(values: Mapping[str, Any], num_classes: int = 10, compile: bool 
     import keras
 
     v = resolve(values)
-    steps = plan(v, num_classes)
+    steps = plan_layers(v, num_classes)
     with dtype_policy(policy):
         reg = keras.regularizers.L2(v["l2"]) if v["l2"] else None
         inputs = keras.Input(INPUT_SHAPE)

@@ -103,7 +103,7 @@ def simplest_first(rows: list[dict[str, Any]], n_val: int | None) -> list[dict[s
     return close + [r for r in rows if r not in close]
 
 
-def plan(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[str, Any]]:
+def plan_final_table(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candidate], dict[str, Any]]:
     """The project's record, the models of the final table, and the settings they share."""
     run = results.load_project(req.root, req.project)
     preset = run.get("preset", {})
@@ -297,7 +297,7 @@ def next_step(root: Path, project: str) -> str:
     finalize would train next, with its estimated time (from the trials' measured seconds per
     epoch, as the budget estimates it; models already trained count nothing)."""
     try:
-        run, candidates, settings = plan(FinalizeRequest(root, project))
+        run, candidates, settings = plan_final_table(FinalizeRequest(root, project))
     except UserError as exc:
         return str(exc)
     preset = run.get("preset", {})
@@ -393,7 +393,7 @@ def finalize(req: FinalizeRequest, console: Console,
     """Train (or reuse) every model of the final table; returns ``final.json``'s record."""
     from fmnist_search import runs
 
-    run, candidates, settings = plan(req)
+    run, candidates, settings = plan_final_table(req)
     data_settings: DataSettings = settings.pop("data")
     fingerprint = data_settings.fingerprint()
     record: dict[str, Any] = {

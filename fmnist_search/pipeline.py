@@ -232,7 +232,7 @@ def finalize(req: FinalizeRequest, console: Console) -> dict[str, Any]:
     preflight.ensure_writable_results(req.root / layout.FINALIZED / req.project)
     # Every model's folder (controls/, baselines/, finalized/) before the first one trains: a
     # file in the way found after an hour's training lost that hour.
-    _, candidates, _ = finalize_mod.plan(req)
+    _, candidates, _ = finalize_mod.plan_final_table(req)
     for folder in dict.fromkeys(c.parent for c in candidates):
         preflight.ensure_writable_results(folder)
     return finalize_mod.finalize(req, console, lambda s: prepare_data(s, console))

@@ -409,7 +409,7 @@ def check_architectures(space: Space) -> None:
             "[hp.stages] max or fix some pool_<i> / final_pool to false."
         )
     try:
-        builder.plan(space.default_values())
+        builder.plan_layers(space.default_values())
     except ArchitectureError as exc:
         raise UserError(f"{space.path}: the space's default point cannot be built: {exc}") from exc
 

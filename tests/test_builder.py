@@ -74,12 +74,12 @@ def test_short_name_of_model4():
 def test_too_many_pools_is_rejected_with_advice():
     values = {"stages": 4, "final_pool": True}
     with pytest.raises(ArchitectureError, match="at most 4 pools fit"):
-        builder.plan(values)
+        builder.plan_layers(values)
 
 
 def test_unknown_hyperparameter_is_rejected():
     with pytest.raises(ArchitectureError, match="Unknown hyperparameter.*filterz_1"):
-        builder.plan({"filterz_1": 32})
+        builder.plan_layers({"filterz_1": 32})
 
 
 def test_residual_projection_and_batchnorm_build():
@@ -93,7 +93,7 @@ def test_residual_projection_and_batchnorm_build():
 
 
 def test_dropout_after_conv_placement():
-    steps = builder.plan({"stages": 1, "convs_1": 2, "dropout_1": 0.3, "dropout_place": "conv"})
+    steps = builder.plan_layers({"stages": 1, "convs_1": 2, "dropout_1": 0.3, "dropout_place": "conv"})
     ops = [s.op for s in steps]
     assert ops[:5] == ["conv", "drop", "conv", "drop", "pool"]
 
@@ -117,7 +117,7 @@ def test_new_knobs_at_defaults_change_nothing(name):
     """Spelling the defaults out gives the same plan, name, loss and optimizer as leaving them."""
     values = baselines.load(name).values
     spelled = {**values, **NEW_KNOBS}
-    assert builder.plan(spelled, 5) == builder.plan(values, 5)
+    assert builder.plan_layers(spelled, 5) == builder.plan_layers(values, 5)
     assert builder.short_name(spelled, 5) == builder.short_name(values, 5)
     model = builder.build_model(spelled, 5)
     assert model.loss == "sparse_categorical_crossentropy"
@@ -150,9 +150,9 @@ def test_res_depth_and_width_change_the_model():
 def test_strided_stages_count_in_the_spatial_check():
     """Four stride-2 halvings and stem pools: 28 -> 14 -> 7 -> 4 -> 2, then two pools fail."""
     values = {**RESNET20, "res_stages": 4, "stages": 1, "pool_1": True, "final_pool": True}
-    builder.plan(values)  # 28 -pool-> 14 -> 14 -> 7 -> 4 -> 2 -pool-> 1
+    builder.plan_layers(values)  # 28 -pool-> 14 -> 14 -> 7 -> 4 -> 2 -pool-> 1
     with pytest.raises(ArchitectureError, match="at most 4 pools fit"):
-        builder.plan({**values, "stages": 2, "pool_2": True})
+        builder.plan_layers({**values, "stages": 2, "pool_2": True})
 
 
 def test_augmentation_layers_sit_at_the_input_and_add_no_parameters():

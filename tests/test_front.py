@@ -131,13 +131,13 @@ def test_compare_draws_the_front_beside_the_labelled_baselines(root, capsys):
 
 
 def test_finalize_trains_a_spread_of_the_front_with_its_extremes(root):
-    _, candidates, settings = finalize.plan(finalize.FinalizeRequest(root, "front"))
+    _, candidates, settings = finalize.plan_final_table(finalize.FinalizeRequest(root, "front"))
     chosen = [c.source["trial"] for c in candidates if c.stage == "final"]
     assert chosen[:2] == ["05", "00"] and len(chosen) == 3  # the extremes, then the farthest
     front = settings["front"]
     assert front["objectives"] == GOALS and front["spread"] == chosen
     assert sorted(m["trial"] for m in front["members"]) == ["00", "01", "03", "05", "07"]
-    _, single, settings = finalize.plan(finalize.FinalizeRequest(root, "single"))
+    _, single, settings = finalize.plan_final_table(finalize.FinalizeRequest(root, "single"))
     assert "front" not in settings  # one objective: the one-standard-error rule, as before
     assert [c.source["trial"] for c in single if c.stage == "final"][0] == "05"
 

@@ -36,7 +36,7 @@ def test_random_draws_all_build(name):
         drawn.append(response["values"])
     assert len(drawn) >= 50
     for values in drawn:
-        builder.plan(values)  # raises ArchitectureError if impossible
+        builder.plan_layers(values)  # raises ArchitectureError if impossible
     assert len({builder.short_name(v) for v in drawn}) > 40  # the draws really vary
     for values in drawn[:6]:
         builder.build_model(values, 10, compile=False)
@@ -162,7 +162,7 @@ def test_cli_describe_space_default_point(name, capsys):
 
 def test_drawn_impossible_point_is_rejected_clearly():
     with pytest.raises(ArchitectureError, match="at most 4 pools"):
-        builder.plan({"stages": 4, "pool_1": True, "pool_2": True, "pool_3": True,
+        builder.plan_layers({"stages": 4, "pool_1": True, "pool_2": True, "pool_3": True,
                       "pool_4": True, "final_pool": True})
 
 
