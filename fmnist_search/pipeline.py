@@ -6,12 +6,15 @@ or exits: errors are ``UserError``, progress goes to the ``console`` a caller pa
 
     plan = plan_search(SearchSpec(space="cnn", search="quick", trials=10), console)
     outcome = search(plan, console)
+
+``preflight_search`` is the checks before anything heavy loads (the CLI calls it first, to print
+its warnings before the data loads); ``plan_search`` makes them itself when not handed them.
     record = finalize(FinalizeRequest(plan.root, plan.project), console)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +31,9 @@ if TYPE_CHECKING:
     from fmnist_search.space import Space
     from fmnist_search.tuning import SearchOutcome, SearchRequest, StopSignals
 
-__all__ = ["BaselineRequest", "DataOptions", "FinalizeRequest", "RetrainRequest", "SearchPlan",
-           "SearchSpec", "baseline", "finalize", "plan_search", "prepare_data", "retrain",
-           "search"]
+__all__ = ["BaselineRequest", "DataOptions", "FinalizeRequest", "ParallelSpec", "RetrainRequest",
+           "SearchPlan", "SearchPreflight", "SearchSpec", "baseline", "finalize", "plan_search",
+           "preflight_search", "prepare_data", "retrain", "search"]
 
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are unsigned 32-bit
 
@@ -108,6 +111,31 @@ class SearchSpec:
 
 
 @dataclass
+class ParallelSpec:
+    """Trials trained at once: ``run --workers N`` (local worker processes) or a chief (the
+    ``chief`` command, listening on ``bind``:``port`` for workers started by hand)."""
+
+    workers: int = 1  # local worker processes (1: every trial in this process)
+    workers_per_gpu: int = 1
+    bind: str | None = None  # a chief: the address it listens on, checked free before the data
+    port: int = 0
+
+
+@dataclass
+class SearchPreflight:
+    """What ``preflight_search`` checked before the space and the data load TensorFlow: the
+    project's name, the preset with the spec's overrides, ``max_time`` in seconds, and how many
+    local workers to start (``warnings``: why that is not what was asked, for the caller to
+    show)."""
+
+    project: str
+    preset: Preset
+    max_time: float | None
+    workers: int = 1  # 1: trials in this process (a chief starts none: workers join by hand)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SearchPlan:
     """A checked search, its data loaded: what ``search`` runs."""
 
@@ -116,6 +144,7 @@ class SearchPlan:
     space: Space
     data: Dataset
     request: SearchRequest
+    preflight: SearchPreflight
 
     @property
     def root(self) -> Path:
@@ -134,13 +163,12 @@ class SearchPlan:
         return bool(self.preset.finalize_top and self.spec.finalize)
 
 
-def plan_search(spec: SearchSpec, console: Console,
-                before_load: Callable[[str, Preset], None] | None = None) -> SearchPlan:
-    """Check everything a search needs (names, preset, options, the project, space, data)
-    before it starts, cheapest first; nothing is trained or written but the results directory
-    itself. ``before_load(project, preset)``: a caller's own checks (the CLI's worker count and
-    address), run before the space and the data load TensorFlow."""
-    from fmnist_search import budget, catalog, preflight, presets, space
+def preflight_search(spec: SearchSpec, parallel: ParallelSpec | None = None
+                     ) -> SearchPreflight:
+    """The checks of a search that load nothing heavy, cheapest first: names, preset, options,
+    the project (a real, writable folder not being searched) and, for trials in parallel, the
+    worker count and the chief's address. Nothing is written but the results directory."""
+    from fmnist_search import budget, catalog, preflight, presets
 
     _check_choices(spec)
     if spec.project is not None:
@@ -167,17 +195,36 @@ def plan_search(spec: SearchSpec, console: Console,
     project = layout.check_name(
         spec.project or f"{catalog.space_path(spec.space).stem}-{preset.tuner}")
     preflight.check_project(spec.root, project)  # a real, writable folder not being searched
-    if before_load is not None:
-        before_load(project, preset)
+    checked = SearchPreflight(project, preset, max_time)
+    parallel = parallel or ParallelSpec()
+    if parallel.bind is not None:
+        preflight.ensure_bindable(parallel.bind, parallel.port)
+    elif parallel.workers > 1:
+        from fmnist_search.tuning import supervisor  # light: no TensorFlow
+
+        checked.workers, checked.warnings = supervisor.worker_count(
+            parallel.workers, preset.trials, parallel.workers_per_gpu,
+            supervisor.visible_gpus(), supervisor.available_cpus())
+    return checked
+
+
+def plan_search(spec: SearchSpec, console: Console,
+                checked: SearchPreflight | None = None) -> SearchPlan:
+    """Check everything a search needs before it starts (``preflight_search``, unless
+    ``checked`` is what it returned for ``spec``), then load the space and the data; nothing
+    is trained or written but the results directory itself."""
+    from fmnist_search import space
+
+    checked = checked or preflight_search(spec)
     sp = space.load_named(spec.space)  # last: checking a space loads Keras Tuner (seconds)
-    ds = prepare_data(spec.data.settings(subset=preset.subset), console)
+    ds = prepare_data(spec.data.settings(subset=checked.preset.subset), console)
     from fmnist_search import tuning  # loads TensorFlow: only once the options are known good
 
-    request = tuning.SearchRequest(sp, preset, ds, spec.root, project, seed=ds.settings.seed,
-                                   overwrite=spec.overwrite, max_time=max_time,
-                                   command=spec.command, debug=spec.debug,
-                                   finalize=spec.finalize)
-    return SearchPlan(spec, preset, sp, ds, request)
+    request = tuning.SearchRequest(sp, checked.preset, ds, spec.root, checked.project,
+                                   seed=ds.settings.seed, overwrite=spec.overwrite,
+                                   max_time=checked.max_time, command=spec.command,
+                                   debug=spec.debug, finalize=spec.finalize)
+    return SearchPlan(spec, checked.preset, sp, ds, request, checked)
 
 
 def _objectives(given: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -96,7 +96,7 @@ def test_debug_is_seen_before_and_after_the_command(argv, tmp_path, capsys):
         (options.seed, {"0": 0, str(2**32 - 1): 2**32 - 1}, ["-1", str(2**32)]),
         (options.fraction, {"1": 1.0, "0.05": 0.05}, ["0", "1.01", "-0.5", "inf", "nan"]),
         (options.split_fraction, {"0.2": 0.2}, ["0", "1", "nan"]),
-        (options.duration, {"90s": "90s", "1h30m": "1h30m", "15": "15"}, ["soon", "", "5d"]),
+        (options.duration, {"90s": 90.0, "1h30m": 5400.0, "15": 15.0}, ["soon", "", "5d"]),
         (options.class_list, {"0,2,4": "0,2,4"}, ["3", "1,1", "a,b"]),
     ],
 )
@@ -112,6 +112,20 @@ def test_option_types(func, good, bad):
                                            ("1h30m", 5400), ("15", 15)])
 def test_parse_duration_matches_the_search(text, seconds):
     assert options.parse_duration(text) == seconds
+
+
+def test_each_option_is_parsed_once_into_its_typed_value():
+    """--max-time reaches the search as seconds and --chief as an address, parsed by argparse;
+    the 120 s defaults of --heartbeat-timeout and --chief-timeout are the library's own."""
+    from fmnist_search.cli import build_parser
+    from fmnist_search.tuning import distributed, worker
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "--max-time", "1h30m"])
+    assert args.max_time == 5400.0 and args.heartbeat_timeout == distributed.HEARTBEAT_TIMEOUT
+    args = parser.parse_args(["worker", "--chief", "[::1]:8470", "--project", "p"])
+    assert args.chief == distributed.Address("::1", 8470)
+    assert args.chief_timeout == worker.WorkerRequest.chief_timeout == distributed.CHIEF_TIMEOUT
 
 
 def test_error_wrapping_keeps_paths_options_and_commands_whole():

@@ -117,6 +117,37 @@ def test_a_planned_search_is_what_the_spec_asked_on_the_data_it_prepared(tmp_pat
     spec.finalize = False
     assert not pipeline.plan_search(spec, QUIET).finalizes
     assert not plan.project_dir.exists()  # planning writes no project
+    assert plan.preflight.project == plan.project and plan.preflight.max_time == 2700.0
+
+
+def test_preflight_is_a_library_step_whose_result_the_plan_carries(tmp_path, no_data,
+                                                                  monkeypatch):
+    """The checks before anything heavy loads return a typed result (the project, the preset,
+    --max-time in seconds, the workers to start and why not as many as asked); the caller
+    prints it. Nothing of the caller's is rewritten."""
+    import socket
+
+    from fmnist_search.tuning import supervisor
+
+    monkeypatch.setattr(supervisor, "visible_gpus", lambda: [])
+    monkeypatch.setattr(supervisor, "available_cpus", lambda: [0, 1, 2, 3])
+    spec = SearchSpec(space=TINY_SPACE, search="quick", trials=2, max_time="1h30m",
+                      root=tmp_path)
+    parallel = pipeline.ParallelSpec(workers=3)
+    checked = pipeline.preflight_search(spec, parallel)
+    assert (checked.project, checked.preset.trials, checked.max_time) == (
+        "tiny_space-hyperband", 2, 5400.0)
+    assert checked.workers == 2 and parallel.workers == 3
+    assert checked.warnings == ["--workers 3 is more than the 2 trial(s) of the search: "
+                                "starting 2."]
+    alone = pipeline.preflight_search(spec)
+    assert (alone.workers, alone.warnings) == (1, [])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=str(port)):  # a chief's port, before the data
+            pipeline.preflight_search(spec, pipeline.ParallelSpec(bind="127.0.0.1", port=port))
 
 
 def test_several_objectives_are_parsed_once_and_a_bad_one_is_refused(tmp_path, tiny_data):

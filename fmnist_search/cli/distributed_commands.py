@@ -11,6 +11,7 @@ import socket
 from fmnist_search.cli import options
 from fmnist_search.cli.common import SharedOptions, console, prepare_data
 from fmnist_search.cli.search_commands import add_run, cmd_run
+from fmnist_search.tuning.distributed import CHIEF_TIMEOUT
 
 
 def add_chief(sub, shared: SharedOptions) -> argparse.ArgumentParser:
@@ -42,8 +43,9 @@ def add_worker(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=options.threads,
                    help="TensorFlow threads (default: all cores this process may use)")
     p.add_argument("--cpus", type=options.cpu_list, help="pin to these cores, e.g. 0,1")
-    p.add_argument("--chief-timeout", type=options.wait_seconds, default=120.0,
-                   help="seconds to wait for the chief to answer before giving up (default 120)")
+    p.add_argument("--chief-timeout", type=options.wait_seconds, default=CHIEF_TIMEOUT,
+                   help="seconds to wait for the chief to answer before giving up (default "
+                   f"{CHIEF_TIMEOUT:g})")
     return p
 
 
@@ -54,14 +56,14 @@ def default_worker_id() -> str:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from fmnist_search import layout, preflight, results
-    from fmnist_search.tuning import distributed, worker  # light: TensorFlow loads in run_worker
+    from fmnist_search.tuning import worker  # light: TensorFlow loads in run_worker
 
     root = results.results_root(args.results_dir)
     layout.check_inside(root, args.project)
     worker.watch_parent(worker.supervisor_pid())  # an orphan stops, even while TensorFlow loads
     req = worker.WorkerRequest(
         root=root, project=args.project,
-        chief=distributed.parse_address(args.chief, "--chief"),
+        chief=args.chief,
         worker_id=args.worker_id or default_worker_id(), data_dir=args.data_dir,
         threads=args.threads, cpus=args.cpus, debug=args.debug,
         chief_timeout=args.chief_timeout)

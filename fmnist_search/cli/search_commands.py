@@ -23,6 +23,7 @@ from fmnist_search.cli.common import (
 )
 from fmnist_search.errors import UserError
 from fmnist_search.presets import MULTI_FIDELITY
+from fmnist_search.tuning.distributed import HEARTBEAT_TIMEOUT
 
 
 def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
@@ -37,11 +38,15 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
         factor=args.factor, patience=args.patience, precision=args.precision,
         batch_size=args.batch_size, max_params=args.max_params,
         max_seconds_per_epoch=args.max_seconds_per_epoch, objectives=args.objectives,
-        max_time=options.parse_duration(args.max_time) if args.max_time else None,
+        max_time=args.max_time,
         overwrite=args.overwrite, finalize=not args.no_finalize, debug=args.debug,
         command=" ".join(["fmnist-search", *map(shlex.quote, args.argv)]))
-    plan = pipeline.plan_search(
-        spec, console, before_load=lambda project, preset: _preflight(args, preset.trials, chief))
+    parallel = (pipeline.ParallelSpec(bind=args.bind, port=args.port) if chief else
+                pipeline.ParallelSpec(args.workers, args.workers_per_gpu))
+    checked = pipeline.preflight_search(spec, parallel)
+    for warning in checked.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+    plan = pipeline.plan_search(spec, console, checked)
     from fmnist_search import tuning  # loaded by the plan already (its data is known good)
 
     project, preset, ds = plan.project, plan.preset, plan.data
@@ -51,7 +56,7 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
                   f"{preset.tuner} tuner{goals}, {preset.trials} trials, {preset.epochs} epochs "
                   f"max, {len(ds.y_train):,} train / {len(ds.y_val):,} val images")
     signals = tuning.StopSignals()
-    runner = _distributed_runner(args, chief)
+    runner = _distributed_runner(args, chief, checked.workers)
     try:
         outcome = pipeline.search(plan, console, signals, runner)
     except KeyboardInterrupt as exc:
@@ -104,25 +109,9 @@ def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:
     return status
 
 
-def _preflight(args: argparse.Namespace, trials: int, chief: bool) -> None:
-    """What ``run`` and ``chief`` check beside the search's own checks (the project, in
-    ``pipeline.plan_search``) before TensorFlow and the data load: the worker count, the
-    chief's address."""
-    from fmnist_search import preflight
-    from fmnist_search.tuning import supervisor
-
-    if not chief and args.workers > 1:
-        args.workers, warnings = supervisor.worker_count(
-            args.workers, trials, args.workers_per_gpu, supervisor.visible_gpus(),
-            supervisor.available_cpus())
-        for warning in warnings:
-            err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
-    if chief:
-        preflight.ensure_bindable(args.bind, args.port)
-
-
-def _distributed_runner(args: argparse.Namespace, chief: bool):
-    if not chief and args.workers <= 1:
+def _distributed_runner(args: argparse.Namespace, chief: bool, workers: int):
+    """``workers``: the local workers to start, as ``pipeline.preflight_search`` counted them."""
+    if not chief and workers <= 1:
         return None
     import os
 
@@ -134,10 +123,10 @@ def _distributed_runner(args: argparse.Namespace, chief: bool):
     backend.share_gpu_memory(os.environ, shared=True)
     extra = (["--debug"] if args.debug else []) + (
         ["--data-dir", args.data_dir] if args.data_dir else [])
+    listen = {"bind": args.bind, "port": args.port} if chief else {}  # else the loopback's
     opts = supervisor.DistributedOptions(
-        workers=0 if chief else args.workers, workers_per_gpu=args.workers_per_gpu,
-        bind=getattr(args, "bind", "127.0.0.1"), port=getattr(args, "port", 0),
-        heartbeat_timeout=args.heartbeat_timeout, worker_extra=extra)
+        workers=0 if chief else workers, workers_per_gpu=args.workers_per_gpu,
+        heartbeat_timeout=args.heartbeat_timeout, worker_extra=extra, **listen)
     return supervisor.chief_runner(opts, console)
 
 
@@ -408,9 +397,9 @@ def add_run(sub, shared: SharedOptions, name: str = "run",
                        "in this process; on a CPU the cores are divided between workers)")
     g.add_argument("--workers-per-gpu", type=options.workers_per_gpu, default=1,
                    help="workers sharing one GPU (small models leave a large GPU mostly idle)")
-    g.add_argument("--heartbeat-timeout", type=options.wait_seconds, default=120.0,
+    g.add_argument("--heartbeat-timeout", type=options.wait_seconds, default=HEARTBEAT_TIMEOUT,
                    help="seconds without a heartbeat after which a worker's trial is handed to "
-                   "another worker (default 120)")
+                   f"another worker (default {HEARTBEAT_TIMEOUT:g})")
     return p
 
 

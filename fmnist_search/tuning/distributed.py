@@ -47,6 +47,7 @@ from fmnist_search.tuning.stop_rule import TIME, TRIALS
 MAX_ATTEMPTS = 3  # deaths of its worker after which a trial ends FAILED
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's heartbeats
 HEARTBEAT_TIMEOUT = 120.0  # default: a remote worker silent this long is presumed dead
+CHIEF_TIMEOUT = HEARTBEAT_TIMEOUT  # default: how long a worker waits for the chief's answer
 LOOP_EVERY = 0.5  # seconds between the chief's checks
 STOP_GRACE = 15.0  # after the search is done: how long workers may still ask, to be told stop
 

@@ -34,6 +34,7 @@ from fmnist_search.errors import UserError
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.tuning.display import SearchDisplay
 from fmnist_search.tuning.distributed import (
+    CHIEF_TIMEOUT,
     HEARTBEAT_EVERY,
     SENDER_KEY,
     Address,
@@ -56,7 +57,7 @@ class WorkerRequest:
     threads: int | None = None  # TensorFlow's threads (CPU workers share the cores)
     cpus: tuple[int, ...] | None = None  # cores this worker is pinned to
     debug: bool = False
-    chief_timeout: float = 120.0  # how long a call to the chief may wait for an answer
+    chief_timeout: float = CHIEF_TIMEOUT  # how long a call to the chief may wait for an answer
 
     @property
     def project_dir(self) -> Path:
