@@ -118,14 +118,14 @@ def test_each_option_is_parsed_once_into_its_typed_value():
     """--max-time reaches the search as seconds and --chief as an address, parsed by argparse;
     the 120 s defaults of --heartbeat-timeout and --chief-timeout are the library's own."""
     from fmnist_search.cli import build_parser
-    from fmnist_search.tuning import distributed, worker
+    from fmnist_search.tuning import network, worker
 
     parser = build_parser()
     args = parser.parse_args(["run", "--max-time", "1h30m"])
-    assert args.max_time == 5400.0 and args.heartbeat_timeout == distributed.HEARTBEAT_TIMEOUT
+    assert args.max_time == 5400.0 and args.heartbeat_timeout == network.HEARTBEAT_TIMEOUT
     args = parser.parse_args(["worker", "--chief", "[::1]:8470", "--project", "p"])
-    assert args.chief == distributed.Address("::1", 8470)
-    assert args.chief_timeout == worker.WorkerRequest.chief_timeout == distributed.CHIEF_TIMEOUT
+    assert args.chief == network.Address("::1", 8470)
+    assert args.chief_timeout == worker.WorkerRequest.chief_timeout == network.CHIEF_TIMEOUT
 
 
 def test_error_wrapping_keeps_paths_options_and_commands_whole():

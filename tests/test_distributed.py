@@ -17,32 +17,11 @@ from conftest import search_args, write_csvs
 
 from fmnist_search import layout, results
 from fmnist_search.cli import main
-from fmnist_search.tuning import distributed, supervisor, worker
+from fmnist_search.tuning import distributed, network, supervisor, worker
 from fmnist_search.tuning.signals import StopSignals
 from fmnist_search.tuning.stop_rule import SearchBudget, StopRule
 
 # --------------------------------------------------------------------------- pure functions
-
-
-@pytest.mark.parametrize("text, host, port", [
-    ("127.0.0.1:8470", "127.0.0.1", 8470), ("node1:1", "node1", 1),
-    ("[::1]:9000", "::1", 9000), ("localhost:0", "localhost", 0)])
-def test_addresses_parse(text, host, port):
-    address = distributed.parse_address(text, "--chief")
-    assert (address.host, address.port) == (host, port)
-
-
-@pytest.mark.parametrize("text", ["nohost", "host:", ":80", "h:99999", "h:port", "::1"])
-def test_bad_addresses_are_refused(text):
-    with pytest.raises(distributed.UserError, match="--chief"):
-        distributed.parse_address(text, "--chief")
-
-
-def test_only_loopback_is_called_loopback():
-    assert distributed.Address("127.0.0.1", 1).loopback
-    assert distributed.Address("::1", 1).loopback
-    assert not distributed.Address("0.0.0.0", 1).loopback
-    assert not distributed.Address("10.0.0.5", 1).loopback
 
 
 def test_devices_gpu_each_then_shared():
@@ -264,7 +243,7 @@ def test_the_supervisor_reports_its_workers_to_the_chief(tmp_path, monkeypatch):
             return self.rc
 
     devices = supervisor.plan_devices(2, 1, [], [0, 1])
-    workers = supervisor.LocalWorkers(devices, distributed.Address("127.0.0.1", 1), tmp_path,
+    workers = supervisor.LocalWorkers(devices, network.Address("127.0.0.1", 1), tmp_path,
                                       "p", [], Console(file=io.StringIO()))
     spawned = []
     monkeypatch.setattr(workers, "_spawn", lambda w, chief: spawned.append(w.worker_id))
@@ -501,7 +480,7 @@ def test_sigterm_then_sigkill_of_run_stop_every_worker_and_a_rerun_resumes(tmp_p
 
 @pytest.mark.slow
 def test_a_chief_and_a_worker_started_by_hand_complete_a_bayesian_search(tmp_path, csv_data):
-    port = distributed.free_port()
+    port = network.free_port()
     args = search_args(csv_data, tmp_path, "p", 3)
     args[0] = "chief"
     args[args.index("random")] = "bayesian"

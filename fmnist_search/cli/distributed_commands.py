@@ -11,7 +11,7 @@ import socket
 from fmnist_search.cli import options
 from fmnist_search.cli.common import SharedOptions, console, prepare_data
 from fmnist_search.cli.search_commands import add_run, cmd_run
-from fmnist_search.tuning.distributed import CHIEF_TIMEOUT
+from fmnist_search.tuning.network import CHIEF_TIMEOUT
 
 
 def add_chief(sub, shared: SharedOptions) -> argparse.ArgumentParser:

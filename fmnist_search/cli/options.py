@@ -234,8 +234,8 @@ def class_list(text: str) -> str:
 
 
 def address(text: str):
-    """HOST:PORT, parsed once, here, into ``tuning.distributed.Address``."""
-    from fmnist_search.tuning.distributed import parse_address
+    """HOST:PORT, parsed once, here, into ``tuning.network.Address``."""
+    from fmnist_search.tuning.network import parse_address
 
     try:
         return parse_address(text, "")

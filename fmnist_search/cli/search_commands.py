@@ -23,7 +23,7 @@ from fmnist_search.cli.common import (
 )
 from fmnist_search.errors import UserError
 from fmnist_search.presets import MULTI_FIDELITY
-from fmnist_search.tuning.distributed import HEARTBEAT_TIMEOUT
+from fmnist_search.tuning.network import HEARTBEAT_TIMEOUT
 
 
 def cmd_run(args: argparse.Namespace, chief: bool = False) -> int:

@@ -29,14 +29,13 @@ from fmnist_search import backend, layout
 from fmnist_search.errors import UserError
 from fmnist_search.tuning.display import RecordWatcher
 from fmnist_search.tuning.distributed import (
-    HEARTBEAT_TIMEOUT,
-    Address,
     Chief,
     security_warning,
     serve,
     start_server,
     write_chief_json,
 )
+from fmnist_search.tuning.network import HEARTBEAT_TIMEOUT, Address
 from fmnist_search.tuning.worker import PARENT_ENV
 
 # bench_workers.py, measured on this project's 2-core machine (docs/distributed.md).

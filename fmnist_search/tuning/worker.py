@@ -33,12 +33,8 @@ from fmnist_search import backend, layout
 from fmnist_search.errors import UserError
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.tuning.display import SearchDisplay
-from fmnist_search.tuning.distributed import (
-    CHIEF_TIMEOUT,
-    HEARTBEAT_EVERY,
-    SENDER_KEY,
-    Address,
-)
+from fmnist_search.tuning.distributed import SENDER_KEY
+from fmnist_search.tuning.network import CHIEF_TIMEOUT, HEARTBEAT_EVERY, Address
 from fmnist_search.tuning.signals import StopSignals
 
 PARENT_ENV = "FMNIST_SEARCH_PARENT_PID"  # set by a local supervisor: die with it
