@@ -40,7 +40,7 @@ from pathlib import Path
 
 import common
 
-from fmnist_search import finalize, layout, results
+from fmnist_search import finalize, results, store
 
 
 def main() -> int:
@@ -65,7 +65,7 @@ def main() -> int:
     if not going_on and root.exists() and any(root.iterdir()):
         parser.error(f"--results-dir {root} is not empty: the benchmark needs a fresh one "
                      "(or --resume)")
-    for kind in (layout.BASELINES, layout.CONTROLS) if args.reuse_baselines and not going_on \
+    for kind in (store.BASELINES, store.CONTROLS) if args.reuse_baselines and not going_on \
             else ():
         if (args.reuse_baselines / kind).is_dir():
             shutil.copytree(args.reuse_baselines / kind, root / kind)
@@ -80,7 +80,7 @@ def main() -> int:
     wall = time.time() - start
 
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []
-    final = layout.read_final(root, project) or {}
+    final = store.read_final(root, project) or {}
     parts = _parts(root, project)
     payload = {
         "command": " ".join(cmd[2:]),
@@ -134,7 +134,7 @@ def _parts(root: Path, project: str) -> list[dict]:
     def iso(t: float) -> str:
         return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
-    record = layout.read_json(root / project / layout.CLOCK_JSON) or {}
+    record = store.read_json(root / project / store.CLOCK_JSON) or {}
     return [{"started": iso(p["start"]), "last_seen": iso(p["last"]),
              "seconds": p["last"] - p["start"]}
             for p in record.get("parts", []) if isinstance(p, dict) and "last" in p]

@@ -34,7 +34,7 @@ def main() -> None:
     import keras
     from rich.console import Console
 
-    from fmnist_search import builder, checkpoints, dataset, layout, space, training
+    from fmnist_search import builder, checkpoints, dataset, space, store, training
     from fmnist_search.callbacks import EpochLog, EpochProgress
     from fmnist_search.progress import make_progress
 
@@ -48,7 +48,7 @@ def main() -> None:
     writes: list[float] = []
     sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / f"{layout.CHECKPOINT_PREFIX}bench"
+        folder = Path(tmp) / f"{store.CHECKPOINT_PREFIX}bench"
         for epoch in range(args.rounds):
             order = list(models) if epoch % 2 == 0 else list(models)[::-1]
             for who in order:
@@ -67,7 +67,7 @@ def main() -> None:
                     times[who].append(time.perf_counter() - start)
                 if saver is not None:
                     writes.append(saver.seconds)
-                    sizes = {"weights" if p.name.endswith(layout.CHECKPOINT_WEIGHTS)
+                    sizes = {"weights" if p.name.endswith(store.CHECKPOINT_WEIGHTS)
                              else p.name: p.stat().st_size for p in folder.iterdir()}
             print(f"round {epoch + 1}/{args.rounds}: "
                   + ", ".join(f"{who} {t[-1]:.2f} s" for who, t in times.items())

@@ -52,7 +52,7 @@ from typing import Any
 import common
 import numpy as np
 
-from fmnist_search import layout, objectives, pareto, results
+from fmnist_search import objectives, pareto, results, store
 
 ARMS = ("motpe", "bohb", "random")
 BASELINES = ("model1", "model2", "model3", "model4", "model6")
@@ -186,7 +186,7 @@ def _run(args, root: Path, arm: str, seed: int, subset: float) -> dict[str, Any]
 
 
 def _finished(row: dict[str, Any]) -> float:
-    record = layout.read_trial_record(Path(row["path"])) or {}
+    record = store.read_trial_record(Path(row["path"])) or {}
     return float(record.get("finished") or 0.0)
 
 
@@ -198,8 +198,8 @@ def _baseline(args, root: Path, name: str, seed: int, subset: float, epochs: int
     start = time.time()
     proc = subprocess.run(cmd, cwd=common.REPO)
     wall = time.time() - start
-    runs = layout.run_dirs(root, layout.BASELINES, name)
-    metrics = layout.read_metrics(runs[-1]) if runs and proc.returncode == 0 else None
+    runs = store.run_dirs(root, store.BASELINES, name)
+    metrics = store.read_metrics(runs[-1]) if runs and proc.returncode == 0 else None
     return {"exit_status": proc.returncode, "wall_seconds": wall, "command": " ".join(cmd[2:]),
             **({k: metrics.get(k) for k in ("val_accuracy", "params", "epochs",
                                             "seconds_per_epoch")} if metrics else {})}

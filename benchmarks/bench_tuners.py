@@ -40,7 +40,7 @@ from typing import Any
 
 import common
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 
 TUNERS = ("bohb", "hyperband", "random")
 STOPPED = (130, 143, -2, -15)  # a run stopped by Ctrl-C or SIGTERM: stop here, not go on to the next
@@ -93,7 +93,7 @@ def _run(args, tuner: str, seed: int, project: str) -> dict[str, Any]:
     proc = subprocess.run(cmd, cwd=common.REPO)
     wall = time.time() - start
     rows = results.trial_rows(root, project) if (root / project).is_dir() else []
-    final = layout.read_final(root, project) or {}
+    final = store.read_final(root, project) or {}
     winner = next((r for r in final.get("rows", []) if r.get("stage") == "final"), None)
     control = next((r for r in final.get("rows", []) if r.get("stage") == "control"), None)
     curves = best_curves(root, project)
@@ -129,7 +129,7 @@ def best_curves(root: Path, project: str) -> dict[str, Any]:
     any pause of more than ``DOWNTIME`` between two trials: a run stopped at the end of one
     session and resumed in the next is timed as if it had not stopped (the trial a stop
     interrupted is lost with its time: its rerun is timed in full)."""
-    records = [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
+    records = [store.read_trial_record(d) for d in store.trial_dirs(root / project)]
     records = sorted((r for r in records if r and r.get("finished")), key=lambda r: r["finished"])
     if not records:
         return {"seconds": [], "epochs": [], "screening_epochs": 0, "screening_seconds": 0.0}

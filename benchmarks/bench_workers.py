@@ -28,7 +28,7 @@ import common
 
 
 def run_once(workers: int, trials: int, gpu: bool, extra: list[str]) -> dict:
-    from fmnist_search import layout
+    from fmnist_search import store
 
     root = Path(tempfile.mkdtemp(prefix=f"bench-workers-{workers}-"))
     cmd = [sys.executable, "-m", "fmnist_search", "run", "--space", "cnn", "--search", "quick",
@@ -39,8 +39,8 @@ def run_once(workers: int, trials: int, gpu: bool, extra: list[str]) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    records = [r for d in layout.trial_dirs(root / "w")
-               if (r := layout.read_trial_record(d)) and r.get("status") != "RUNNING"]
+    records = [r for d in store.trial_dirs(root / "w")
+               if (r := store.read_trial_record(d)) and r.get("status") != "RUNNING"]
     epochs = sum(int(r.get("epochs") or 0) for r in records)
     fit = sum(float(r.get("fit_seconds") or 0) for r in records)
     row = {"workers": workers, "exit_status": proc.returncode, "wall_seconds": wall,

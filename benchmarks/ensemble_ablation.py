@@ -25,7 +25,7 @@ from pathlib import Path
 import common
 import numpy as np
 
-from fmnist_search import ensemble, layout, paired, results
+from fmnist_search import ensemble, paired, results, store
 
 SEARCHED = ("final",)
 UNSEARCHED = ("control", "baseline")
@@ -50,9 +50,9 @@ def main() -> int:
 
 
 def ablation(root: Path, project: str) -> dict:
-    final = layout.read_final(root, project)
+    final = store.read_final(root, project)
     if not final or "ensemble" not in final:
-        raise SystemExit(f"{root}/{layout.FINALIZED}/{project}/final.json has no ensemble stage: "
+        raise SystemExit(f"{root}/{store.FINALIZED}/{project}/final.json has no ensemble stage: "
                          "run finalize first")
     run = results.load_project(root, project)
     from rich.console import Console

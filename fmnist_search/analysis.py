@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.report import MIN_TRIALS, value_order
 
 OBJECTIVE = "val_accuracy"
@@ -92,7 +92,7 @@ def trial_frame(root: Path, project: str) -> pd.DataFrame:
     order), status, objective, params, seconds per epoch, epochs, started/finished (Unix
     times), architecture and ``values`` (a dict of the hyperparameters the trial had)."""
     results.load_project(root, project)
-    entries = layout.read_trials(root / project)
+    entries = store.read_trials(root / project)
     rows = []
     rows_of = results.trial_rows(root, project, entries)
     for number, (entry, row) in enumerate(zip(entries, rows_of, strict=True), start=1):
@@ -130,7 +130,7 @@ def log_sampled(root: Path, project: str) -> set[str]:
     """Hyperparameters Keras Tuner samples on a log scale, from its own trial files."""
     from fmnist_search.tuning import kt_compat
 
-    return kt_compat.log_sampled(layout.trial_dirs(root / project))
+    return kt_compat.log_sampled(store.trial_dirs(root / project))
 
 
 # --------------------------------------------------------------------------- importance

@@ -111,7 +111,7 @@ def store(root: Path, x_train: Any, y_train: Any, validation: Sequence | None = 
     path = folder / f"{digest(arrays)}.npz"
     if path.is_file():
         return path
-    from fmnist_search import layout
+    from fmnist_search import store
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def store(root: Path, x_train: Any, y_train: Any, validation: Sequence | None = 
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        raise layout.disk_error(path, exc) from exc
+        raise store.disk_error(path, exc) from exc
     return path
 
 

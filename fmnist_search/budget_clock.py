@@ -4,7 +4,7 @@
 (a kill, a session that ends at its 180th minute, a laptop lid) and started again with the same
 command used to get all of ``T`` again: a 3-hour run resumed once could screen for five hours.
 Now each process that runs the pipeline under ``--max-time`` is one *part*, kept in the
-project's ``clock.json`` (``layout.CLOCK_JSON``) with its start and the last time it was seen
+project's ``clock.json`` (``store.CLOCK_JSON``) with its start and the last time it was seen
 alive, rewritten every ``INTERVAL`` seconds by a daemon thread (so a ``kill -9`` loses at most
 that much of the count); a resumed run's deadline is ``T`` less what the earlier parts ran.
 The time between parts (the machine off) is not counted: it bought nothing.
@@ -19,7 +19,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.errors import UserError
 
 INTERVAL = 15.0  # seconds between two writes of the running part's last-seen time
@@ -37,8 +37,8 @@ class Clock:
 
     def __init__(self, project_dir: Path, max_time: float | None,
                  interval: float = INTERVAL) -> None:
-        self.path = project_dir / layout.CLOCK_JSON
-        record = layout.read_json(self.path) or {}
+        self.path = project_dir / store.CLOCK_JSON
+        record = store.read_json(self.path) or {}
         earlier = [p for p in record.get("parts", []) if isinstance(p, dict)]
         self.spent_before = sum(_seconds(p) for p in earlier)
         now = time.time()
@@ -63,7 +63,7 @@ class Clock:
         self.part["last"] = time.time()
         # a full disk stops the search where it writes its state, not here
         with suppress(UserError, OSError):
-            layout.write_json(self.path, {"parts": self.parts})
+            store.write_json(self.path, {"parts": self.parts})
 
     def stop(self) -> None:
         """The part ends: its last count is written (idempotent)."""

@@ -1,14 +1,14 @@
 """A training's epoch checkpoint: what ``runs.train_run`` needs to continue after a kill.
 
 At the end of every epoch ``EpochCheckpoint`` writes, in ``<parent>/.checkpoint-<digest>/``
-(``layout.CHECKPOINT_PREFIX``; the digest, ``identity_digest``, is of everything that makes two
+(``store.CHECKPOINT_PREFIX``; the digest, ``identity_digest``, is of everything that makes two
 trainings the same: values, epochs, seed, precision, data; any other configuration has another
 folder and never resumes from this one):
 
 - ``epoch-<K>-<token>.weights.h5``: ``model.save_weights``, which in Keras 3 holds the layers'
   weights *and* the optimizer's variables (its step count, Adam's moments, an EMA, a loss
   scale), under a name no earlier checkpoint used, fsynced;
-- ``state.json`` (``layout.CHECKPOINT_STATE``, written last through ``layout.write_json``, so
+- ``state.json`` (``store.CHECKPOINT_STATE``, written last through ``store.write_json``, so
   it is replaced whole): the epoch reached, the weights file's name and SHA-256, the EpochLog's
   rows and tracing seconds (the resumed run's history has every epoch, and its
   ``seconds_per_epoch`` is still the median of them), the wall and fit seconds spent so far,
@@ -85,11 +85,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.callbacks import MIN_FREE_BYTES, EpochLog
 
 STATE_SCHEMA = 1
-PARTIAL = layout.PARTIAL  # a weights file being written (``save_weights_atomically``)
+PARTIAL = store.PARTIAL  # a weights file being written (``save_weights_atomically``)
 
 
 class Damaged(Exception):
@@ -103,7 +103,7 @@ def identity_digest(identity: Mapping[str, Any]) -> str:
 
 
 def folder(parent: Path, digest: str) -> Path:
-    return parent / f"{layout.CHECKPOINT_PREFIX}{digest}"
+    return parent / f"{store.CHECKPOINT_PREFIX}{digest}"
 
 
 @dataclass
@@ -135,16 +135,16 @@ class Checkpoint:
 def load(directory: Path, digest: str, epochs: int, first: int = 0) -> Checkpoint | None:
     """The checkpoint in ``directory`` of a training of epochs ``first + 1 .. epochs``; None when
     there is none, ``Damaged`` when unusable."""
-    if not (directory / layout.CHECKPOINT_STATE).exists():
+    if not (directory / store.CHECKPOINT_STATE).exists():
         return None  # none, or killed before the first one was complete
-    state = layout.read_json(directory / layout.CHECKPOINT_STATE)
+    state = store.read_json(directory / store.CHECKPOINT_STATE)
     if state is None:
-        raise Damaged(f"{layout.CHECKPOINT_STATE} is not valid JSON (truncated or damaged)")
+        raise Damaged(f"{store.CHECKPOINT_STATE} is not valid JSON (truncated or damaged)")
     try:
         point = Checkpoint(directory=directory, **{k: v for k, v in state.items()
                                                    if k != "schema"})
     except TypeError as exc:
-        raise Damaged(f"{layout.CHECKPOINT_STATE} has other fields ({exc})") from None
+        raise Damaged(f"{store.CHECKPOINT_STATE} has other fields ({exc})") from None
     if state.get("schema") != STATE_SCHEMA or point.digest != digest:
         raise Damaged("it was written for another configuration or version")
     if point.epochs != epochs or point.first != first \
@@ -204,12 +204,12 @@ def _put_back(kept: Path, path: Path) -> None:
     try:
         _link_or_copy(kept, tmp)
         os.replace(tmp, path)
-        layout._fsync_dir(path.parent)
+        store._fsync_dir(path.parent)
     except OSError as exc:
         with suppress(OSError):
             tmp.unlink()
-        if layout.is_disk_error(exc):
-            raise layout.disk_error(path, exc) from exc
+        if store.is_disk_error(exc):
+            raise store.disk_error(path, exc) from exc
         raise
 
 
@@ -217,7 +217,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError as exc:
-        if layout.is_disk_error(exc):
+        if store.is_disk_error(exc):
             raise
         shutil.copyfile(source, target)  # a file system without hard links
         with open(target, "rb") as fh:
@@ -229,13 +229,13 @@ def save_weights_atomically(model, path: Path | str) -> None:
     temporary name in the same folder (Keras wants the ``.weights.h5`` suffix), fsynced, then
     renamed over it. A kill during ``save_weights`` itself leaves a truncated file."""
     path = Path(path)
-    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}{PARTIAL}{layout.CHECKPOINT_WEIGHTS}")
+    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}{PARTIAL}{store.CHECKPOINT_WEIGHTS}")
     try:
         model.save_weights(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        layout._fsync_dir(path.parent)
+        store._fsync_dir(path.parent)
     except BaseException:
         with suppress(OSError):
             tmp.unlink()
@@ -312,11 +312,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            if layout.is_disk_error(exc):
-                raise layout.disk_error(directory, exc) from exc
+            if store.is_disk_error(exc):
+                raise store.disk_error(directory, exc) from exc
             raise
         _check_room(directory, model)
-        name = f"epoch-{epoch:04d}-{uuid.uuid4().hex[:8]}{layout.CHECKPOINT_WEIGHTS}"
+        name = f"epoch-{epoch:04d}-{uuid.uuid4().hex[:8]}{store.CHECKPOINT_WEIGHTS}"
         path = directory / name
         try:
             model.save_weights(path)
@@ -327,7 +327,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             early = self._early_state(epoch)
             before = self.before
             now_ = time.perf_counter()
-            layout.write_json(directory / layout.CHECKPOINT_STATE, {
+            store.write_json(directory / store.CHECKPOINT_STATE, {
                 "schema": STATE_SCHEMA, "digest": self.digest, "epoch": epoch,
                 "epochs": int(self.params["epochs"]), "weights": name, "sha256": digest,
                 "rows": self.log.rows, "tracing_seconds": self.log.tracing_seconds,
@@ -345,12 +345,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         except BaseException as exc:
             with suppress(OSError):
                 path.unlink()
-            if isinstance(exc, Exception) and not isinstance(exc, layout.StateWriteError) \
-                    and layout.is_disk_error(exc):
-                raise layout.disk_error(path, exc) from exc
+            if isinstance(exc, Exception) and not isinstance(exc, store.StateWriteError) \
+                    and store.is_disk_error(exc):
+                raise store.disk_error(path, exc) from exc
             raise
         self._kept, self._early = kept, early
-        needed = {name, layout.CHECKPOINT_STATE, *kept.values(),
+        needed = {name, store.CHECKPOINT_STATE, *kept.values(),
                   *([early["weights"]] if early and early.get("weights") else [])}
         for old in directory.iterdir():  # what state.json no longer names (or a kill left)
             if old.name not in needed:
@@ -403,7 +403,7 @@ def _check_room(directory: Path, model) -> None:
     need = int(need * 1.2) + MIN_FREE_BYTES
     free = shutil.disk_usage(directory).free
     if free < need:
-        raise layout.disk_error(directory, OSError(
+        raise store.disk_error(directory, OSError(
             errno.ENOSPC, f"No space left on device ({free:,} bytes free, the checkpoint needs "
                           f"about {need:,})"))
 

@@ -14,7 +14,7 @@ models") is how AutoML tools turn the models a search trained into one better mo
 - candidates (the "pool"): every model of this finalize's table, and every other finished run
   of the same data (earlier finalizes of the project, the space's controls, the report
   baselines); scored on their saved validation probabilities (TTA included where the protocol
-  has it, ``layout.PREDICTIONS``), so no model is run twice for this.
+  has it, ``store.PREDICTIONS``), so no model is run twice for this.
 - limits: at most ``size`` rounds, and the parameters of the distinct members together at most
   the preset's ``max_params``: a limit on the model, not on each part of it.
 
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.results import data_key
 from fmnist_search.versions import versions
 
@@ -133,7 +133,7 @@ def pool_runs(root: Path, project: str, table: Sequence[dict[str, Any]],
         if resolved in seen:
             if stage == "control":
                 out[seen[resolved]] = (name, stage, path)
-        elif (path / layout.MODEL_FILE).is_file():
+        elif (path / store.MODEL_FILE).is_file():
             seen[resolved] = len(out)
             out.append((name, stage, path))
 
@@ -141,15 +141,15 @@ def pool_runs(root: Path, project: str, table: Sequence[dict[str, Any]],
         if row.get("stage") != "ensemble" and row.get("path"):
             add(row["name"], row["stage"], Path(row["path"]))
     key = data_key(data)
-    for base in (layout.final_dir(root, project), root / layout.CONTROLS,
-                 root / layout.BASELINES):
+    for base in (store.final_dir(root, project), root / store.CONTROLS,
+                 root / store.BASELINES):
         if not base.is_dir():
             continue
         for model_dir in sorted(p for p in base.iterdir()
                                 if p.is_dir() and not p.name.startswith(".")
                                 and not p.name.endswith(f"-{SUFFIX}")):
-            for run in reversed(layout.run_dirs(base, "", model_dir.name)):
-                metrics = layout.read_metrics(run) or {}
+            for run in reversed(store.run_dirs(base, "", model_dir.name)):
+                metrics = store.read_metrics(run) or {}
                 if data_key(metrics.get("data", {})) == key:
                     add(metrics.get("model", model_dir.name), "pool", run)
                     break
@@ -160,21 +160,21 @@ def load_member(name: str, stage: str, path: Path, x_val: np.ndarray,
                 x_test: np.ndarray | None) -> Member:
     """A candidate with its probabilities: the saved ones, else predicted now (a run from
     before runs kept them) and saved beside it for the next time."""
-    metrics = layout.read_metrics(path) or {}
+    metrics = store.read_metrics(path) or {}
     tta = bool((metrics.get("values") or {}).get("tta"))
     member = Member(name, stage, path, int(metrics.get("params") or 0), tta)
-    saved = layout.read_predictions(path) or {}
+    saved = store.read_predictions(path) or {}
     if "val" in saved and len(saved["val"]) == len(x_val) and (
             x_test is None or len(saved.get("test", ())) == len(x_test)):
         member.val, member.test = saved["val"], saved.get("test")
         return member
     from fmnist_search import portable, training
 
-    model = portable.load_trained(path / layout.MODEL_FILE)
+    model = portable.load_trained(path / store.MODEL_FILE)
     member.val = training.predict(model, x_val, tta=tta)[0].astype(np.float32)
     if x_test is not None:
         member.test = training.predict(model, x_test, tta=tta)[0].astype(np.float32)
-    layout.write_predictions(path, {"val": member.val,
+    store.write_predictions(path, {"val": member.val,
                                     **({"test": member.test} if member.test is not None
                                        else {})})
     return member
@@ -194,7 +194,7 @@ def build_model(members: Sequence[Member], counts: Sequence[int]):
     image = keras.Input(INPUT_SHAPE, name="image")
     outputs = []
     for i, (member, count) in enumerate(zip(members, counts, strict=True)):
-        trained = portable.load_trained(member.path / layout.MODEL_FILE)
+        trained = portable.load_trained(member.path / store.MODEL_FILE)
         copy = portable.inference_copy(trained)
         net = keras.Model(copy.input, copy.output, name=f"member_{i}")
         probs = portable.with_tta(net, member.tta, f"member_{i}")(image)
@@ -217,8 +217,8 @@ def finished(parent: Path, key: list[dict[str, Any]], data: dict[str, Any]
              ) -> tuple[Path, dict[str, Any]] | None:
     """An ensemble of these members and weights on these data saved already (a rerun)."""
     want = json.dumps(key, sort_keys=True)
-    for run in reversed(layout.run_dirs(parent.parent, "", parent.name)):
-        metrics = layout.read_metrics(run) or {}
+    for run in reversed(store.run_dirs(parent.parent, "", parent.name)):
+        metrics = store.read_metrics(run) or {}
         got = [{k: m.get(k) for k in ("name", "path", "weight")}
                for m in metrics.get("members", [])]
         if (json.dumps(got, sort_keys=True) == want
@@ -240,7 +240,7 @@ def save(parent: Path, members: Sequence[Member], counts: Sequence[int], dataset
             if dataset.y_test is not None else None)
     n_test = len(dataset.x_test) if dataset.x_test is not None else 0
     shown = test or val
-    first = layout.read_metrics(members[0].path) or {}
+    first = store.read_metrics(members[0].path) or {}
     metrics = {
         "kind": SUFFIX, "model": name,
         "architecture": f"ensemble: {describe(members, counts)}",
@@ -310,7 +310,7 @@ def run_stage(root: Path, project: str, table: Sequence[dict[str, Any]], dataset
     picked = sorted(selection.counts)
     members = [candidates[i] for i in picked]
     counts = [selection.counts[i] for i in picked]
-    parent = layout.final_dir(root, project) / f"{project}-{SUFFIX}"
+    parent = store.final_dir(root, project) / f"{project}-{SUFFIX}"
     done = finished(parent, members_key(members, counts), data)
     if done is not None:
         path, metrics = done
@@ -331,7 +331,7 @@ def run_stage(root: Path, project: str, table: Sequence[dict[str, Any]], dataset
                    "inference_ms_per_image": metrics["inference_ms_per_image"],
                    "path": str(path)})
     ensemble = Member(parent.name, SUFFIX, path, metrics["params"], False)
-    saved = layout.read_predictions(path) or {}
+    saved = store.read_predictions(path) or {}
     ensemble.val, ensemble.test = saved.get("val"), saved.get("test")
     return Outcome(record, {"path": str(path), "metrics": metrics, "reused": done is not None},
                    [*candidates, ensemble])

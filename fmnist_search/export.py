@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
 
-INFERENCE_FILE = layout.INFERENCE_FILE  # beside model.keras in every run folder
+INFERENCE_FILE = store.INFERENCE_FILE  # beside model.keras in every run folder
 # format -> (what Keras' model.export calls it (None: model.save), file suffix)
 FORMATS = {"keras": (None, ".keras"), "saved_model": ("tf_saved_model", ""),
            "onnx": ("onnx", ".onnx"), "litert": ("litert", ".tflite")}
@@ -204,14 +204,14 @@ def from_run(run_dir: Path) -> Source:
     ``model.keras``."""
     import keras
 
-    from fmnist_search import builder, layout, portable, results
+    from fmnist_search import builder, portable, results, store
 
     metrics = results.load_run(run_dir)
     name = str(metrics.get("model") or run_dir.parent.name)
     if (run_dir / INFERENCE_FILE).is_file():
         model = keras.models.load_model(run_dir / INFERENCE_FILE, compile=False)
         return Source(model, name, False, str(run_dir))
-    trained = portable.load_trained(run_dir / layout.MODEL_FILE)
+    trained = portable.load_trained(run_dir / store.MODEL_FILE)
     if metrics.get("kind") == "ensemble":  # already plain Keras, TTA inside
         return Source(trained, name, False, str(run_dir))
     tta = bool(builder.resolve(metrics.get("values") or {}).get("tta"))
@@ -252,9 +252,9 @@ def source(root: Path, name: str, trial: str | None = None) -> Source:
     """``name``: a project (its ``trial``, default the best, from the search's checkpoint),
     else what ``predict`` takes: a run directory, a baseline's name, ``PROJECT-TRIAL``
     (retrained) or ``PROJECT-ensemble``."""
-    from fmnist_search import layout, results
+    from fmnist_search import results, store
 
-    if trial is not None or layout.is_project(root / name):
+    if trial is not None or store.is_project(root / name):
         return from_trial(root, name, trial or "best")
     return from_run(results.find_run(root, name))
 
@@ -262,10 +262,10 @@ def source(root: Path, name: str, trial: str | None = None) -> Source:
 def check_images(root: Path, src: Source, count: int) -> tuple[np.ndarray | None, str]:
     """Up to ``count`` of the images the source was trained for (its test images, else its
     validation images), and what they are; (None, why) where its data is not at hand."""
-    from fmnist_search import dataset, layout, results
+    from fmnist_search import dataset, results, store
 
     where = Path(src.where)
-    record = (layout.read_project(where.parent) if (where.parent / layout.RUN_JSON).is_file()
+    record = (store.read_project(where.parent) if (where.parent / store.RUN_JSON).is_file()
               else results.load_run(where))
     try:
         ds = dataset.prepare(dataset.DataSettings.from_record(record["data"]))

@@ -39,7 +39,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import baselines, budget, builder, ensemble, layout, paired, results
+from fmnist_search import baselines, budget, builder, ensemble, paired, results, store
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 
@@ -116,7 +116,7 @@ def plan_final_table(req: FinalizeRequest) -> tuple[dict[str, Any], list[Candida
         run.get("data", {}).get("n_val"))[:top]
     if not chosen:
         raise UserError(f"Project '{req.project}' has no finished trial to finalize yet.")
-    directory = layout.final_dir(req.root, req.project)
+    directory = store.final_dir(req.root, req.project)
     candidates = []
     for row in chosen:
         name = f"{req.project}-{row['trial']}"
@@ -169,7 +169,7 @@ def control_candidate(root: Path, run: dict[str, Any], epochs: int,
                         f"point, and its space file {path} cannot be read now ({exc}). Put "
                         "the file back where the search read it.") from exc
     values = sp.control_values(run.get("preset", {}).get("fixed") or {}, final_values, epochs)
-    parent = layout.control_dir(root, sp.name)
+    parent = store.control_dir(root, sp.name)
     return Candidate(parent.name, "control", values, epochs, parent,
                      {"control": sp.name, "trial": "default", "file": str(path)}, {})
 
@@ -222,7 +222,7 @@ def baseline_candidate(root: Path, name: str, final_epochs: int,
     base = baselines.load(name)
     epochs = base.final_epochs(final_epochs, use_final_epochs)
     return Candidate(base.name, "baseline", {**base.values, "epochs": epochs}, epochs,
-                     root / layout.BASELINES / base.name,
+                     root / store.BASELINES / base.name,
                      {"baseline": base.name, "file": str(base.path)}, {})
 
 
@@ -255,7 +255,7 @@ def _seconds(metrics: dict[str, Any]) -> float | None:
 
 def screening_seconds(root: Path, project: str) -> float | None:
     """Wall time of the screening stage: first trial started to last trial finished."""
-    records = [e.record for e in layout.read_trials(root / project) if "finished" in e.record]
+    records = [e.record for e in store.read_trials(root / project) if "finished" in e.record]
     if not records:
         return None
     return max(r["finished"] for r in records) - min(r["started"] for r in records)
@@ -385,7 +385,7 @@ def _ensemble_stage(req: FinalizeRequest, record: dict[str, Any], settings: dict
         from fmnist_search import pareto
 
         record["front_lines"] = pareto.budget_lines(record)
-    layout.write_final(req.root, req.project, record)
+    store.write_final(req.root, req.project, record)
 
 
 def finalize(req: FinalizeRequest, console: Console,
@@ -433,7 +433,7 @@ def finalize(req: FinalizeRequest, console: Console,
                                            "seconds": row["wall_seconds"],
                                            "reused": row["reused"]})
         record["updated"] = runs.now()
-        layout.write_final(req.root, req.project, record)  # after each: kill-safe progress
+        store.write_final(req.root, req.project, record)  # after each: kill-safe progress
     if dataset is None:  # the labels, and any reused model's probabilities from before
         dataset = load_data(data_settings)
     _ensemble_stage(req, record, settings, dataset, console)
@@ -443,7 +443,7 @@ def finalize(req: FinalizeRequest, console: Console,
     record["stages"]["finalize_seconds"] = sum(m["seconds"] or 0.0
                                                for m in record["stages"]["models"]
                                                if not m["reused"])
-    layout.write_final(req.root, req.project, record)
+    store.write_final(req.root, req.project, record)
     return record
 
 

@@ -258,7 +258,7 @@ def mark(root: Path, rows: Sequence[dict[str, Any]], front_only: bool = False
     objectives with its ``pareto_rank`` among the project's trials (every project's with
     ``front_only``: accuracy against parameters for a search of one objective). With
     ``front_only``, the trials of rank 0 alone."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
     mine: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -267,7 +267,7 @@ def mark(root: Path, rows: Sequence[dict[str, Any]], front_only: bool = False
     rank: dict[tuple[str, str], int | None] = {}
     ranked = set()
     for project, trials in mine.items():
-        run = layout.read_project(root / project) or {}
+        run = store.read_project(root / project) or {}
         if front_only or several_objectives(run):
             ranked.add(project)
             for row in with_ranks(trials, project_objectives(run)):
@@ -279,11 +279,11 @@ def mark(root: Path, rows: Sequence[dict[str, Any]], front_only: bool = False
 
 def searched_fronts(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
     """Project -> its objectives, for each project of ``rows`` that searched several."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
     out = {}
     for project in sorted({r["project"] for r in rows if r["kind"] == "trial"}):
-        run = layout.read_project(root / project) or {}
+        run = store.read_project(root / project) or {}
         if several_objectives(run):
             out[project] = project_objectives(run)
     return out

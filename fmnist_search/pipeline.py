@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.errors import UserError
 from fmnist_search.finalize import FinalizeRequest
 
@@ -172,7 +172,7 @@ def preflight_search(spec: SearchSpec, parallel: ParallelSpec | None = None
 
     _check_choices(spec)
     if spec.project is not None:
-        layout.check_name(spec.project)  # before anything is read, trained or deleted
+        store.check_name(spec.project)  # before anything is read, trained or deleted
     preflight.ensure_writable_results(spec.root)
     preset = presets.load(spec.search)
     fixed = {"batch_size": spec.batch_size} if spec.batch_size else {}
@@ -192,7 +192,7 @@ def preflight_search(spec: SearchSpec, parallel: ParallelSpec | None = None
     if max_time is not None and not 0 < max_time <= budget.MAX_SECONDS:
         raise UserError(f"max_time {max_time!r} must be a number of seconds above 0, at most "
                         f"{budget.MAX_SECONDS:,} (a year).")
-    project = layout.check_name(
+    project = store.check_name(
         spec.project or f"{catalog.space_path(spec.space).stem}-{preset.tuner}")
     preflight.check_project(spec.root, project)  # a real, writable folder not being searched
     checked = SearchPreflight(project, preset, max_time)
@@ -276,7 +276,7 @@ def finalize(req: FinalizeRequest, console: Console) -> dict[str, Any]:
         raise UserError(f"finalize: top {req.top!r} must be a whole number from 1 to {most} "
                         f"({why}).")
     results.load_project(req.root, req.project)  # a name that is no project is refused first
-    preflight.ensure_writable_results(req.root / layout.FINALIZED / req.project)
+    preflight.ensure_writable_results(req.root / store.FINALIZED / req.project)
     # Every model's folder (controls/, baselines/, finalized/) before the first one trains: a
     # file in the way found after an hour's training lost that hour.
     _, candidates, _ = finalize_mod.plan_final_table(req)
@@ -313,7 +313,7 @@ def baseline(req: BaselineRequest, console: Console
     elif req.weights in (None, "imagenet") and any(
             b.values.get("weights") == "imagenet" for b in models):
         resolve_weights("imagenet")  # fail before training anything, not after model4
-    root = req.root / layout.BASELINES
+    root = req.root / store.BASELINES
     for base in models:  # before the data and the training, not after them
         preflight.ensure_writable_results(root / base.name)
     settings = req.data.settings()
@@ -360,7 +360,7 @@ def retrain(req: RetrainRequest, console: Console
     d = run["data"]
     settings = dataset.DataSettings.from_record(d, req.data_dir, req.test_csv)
     name = f"{req.project}-{row['trial']}"
-    preflight.ensure_writable_results(req.root / layout.RETRAINED / name)
+    preflight.ensure_writable_results(req.root / store.RETRAINED / name)
     ds = prepare_data(settings, console)
     from fmnist_search import runs  # loads TensorFlow: only once the options are known good
 
@@ -371,5 +371,5 @@ def retrain(req: RetrainRequest, console: Console
         precision=req.precision or preset["precision"], patience=preset["patience"] or None,
         source={"project": req.project, "trial": row["trial"]},
     )
-    path, metrics = runs.train_run(spec, ds, req.root / layout.RETRAINED / name, console)
+    path, metrics = runs.train_run(spec, ds, req.root / store.RETRAINED / name, console)
     return path, metrics, row

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import numpy as np
 
-from fmnist_search import dataset, layout, sources
+from fmnist_search import dataset, sources, store
 from fmnist_search.errors import UserError
 from fmnist_search.results import load_run
 
@@ -60,8 +60,8 @@ def predict_run(run_dir: Path, input_csv: str | None, columns: Columns = Columns
 def load_model(run_dir: Path, metrics: dict | None = None):
     """A run's trained ``model.keras``; a damaged file is one error naming it and the command
     that trains it again (checked before TensorFlow loads)."""
-    path = run_dir / layout.MODEL_FILE
-    problem = layout.model_damage(path)
+    path = run_dir / store.MODEL_FILE
+    problem = store.model_damage(path)
     if problem is None:
         import keras  # TensorFlow loads once the model file is known whole (seconds)
 
@@ -84,7 +84,7 @@ def _retrain_command(metrics: dict) -> str:
         return f"`fmnist-search retrain {source['project']} --trial {source.get('trial')}`"
     if source.get("project"):
         return f"`fmnist-search finalize {source['project']}`"
-    return f"the command that trained it, in its {layout.METRICS_JSON}"
+    return f"the command that trained it, in its {store.METRICS_JSON}"
 
 
 def _inputs(input_csv: str | None, trained_on: dict, columns: Columns, data_dir: str | None,

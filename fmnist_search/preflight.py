@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.errors import UserError
 
 # bench_workers on 2 cores (quick preset, 6 trials, both orders): one process ran 115-118
@@ -104,9 +104,9 @@ def writing(path: Path, option: str) -> Iterator[None]:
 
 
 def check_project(root: Path, project: str) -> None:
-    """A search's project: a real folder of the results directory (``layout.check_inside``),
+    """A search's project: a real folder of the results directory (``store.check_inside``),
     writable when it exists, and not being searched by another process right now."""
-    path = layout.check_inside(root, project)
+    path = store.check_inside(root, project)
     check_not_searched(root, project)
     if path.is_dir():
         ensure_writable_dir(path, f"The project folder of '{project}'",
@@ -116,7 +116,7 @@ def check_project(root: Path, project: str) -> None:
 def check_not_searched(root: Path, project: str) -> None:
     """The project's lock is free (taken and released at once; a missing lock file is not
     created). The search takes it for good later, so a race is still refused there."""
-    lock = layout.lock_file(root, project)
+    lock = store.lock_file(root, project)
     try:
         fh = open(lock)  # noqa: SIM115 (closed below; read-only: creates nothing)
     except OSError:
@@ -125,7 +125,7 @@ def check_not_searched(root: Path, project: str) -> None:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise layout.busy_error(root, project) from None
+            raise store.busy_error(root, project) from None
 
 
 def ensure_bindable(host: str, port: int) -> None:
@@ -156,7 +156,7 @@ def wait_for_chief(host: str, port: int, chief_json: Path, timeout: float,
         try:
             with socket.create_connection((host, port), timeout=min(5.0, timeout)):
                 pass
-            if (layout.read_json(chief_json) or {}).get("session") is not None:
+            if (store.read_json(chief_json) or {}).get("session") is not None:
                 return
             why = f"it answers, but {chief_json} was not found"
         except OSError as exc:

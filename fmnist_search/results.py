@@ -1,8 +1,8 @@
 """Run and trial directories -> flat rows (and pandas tables). Read-only: no lock taken,
 nothing written, so it works on a project while it is being searched.
 
-A trial is its ``record.json`` (``layout.read_trials``, the one trial store); Keras Tuner's
-``trial.json`` is its resume state and is not read here. Files are read through ``layout``,
+A trial is its ``record.json`` (``store.read_trials``, the one trial store); Keras Tuner's
+``trial.json`` is its resume state and is not read here. Files are read through ``store``,
 which owns their names and record types.
 """
 
@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import builder, layout, store
-from fmnist_search.layout import BASELINES, RETRAINED, list_projects  # noqa: F401 (re-exported)
+from fmnist_search import builder, store
+from fmnist_search.store import BASELINES, RETRAINED, list_projects  # noqa: F401 (re-exported)
 
 
 def results_root(option: str | None = None) -> Path:
@@ -36,13 +36,13 @@ def results_root(option: str | None = None) -> Path:
 
 
 def trial_rows(root: Path, project: str,
-               entries: list[layout.TrialEntry] | None = None) -> list[dict[str, Any]]:
-    """One row per trial, from the trial store (``layout.read_trials``; pass ``entries`` when
+               entries: list[store.TrialEntry] | None = None) -> list[dict[str, Any]]:
+    """One row per trial, from the trial store (``store.read_trials``; pass ``entries`` when
     they were read already)."""
     project_dir = root / project
-    run = layout.read_project(project_dir) or {}
+    run = store.read_project(project_dir) or {}
     rows = []
-    for entry in layout.read_trials(project_dir) if entries is None else entries:
+    for entry in store.read_trials(project_dir) if entries is None else entries:
         record, status = entry.record, entry.status
         values = record.get("values", {})
         row = store.row(
@@ -77,19 +77,19 @@ def finished_run(parent: Path, epochs: int, data: dict[str, Any],
     """The newest finished run under ``parent`` (one model's run directories) of ``epochs``
     epochs on ``data``, and with ``values`` when given: a model ``finalize`` would reuse.
 
-    A run whose ``model.keras`` or ``predictions.npz`` is damaged (``layout.run_damage``) is
+    A run whose ``model.keras`` or ``predictions.npz`` is damaged (``store.run_damage``) is
     never the answer: reused, it would be a broken model in the final table. It is added,
     with what is wrong, to ``damaged`` when a list is given."""
     key = data_key(data)
-    for path in reversed(layout.run_dirs(parent.parent, "", parent.name)):
-        metrics = layout.read_metrics(path)
+    for path in reversed(store.run_dirs(parent.parent, "", parent.name)):
+        metrics = store.read_metrics(path)
         if metrics is None or data_key(metrics.get("data", {})) != key:
             continue
         if metrics.get("epochs") != epochs:
             continue
         if values is not None and not builder.same_model(metrics.get("values") or {}, values):
             continue
-        problem = layout.run_damage(path)
+        problem = store.run_damage(path)
         if problem:
             if damaged is not None:
                 damaged.append((path, problem))
@@ -106,8 +106,8 @@ def latest_runs(root: Path, kind: str, prefer_data: tuple | None = None) -> list
     if not base.is_dir():
         return rows
     for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        runs = layout.run_dirs(root, kind, model_dir.name)
-        loaded = [(p, m) for p in runs if (m := layout.read_metrics(p))]
+        runs = store.run_dirs(root, kind, model_dir.name)
+        loaded = [(p, m) for p in runs if (m := store.read_metrics(p))]
         if not loaded:
             continue
         same = [(p, m) for p, m in loaded if data_key(m.get("data", {})) == prefer_data]
@@ -134,12 +134,12 @@ def run_row(metrics: dict[str, Any], path: Path) -> dict[str, Any]:
 def final_records(root: Path, projects: list[str] | None = None
                   ) -> list[tuple[str, dict[str, Any]]]:
     """``final.json`` of each named project (all when none) that has been finalized."""
-    base = root / layout.FINALIZED
+    base = root / store.FINALIZED
     names = projects or (sorted(p.name for p in base.iterdir() if p.is_dir())
                          if base.is_dir() else [])
     out = []
     for name in names:
-        record = layout.read_final(root, name)
+        record = store.read_final(root, name)
         if record is not None and record.get("rows"):
             out.append((name, record))
     return out
@@ -164,7 +164,7 @@ def final_rows(root: Path, projects: list[str] | None = None) -> list[dict[str, 
 
 
 def load_run(path: Path) -> dict[str, Any]:
-    metrics = layout.read_metrics(path)
+    metrics = store.read_metrics(path)
     if metrics is None:
         from fmnist_search.errors import UserError
 
@@ -185,7 +185,7 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
     known = list_projects(root)
     if projects:
         for project in projects:
-            layout.check_inside(root, project)
+            store.check_inside(root, project)
         missing = [p for p in projects if p not in known]
         if missing:
             raise UserError(f"No project {', '.join(missing)} in {root}. Projects there: "
@@ -194,7 +194,7 @@ def collect(root: Path, projects: list[str] | None = None, baselines: bool = Tru
     keys = set()
     for project in projects or known:
         rows += trial_rows(root, project)
-        keys.add(data_key((layout.read_project(root / project) or {}).get("data", {})))
+        keys.add(data_key((store.read_project(root / project) or {}).get("data", {})))
     prefer = keys.pop() if len(keys) == 1 else None  # baselines on the search's own data
     retrained = {(r["project"], r["trial"]): r for r in latest_runs(root, RETRAINED)}
     for row in rows:
@@ -259,10 +259,10 @@ def compare_table(rows: list[dict[str, Any]]):
 
 def load_project(root: Path, project: str) -> dict[str, Any]:
     from fmnist_search.errors import UserError
-    from fmnist_search.layout import check_name
+    from fmnist_search.store import check_name
 
     check_name(project, "project")
-    run = layout.read_project(layout.check_inside(root, project))
+    run = store.read_project(store.check_inside(root, project))
     if run is None:
         raise UserError(f"No project '{project}' in {root}. Projects there: "
                         f"{', '.join(list_projects(root)) or '(none)'}.")
@@ -303,8 +303,8 @@ def require_record(row: dict[str, Any], project: str) -> None:
     """A trial's record.json may be lost after the rows were read (a trial is its record)."""
     from fmnist_search.errors import UserError
 
-    path = Path(row["path"]) / layout.RECORD_JSON
-    if layout.read_trial_record(path.parent) is None:
+    path = Path(row["path"]) / store.RECORD_JSON
+    if store.read_trial_record(path.parent) is None:
         raise UserError(
             f"{path} is missing or unreadable, so trial {row['trial']} of '{project}' has no "
             "metrics or history to show. Run the search again (the same `fmnist-search run` "
@@ -313,15 +313,15 @@ def require_record(row: dict[str, Any], project: str) -> None:
 
 
 def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
-    record = layout.read_trial_record(Path(row["path"])) or {}
+    record = store.read_trial_record(Path(row["path"])) or {}
     return record.get("history", [])
 
 
 def find_run(root: Path, name: str) -> Path:
     """A run directory from a path, a baseline name, or a retrained PROJECT-TRIAL name."""
     from fmnist_search.errors import UserError
-    from fmnist_search.layout import check_name
     from fmnist_search.preflight import check_path
+    from fmnist_search.store import check_name
 
     check_path(name, "model")
     path = Path(name)
@@ -333,7 +333,7 @@ def find_run(root: Path, name: str) -> Path:
         if runs:
             return runs[-1]
     project = name.rpartition("-")[0]  # PROJECT-ensemble, PROJECT-TRIAL: finalize's models
-    runs = _finished_runs(layout.final_dir(root, project) / name) if project else []
+    runs = _finished_runs(store.final_dir(root, project) / name) if project else []
     if runs:
         return runs[-1]
     trial = _project_trial(root, name)
@@ -351,10 +351,10 @@ def _finished_runs(base: Path) -> list[Path]:
 
 def _project_trial(root: Path, name: str) -> tuple[str, str] | None:
     """``PROJECT``, ``PROJECT-best`` or ``PROJECT-TRIAL`` naming a project's trial, else None."""
-    if layout.is_project(root / name):
+    if store.is_project(root / name):
         return name, "best"
     project, _, trial = name.rpartition("-")
-    if project and trial and layout.is_project(root / project):
+    if project and trial and store.is_project(root / project):
         return project, trial
     return None
 

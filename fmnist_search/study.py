@@ -87,9 +87,9 @@ class Study:
         also in ``.attrs["delivered"]``)."""
         import pandas as pd
 
-        from fmnist_search import layout
+        from fmnist_search import store
 
-        record = layout.read_final(self.root, self.project)
+        record = store.read_final(self.root, self.project)
         if not record or not record.get("rows"):
             raise UserError(f"Project '{self.project}' has not been finalized: run "
                             f"`fmnist-search finalize {self.project}` (or api.finalize).")

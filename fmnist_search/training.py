@@ -192,7 +192,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
         },
         "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
         "predict_seconds": seconds,
-        "probs": probs.astype(np.float32),  # kept by a run (``layout.PREDICTIONS``), not in JSON
+        "probs": probs.astype(np.float32),  # kept by a run (``store.PREDICTIONS``), not in JSON
     }
 
 

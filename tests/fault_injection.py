@@ -16,13 +16,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from fmnist_search import layout
+from fmnist_search import store
 
-real_write_text = layout.write_text
+real_write_text = store.write_text
 
 
 def faulty_write(target: str, nth: int, action: str) -> Callable[[Path | str, str], None]:
-    """``layout.write_text`` with the ``nth`` write of a file named ``target`` made ``action``."""
+    """``store.write_text`` with the ``nth`` write of a file named ``target`` made ``action``."""
     seen = {"n": 0}
 
     def write_text(path, text: str) -> None:
@@ -31,7 +31,7 @@ def faulty_write(target: str, nth: int, action: str) -> Callable[[Path | str, st
             seen["n"] += 1
             if seen["n"] == nth:
                 if action == "enospc":
-                    raise layout.disk_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                    raise store.disk_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
                 (path.parent / f".{path.name}.crash.tmp").write_text(text[: len(text) // 2])
                 os.kill(os.getpid(), signal.SIGKILL)
         real_write_text(path, text)
@@ -40,7 +40,7 @@ def faulty_write(target: str, nth: int, action: str) -> Callable[[Path | str, st
 
 
 def install(target: str, nth: int, action: str) -> None:
-    layout.write_text = faulty_write(target, nth, action)
+    store.write_text = faulty_write(target, nth, action)
 
 
 if __name__ == "__main__":

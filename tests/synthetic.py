@@ -1,4 +1,4 @@
-"""A synthetic project on disk, written through ``layout`` as a search writes it, whose
+"""A synthetic project on disk, written through ``store`` as a search writes it, whose
 objective depends on one hyperparameter only (``learning_rate``) plus noise."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_search import layout
+from fmnist_search import store
 
 DATA = {"classes": list(range(10)), "val_fraction": 0.2, "subset": 0.5, "seed": 42,
         "train_csv": None, "test_csv": None, "n_train": 24000, "n_val": 6000, "n_test": 10000}
@@ -18,7 +18,7 @@ def write_project(root: Path, project: str = "synth", n: int = 50, seed: int = 0
     rng = np.random.default_rng(seed)
     path = root / project
     path.mkdir(parents=True)
-    layout.write_project(path, {"project": project, "space_name": "synthetic", "data": DATA,
+    store.write_project(path, {"project": project, "space_name": "synthetic", "data": DATA,
                                 "preset": {"epochs": 3}, "identity": {}})
     space = [{"class_name": "Float", "config": {"name": "learning_rate", "min_value": 1e-4,
                                                 "max_value": 1e-2, "sampling": "log",
@@ -41,12 +41,12 @@ def write_project(root: Path, project: str = "synth", n: int = 50, seed: int = 0
         trial_id = f"{i:02d}"
         trial_dir = path / f"trial_{trial_id}"
         trial_dir.mkdir()
-        layout.write_json(trial_dir / layout.TRIAL_JSON, {
+        store.write_json(trial_dir / store.TRIAL_JSON, {
             "trial_id": trial_id, "hyperparameters": {"space": space, "values": values},
             "metrics": {}, "score": score, "best_step": 2, "status": "COMPLETED",
             "message": None})
         started = t0 + 60 * i
-        layout.write_trial_record(trial_dir, {
+        store.write_trial_record(trial_dir, {
             "trial_id": trial_id, "values": values, "status": "COMPLETED",
             "started": started, "finished": started + 50, "wall_seconds": 50.0,
             "val_accuracy": score, "val_loss": 1 - score, "params": 1000 + i,

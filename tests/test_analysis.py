@@ -12,7 +12,7 @@ import pytest
 from importance_sets import CHILDREN, LOG, trial_set
 from synthetic import write_project
 
-from fmnist_search import analysis, layout
+from fmnist_search import analysis, store
 from fmnist_search.cli import main
 
 
@@ -158,11 +158,11 @@ def test_figures_are_returned(found):
 def test_a_continued_configuration_is_one_point_at_its_highest_budget(tmp_path):
     path = write_project(tmp_path, "hb", n=25)
     # trial 25 continues trial 03 (Hyperband): the same values, trained on to 9 epochs.
-    source = layout.read_keras_trial(path / "trial_03")
-    record = layout.read_trial_record(path / "trial_03")
+    source = store.read_keras_trial(path / "trial_03")
+    record = store.read_trial_record(path / "trial_03")
     (path / "trial_25").mkdir()
-    layout.write_json(path / "trial_25" / layout.TRIAL_JSON, {**source, "trial_id": "25"})
-    layout.write_trial_record(path / "trial_25", {**record, "trial_id": "25", "epochs": 9,
+    store.write_json(path / "trial_25" / store.TRIAL_JSON, {**source, "trial_id": "25"})
+    store.write_trial_record(path / "trial_25", {**record, "trial_id": "25", "epochs": 9,
                                                   "val_accuracy": 0.95,
                                                   "started": record["started"] + 3000,
                                                   "finished": record["finished"] + 3000})
@@ -182,8 +182,8 @@ def test_a_trial_is_its_record(tmp_path):
     """A damaged record.json leaves the trial out (DAMAGED); Keras Tuner's trial.json, half
     written while the search saves it, is not what readers go by."""
     path = write_project(tmp_path, "busy", n=25)
-    (path / "trial_23" / layout.TRIAL_JSON).write_text('{"trial_id": "23", "hyperpa')
-    (path / "trial_24" / layout.RECORD_JSON).write_text('{"trial_id": "24", "val')
+    (path / "trial_23" / store.TRIAL_JSON).write_text('{"trial_id": "23", "hyperpa')
+    (path / "trial_24" / store.RECORD_JSON).write_text('{"trial_id": "24", "val')
     found = analysis.analyze(tmp_path, "busy", resamples=2)
     assert found.n_trials == 24
     assert found.trials.set_index("trial").loc["24", "status"] == "DAMAGED"

@@ -97,7 +97,7 @@ def test_deterministic_kernels_only_when_the_preset_asks(tmp_path, csv_data, mon
     turn XLA off. `deterministic = true` does, and each trial records which it had."""
     from conftest import search_args
 
-    from fmnist_search import layout, reproducibility
+    from fmnist_search import reproducibility, store
     from fmnist_search.cli import main
 
     calls = []
@@ -108,6 +108,6 @@ def test_deterministic_kernels_only_when_the_preset_asks(tmp_path, csv_data, mon
         preset = tmp_path / f"{name}.toml"
         preset.write_text('tuner = "random"\ntrials = 1\nepochs = 1\nprecision = "fp32"\n' + text)
         assert main(search_args(csv_data, tmp_path, name, 1, "--search", str(preset))) == 0
-        record = layout.read_trial_record(next((tmp_path / "res" / name).glob("trial_*")))
+        record = store.read_trial_record(next((tmp_path / "res" / name).glob("trial_*")))
         assert record["deterministic"] is (name == "det")
         assert len(calls) == (name == "det")

@@ -573,14 +573,14 @@ def test_show_of_a_record_rebuilt_after_it_was_lost(files, tmp_path, capsys):
     trial.json, without a parameter count or timings: show gave a TypeError on them."""
     import shutil
 
-    from fmnist_search import layout
+    from fmnist_search import store
     from fmnist_search.tuning.state import record_from_keras
 
     root = tmp_path / "res"
     shutil.copytree(files / "res" / "p", root / "p")
     trial = root / "p" / "trial_01"
-    keras_state = {**layout.read_keras_trial(trial), "score": 0.5}
-    layout.write_trial_record(trial, record_from_keras(keras_state, {}))
+    keras_state = {**store.read_keras_trial(trial), "score": 0.5}
+    store.write_trial_record(trial, record_from_keras(keras_state, {}))
     assert main(["show", "p", "--trial", "01", "--results-dir", str(root)]) == 0
     out, err = capsys.readouterr()
     text = " ".join(out.split())

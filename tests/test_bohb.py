@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import search_args
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.cli import main
 from fmnist_search.presets import BohbSettings
 from fmnist_search.tuning.bohb import PROPOSAL, BohbOracle, Encoding, config_key
@@ -144,7 +144,7 @@ def _bohb_args(csv_data, tmp_path, project: str, trials: int, *extra) -> list[st
 
 
 def _records(root: Path, project: str) -> list[dict]:
-    return [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
+    return [store.read_trial_record(d) for d in store.trial_dirs(root / project)]
 
 
 def _distinct(records: list[dict]) -> bool:

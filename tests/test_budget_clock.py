@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fmnist_search import budget_clock, layout
+from fmnist_search import budget_clock, store
 
 
 def test_a_resumed_pipeline_gets_what_is_left_of_its_budget(tmp_path):
@@ -28,17 +28,17 @@ def test_a_resumed_pipeline_gets_what_is_left_of_its_budget(tmp_path):
     assert second.spent_before == pytest.approx(spent)
     assert second.deadline == pytest.approx(second.part["start"] + 100.0 - spent)
     assert second.resumed and "1 earlier part(s)" in second.note()
-    parts = layout.read_json(tmp_path / layout.CLOCK_JSON)["parts"]
+    parts = store.read_json(tmp_path / store.CLOCK_JSON)["parts"]
     assert len(parts) == 2 and parts[1]["max_time"] == 100.0
     assert budget_clock.start(tmp_path, None) is None  # no --max-time: nothing counted
 
 
 def test_a_damaged_clock_counts_nothing_and_a_bad_entry_is_skipped(tmp_path):
-    (tmp_path / layout.CLOCK_JSON).write_text('{"parts": [')
+    (tmp_path / store.CLOCK_JSON).write_text('{"parts": [')
     clock = budget_clock.Clock(tmp_path, 60.0, interval=10)
     clock.stop()
     assert clock.spent_before == 0
-    layout.write_json(tmp_path / layout.CLOCK_JSON,
+    store.write_json(tmp_path / store.CLOCK_JSON,
                       {"parts": [{"start": "x"}, 7, {"start": 10.0, "last": 40.0}]})
     again = budget_clock.Clock(tmp_path, 60.0, interval=10)
     again.stop()

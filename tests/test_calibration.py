@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmnist_search import calibration, layout, presets
+from fmnist_search import calibration, presets, store
 from fmnist_search.errors import UserError
 
 
@@ -43,7 +43,7 @@ def test_a_configuration_costlier_than_the_limit_is_rejected_with_the_reason(tmp
     assert main(search_args(csv_data, tmp_path, "t", 2, "--search", str(preset))) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "cost limit: max_epoch_cost 0.0001: at most 0.0001 x the report's model1" in out
-    records = [layout.read_trial_record(p) for p in sorted((tmp_path / "res" / "t").glob("trial_*"))]
+    records = [store.read_trial_record(p) for p in sorted((tmp_path / "res" / "t").glob("trial_*"))]
     assert records and all(r["status"] == "REJECTED" for r in records)
     assert all("max_epoch_cost 0.0001 x model1 here" in r["reason"] for r in records)
 

@@ -15,7 +15,7 @@ import pytest
 from fault_injection import faulty_write
 from rich.console import Console
 
-from fmnist_search import checkpoints, layout, runs
+from fmnist_search import checkpoints, runs, store
 from fmnist_search.errors import UserError
 
 # Augmentation (all three layers), dropout and a per-step schedule: every random stream and
@@ -36,7 +36,7 @@ import keras
 import numpy as np
 from rich.console import Console
 sys.path.insert(0, sys.argv[4])
-from fmnist_search import checkpoints, dataset, layout, runs
+from fmnist_search import checkpoints, dataset, runs, store
 
 root, epochs, kill = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 how, _, at = kill.partition(":")
@@ -58,7 +58,7 @@ elif how == "mid":
     checkpoints.EpochCheckpoint.on_train_batch_begin = on_train_batch_begin
 elif how == "pointer":
     from fault_injection import install
-    install(layout.CHECKPOINT_STATE, at, "kill")
+    install(store.CHECKPOINT_STATE, at, "kill")
 rng = np.random.default_rng(0)
 y = np.repeat(np.arange(10, dtype=np.uint8), 20)
 yt = np.repeat(np.arange(10, dtype=np.uint8), 5)
@@ -106,7 +106,7 @@ def _history(result: dict) -> list[str]:
 
 
 def _folders(parent: Path) -> list[Path]:
-    return sorted(parent.glob(f"{layout.CHECKPOINT_PREFIX}*"))
+    return sorted(parent.glob(f"{store.CHECKPOINT_PREFIX}*"))
 
 
 @pytest.mark.slow
@@ -122,8 +122,8 @@ def test_a_killed_training_resumes_where_it_stopped_with_the_same_weights(tmp_pa
     for name in kills:
         assert procs[name].returncode == -9, outs[name][-3000:]
         (folder,) = _folders(tmp_path / name)
-        assert layout.read_json(folder / layout.CHECKPOINT_STATE)["epoch"] == 3
-        assert len(list(folder.glob(f"*{layout.CHECKPOINT_WEIGHTS}"))) in (1, 2)
+        assert store.read_json(folder / store.CHECKPOINT_STATE)["epoch"] == 3
+        assert len(list(folder.glob(f"*{store.CHECKPOINT_WEIGHTS}"))) in (1, 2)
 
     resumed = {name: _start(tmp_path / name, "none") for name in kills}
     for name, proc in resumed.items():
@@ -171,7 +171,7 @@ def _stop_after(monkeypatch, epoch: int) -> None:
 
 def _state(parent: Path) -> dict:
     (folder,) = _folders(parent)
-    return layout.read_json(folder / layout.CHECKPOINT_STATE)
+    return store.read_json(folder / store.CHECKPOINT_STATE)
 
 
 def test_a_finished_run_leaves_no_checkpoint_and_a_stopped_one_resumes(tmp_path, tiny_dataset,
@@ -218,13 +218,13 @@ def test_a_damaged_checkpoint_is_ignored_and_training_starts_over(tmp_path, tiny
         with pytest.raises(Stop):
             runs.train_run(_spec(), tiny_dataset, parent, _console()[0])
     (folder,) = _folders(parent)
-    state = layout.read_json(folder / layout.CHECKPOINT_STATE)
+    state = store.read_json(folder / store.CHECKPOINT_STATE)
     if damage == "weights":  # truncated
         weights = folder / state["weights"]
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     elif damage == "state":
-        text = (folder / layout.CHECKPOINT_STATE).read_text()
-        (folder / layout.CHECKPOINT_STATE).write_text(text[: len(text) // 2])
+        text = (folder / store.CHECKPOINT_STATE).read_text()
+        (folder / store.CHECKPOINT_STATE).write_text(text[: len(text) // 2])
     else:  # a whole, hash-matching file whose variables are another model's
         from fmnist_search import builder
 
@@ -232,7 +232,7 @@ def test_a_damaged_checkpoint_is_ignored_and_training_starts_over(tmp_path, tiny
         other.optimizer.build(other.trainable_variables)
         other.save_weights(folder / state["weights"])
         state["sha256"] = checkpoints._sha256(folder / state["weights"])
-        layout.write_json(folder / layout.CHECKPOINT_STATE, state)
+        store.write_json(folder / store.CHECKPOINT_STATE, state)
     console, text = _console()
     path, metrics = runs.train_run(_spec(), tiny_dataset, parent, console)
     out = text.getvalue()
@@ -246,13 +246,13 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, tiny_d
                                                                 monkeypatch):
     parent = tmp_path / "tiny"
     with monkeypatch.context() as patch:  # the third state.json write fails: epoch 3's
-        patch.setattr(layout, "write_text", faulty_write(layout.CHECKPOINT_STATE, 3, "enospc"))
-        with pytest.raises(layout.StateWriteError, match="No space left on device"):
+        patch.setattr(store, "write_text", faulty_write(store.CHECKPOINT_STATE, 3, "enospc"))
+        with pytest.raises(store.StateWriteError, match="No space left on device"):
             runs.train_run(_spec(epochs=4), tiny_dataset, parent, _console()[0])
     (folder,) = _folders(parent)
     state = _state(parent)
     assert state["epoch"] == 2
-    (weights,) = folder.glob(f"*{layout.CHECKPOINT_WEIGHTS}")  # epoch 3's file was removed
+    (weights,) = folder.glob(f"*{store.CHECKPOINT_WEIGHTS}")  # epoch 3's file was removed
     assert weights.name == state["weights"]
     assert checkpoints._sha256(weights) == state["sha256"]
     assert [p.name for p in parent.iterdir()] == [folder.name]  # no run
@@ -274,7 +274,7 @@ def test_too_little_room_for_the_weights_stops_before_writing_them(tmp_path, tin
         return found._replace(free=1000) if calls["n"] >= 2 else found
 
     monkeypatch.setattr(checkpoints.shutil, "disk_usage", usage)
-    with pytest.raises(layout.StateWriteError) as caught:
+    with pytest.raises(store.StateWriteError) as caught:
         runs.train_run(_spec(), tiny_dataset, parent, _console()[0])
     assert isinstance(caught.value, UserError)  # the CLI prints it and exits with status 2
     assert "No space left on device" in str(caught.value) and "rerun" in str(caught.value)
@@ -284,7 +284,7 @@ def test_too_little_room_for_the_weights_stops_before_writing_them(tmp_path, tin
 def test_the_cli_exits_with_status_2_on_a_full_disk(tmp_path, csv_data, monkeypatch, capsys):
     from fmnist_search.cli import main
 
-    monkeypatch.setattr(layout, "write_text", faulty_write(layout.CHECKPOINT_STATE, 1, "enospc"))
+    monkeypatch.setattr(store, "write_text", faulty_write(store.CHECKPOINT_STATE, 1, "enospc"))
     code = main(["baseline", "model1", "--epochs", "2", "--train-csv", csv_data[0],
                  "--test-csv", csv_data[1], "--subset", "0.5", "--precision", "fp32",
                  "--results-dir", str(tmp_path / "res")])

@@ -9,7 +9,7 @@ import io
 import pytest
 from rich.console import Console
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.tuning.display import RecordWatcher, SearchDisplay
 
 DONE = {"status": "COMPLETED", "val_accuracy": 0.8125, "val_loss": 0.5432, "epochs": 3,
@@ -79,18 +79,18 @@ def test_side_by_side_trials_are_labelled_and_notes_are_marked():
 def _record(project, trial_id: str, **record) -> None:
     folder = project / f"trial_{trial_id}"
     folder.mkdir(exist_ok=True)
-    layout.write_trial_record(folder, {"trial_id": trial_id, **record})
+    store.write_trial_record(folder, {"trial_id": trial_id, **record})
 
 
 def _beat(project, worker: str, **state) -> None:
-    layout.write_json(layout.worker_file(project, worker, ".json"), state)
+    store.write_json(store.worker_file(project, worker, ".json"), state)
 
 
 def test_the_watcher_announces_each_trial_once_as_it_begins_and_ends(tmp_path):
     """Trials ended before the watcher started are not announced again; a running trial
     is shown once with the worker its heartbeat names; its end is one labelled line."""
     project = tmp_path / "p"
-    (project / layout.WORKERS).mkdir(parents=True)
+    (project / store.WORKERS).mkdir(parents=True)
     _record(project, "0", **DONE)  # ended in an earlier run of the search
     (project / "trial_1").mkdir()  # made by Keras Tuner, no record yet: nothing to show
     display, out = _display(total=3, done=1)
@@ -122,8 +122,8 @@ def test_the_record_names_the_architecture_before_the_heartbeat_does(tmp_path):
 
 def test_each_worker_has_a_row_that_follows_its_heartbeat_and_goes_with_it(tmp_path):
     project = tmp_path / "p"
-    (project / layout.WORKERS).mkdir(parents=True)
-    layout.write_json(project / layout.WORKERS / layout.CHIEF_JSON, {"session": "x"})
+    (project / store.WORKERS).mkdir(parents=True)
+    store.write_json(project / store.WORKERS / store.CHIEF_JSON, {"session": "x"})
     _beat(project, "w0", trial="3", epoch=2, epochs=5)
     _beat(project, "w1", status="waiting for a trial")
     display, _ = _display()
@@ -138,6 +138,6 @@ def test_each_worker_has_a_row_that_follows_its_heartbeat_and_goes_with_it(tmp_p
     _beat(project, "w0", trial="3", epoch=4, epochs=5)
     watcher.tick()
     assert tasks[watcher.rows["w0"]].completed == 4
-    (project / layout.WORKERS / "w1.json").unlink()  # refused or gone: its row goes
+    (project / store.WORKERS / "w1.json").unlink()  # refused or gone: its row goes
     watcher.tick()
     assert list(watcher.rows) == ["w0"] and len(display.progress.task_ids) == 2  # trials, w0

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import search_args, write_csvs
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.cli import main
 from fmnist_search.tuning import distributed, network, supervisor, worker
 from fmnist_search.tuning.signals import StopSignals
@@ -104,14 +104,14 @@ def _complete(chief, trial, score=0.5):
 def test_a_trial_that_keeps_killing_its_worker_ends_failed(tmp_path):
     chief = _chief(tmp_path)
     trial = chief.create_trial("worker-1")
-    layout.write_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}",
+    store.write_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}",
                               {"trial_id": trial.trial_id, "status": "RUNNING", "started": 1.0})
     for _ in range(distributed.MAX_ATTEMPTS - 1):
         chief.expect_restart("worker-1", "was killed by SIGKILL")
         assert chief.create_trial("worker-1").trial_id == trial.trial_id  # retried
     chief.expect_restart("worker-1", "was killed by SIGKILL")
     assert chief.oracle.trials[trial.trial_id].status == "FAILED"
-    record = layout.read_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}")
+    record = store.read_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}")
     assert record["status"] == "FAILED" and "3 times" in record["reason"]
     assert "SIGKILL" in record["reason"] and record["started"] == 1.0
     assert chief.create_trial("worker-1").trial_id != trial.trial_id
@@ -146,7 +146,7 @@ def test_a_waiting_worker_takes_the_trial_of_one_that_went_silent(tmp_path):
 def test_a_worker_killed_after_recording_its_result_is_not_rerun(tmp_path):
     chief = _chief(tmp_path)
     trial = chief.create_trial("w1")
-    layout.write_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}", {
+    store.write_trial_record(tmp_path / "p" / f"trial_{trial.trial_id}", {
         "trial_id": trial.trial_id, "status": "COMPLETED", "val_accuracy": 0.8,
         "history": [{"epoch": 1, "val_accuracy": 0.6}, {"epoch": 2, "val_accuracy": 0.8}]})
     chief.expect_restart("w1", "was killed by SIGKILL")  # before its EndTrial reached us
@@ -176,9 +176,9 @@ def test_a_report_from_a_worker_that_no_longer_holds_the_trial_is_ignored(tmp_pa
 def test_a_silent_workers_trial_goes_to_another_and_its_late_report_is_ignored(tmp_path):
     chief = _chief(tmp_path, timeout=0.05)
     trial = chief.create_trial("w1")
-    beat = layout.worker_file(tmp_path / "p", "w1", ".json")
+    beat = store.worker_file(tmp_path / "p", "w1", ".json")
     beat.parent.mkdir(parents=True)
-    layout.write_json(beat, {"count": 1})
+    store.write_json(beat, {"count": 1})
     chief.check_heartbeats()
     time.sleep(0.1)
     chief.check_heartbeats()  # the same count for longer than the timeout: presumed dead
@@ -257,7 +257,7 @@ def test_the_supervisor_reports_its_workers_to_the_chief(tmp_path, monkeypatch):
 
 
 def test_a_workers_lock_file_goes_with_it_refused_or_done(tmp_path):
-    lock = layout.worker_file(tmp_path, "w", ".lock")
+    lock = store.worker_file(tmp_path, "w", ".lock")
     with worker.id_lock(tmp_path, "w"):
         assert lock.exists()
     assert not lock.exists()
@@ -276,9 +276,9 @@ def test_the_chiefs_display_drops_a_worker_whose_heartbeat_is_gone(tmp_path):
 
     display = SearchDisplay(Console(file=io.StringIO()), 1, 0)
     watcher = RecordWatcher(display, tmp_path)
-    beat = layout.worker_file(tmp_path, "w", ".json")
+    beat = store.worker_file(tmp_path, "w", ".json")
     beat.parent.mkdir()
-    layout.write_json(beat, {"status": "starting"})
+    store.write_json(beat, {"status": "starting"})
     def shown() -> dict:
         return {t.description.strip(): t.fields.get("status") for t in display.progress.tasks}
 
@@ -357,7 +357,7 @@ def _check_complete(root: Path, project: str, trials: int) -> None:
     oracle = json.loads((root / project / "oracle.json").read_text())
     assert len(oracle["end_order"]) == len(set(oracle["end_order"])) == trials
     assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
-    records = [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
+    records = [store.read_trial_record(d) for d in store.trial_dirs(root / project)]
     assert [r["status"] for r in records] == ["COMPLETED"] * trials
 
 
@@ -402,7 +402,7 @@ def test_a_worker_killed_mid_trial_is_restarted_and_nothing_is_duplicated(tmp_pa
     seen: dict = {}
 
     def training() -> bool:
-        seen.update(layout.read_json(beat) or {})
+        seen.update(store.read_json(beat) or {})
         return seen.get("status") == "training" and bool(seen.get("trial"))
 
     _wait_for(training, 180, "worker-1 to train")
@@ -414,13 +414,13 @@ def test_a_worker_killed_mid_trial_is_restarted_and_nothing_is_duplicated(tmp_pa
     assert f"lost during trial {killed} (was killed by SIGKILL): the trial runs again " \
            "(attempt 2 of 3)" in out
     _check_complete(tmp_path / "res", "p", 4)
-    assert layout.read_trial_record(project / f"trial_{killed}")["status"] == "COMPLETED"
+    assert store.read_trial_record(project / f"trial_{killed}")["status"] == "COMPLETED"
     _settled(project)
 
 
 def _training(beats: list[Path], old_pids: list[int]) -> bool:
     """Every worker of this run (not a heartbeat left by an earlier one) is training."""
-    read = [layout.read_json(b) or {} for b in beats]
+    read = [store.read_json(b) or {} for b in beats]
     return all(r.get("status") == "training" and r.get("pid") not in old_pids for r in read)
 
 
@@ -437,7 +437,7 @@ def test_sigterm_then_sigkill_of_run_stop_every_worker_and_a_rerun_resumes(tmp_p
     args, project, proc = _start_search(csv_data, tmp_path, 5, "out1.txt")
     beats = [project / "workers" / f"worker-{i}.json" for i in (1, 2)]
     _wait_for(lambda: all(b.exists() for b in beats) and any(
-        (layout.read_json(b) or {}).get("status") == "training" for b in beats), 180,
+        (store.read_json(b) or {}).get("status") == "training" for b in beats), 180,
         "both workers up and one training")
     first_pids = _worker_pids(project)
     assert len(first_pids) == 2
@@ -450,7 +450,7 @@ def test_sigterm_then_sigkill_of_run_stop_every_worker_and_a_rerun_resumes(tmp_p
     proc = _spawn(args, tmp_path / "out2.txt")  # the same command resumes
 
     def one_done_both_training() -> bool:
-        records = [layout.read_trial_record(d) or {} for d in layout.trial_dirs(project)]
+        records = [store.read_trial_record(d) or {} for d in store.trial_dirs(project)]
         return (any(r.get("status") == "COMPLETED" for r in records)
                 and _training(beats, first_pids))
 
@@ -466,8 +466,8 @@ def test_sigterm_then_sigkill_of_run_stop_every_worker_and_a_rerun_resumes(tmp_p
         for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-    finished = {d.name: (d / "record.json").read_text() for d in layout.trial_dirs(project)
-                if (layout.read_trial_record(d) or {}).get("status") == "COMPLETED"}
+    finished = {d.name: (d / "record.json").read_text() for d in store.trial_dirs(project)
+                if (store.read_trial_record(d) or {}).get("status") == "COMPLETED"}
     assert finished  # the wait above saw one
     capsys.readouterr()
     # The last rerun in this process: a new one would only load TensorFlow again.
@@ -572,7 +572,7 @@ def test_a_second_live_worker_with_the_same_id_is_refused(one_trial_project, chi
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        layout.write_json(layout.worker_file(one_trial_project, "w", ".json"),
+        store.write_json(store.worker_file(one_trial_project, "w", ".json"),
                           {"status": "training", "pid": sleeper.pid,
                            "host": socket.gethostname(), "time": time.time()})
         assert main(argv) == 2
@@ -595,9 +595,9 @@ def test_a_rerun_stops_this_machines_orphans_and_leaves_live_workers_alone(tmp_p
     try:
         for name, proc, parent in (("orphan", sleepers[0], gone.pid),
                                    ("kept", sleepers[1], os.getpid())):
-            beat = layout.worker_file(tmp_path, name, ".json")
+            beat = store.worker_file(tmp_path, name, ".json")
             beat.parent.mkdir(exist_ok=True)
-            layout.write_json(beat, {"status": "training", "pid": proc.pid, "parent": parent,
+            store.write_json(beat, {"status": "training", "pid": proc.pid, "parent": parent,
                                      "host": socket.gethostname()})
         assert supervisor.stop_orphans(tmp_path) == [sleepers[0].pid]
         assert sleepers[0].wait(timeout=10) == -signal.SIGTERM
@@ -614,10 +614,10 @@ def test_a_chief_giving_up_on_a_trial_keeps_the_result_its_worker_recorded_first
     chief = _chief(tmp_path)
     trial = chief.create_trial("w1")
     folder = tmp_path / "p" / f"trial_{trial.trial_id}"
-    layout.write_trial_record(folder, {
+    store.write_trial_record(folder, {
         "trial_id": trial.trial_id, "status": "COMPLETED", "val_accuracy": 0.8,
         "history": [{"epoch": 1, "val_accuracy": 0.8}]})
     chief._fail(trial, "its worker died 3 times")
     kept = chief.oracle.trials[trial.trial_id]
     assert kept.status == "COMPLETED" and kept.score == 0.8
-    assert layout.read_trial_record(folder)["status"] == "COMPLETED"
+    assert store.read_trial_record(folder)["status"] == "COMPLETED"

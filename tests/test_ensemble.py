@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_search import ensemble, layout
+from fmnist_search import ensemble, store
 
 
 def _probs(y: np.ndarray, right: np.ndarray, confidence: float = 0.9,
@@ -110,7 +110,7 @@ def _project_with_members(tmp_path, rng, data, n=3):
     table = []
     for i in range(n):
         values = {**AUGMENTED, "filters_1": 4 + 2 * i, "tta": i != 1}
-        path, metrics = _member_run(tmp_path, f"{layout.FINALIZED}/p", f"p-{i}", values,
+        path, metrics = _member_run(tmp_path, f"{store.FINALIZED}/p", f"p-{i}", values,
                                     data.x_val, data.x_test, data=data.fingerprint(), seed=i)
         table.append({"stage": "final", "name": f"p-{i}", "path": str(path),
                       "params": metrics["params"]})
@@ -146,7 +146,7 @@ def test_saved_ensemble_reloads_with_plain_keras_and_predicts_the_same(tmp_path,
     # The weighted average of the members' own (TTA) probabilities is what the model computes.
     by_name = {m.name: m for m in outcome.members}
     expected = (2 * by_name["p-0"].test + by_name["p-2"].test) / 3
-    saved = layout.read_predictions(path)
+    saved = store.read_predictions(path)
     np.testing.assert_allclose(saved["test"], expected, atol=1e-5)
     np.save(tmp_path / "x.npy", data.x_test)
 
@@ -159,7 +159,7 @@ def test_saved_ensemble_reloads_with_plain_keras_and_predicts_the_same(tmp_path,
                     raise ImportError("fmnist_search is not importable here")
         sys.meta_path.insert(0, Block())
         import numpy as np, keras
-        model = keras.models.load_model({str(path / layout.MODEL_FILE)!r})
+        model = keras.models.load_model({str(path / store.MODEL_FILE)!r})
         probs = model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)
         np.save({str(tmp_path / 'plain.npy')!r}, probs)
         print(json.dumps(sorted(m for m in sys.modules if m.startswith("fmnist"))))
@@ -181,13 +181,13 @@ def test_one_model_gets_no_ensemble_and_old_runs_are_predicted_once(tmp_path):
     rng = np.random.default_rng(4)
     data = _Data(rng)
     table = _project_with_members(tmp_path, rng, data, n=1)
-    (Path(table[0]["path"]) / layout.PREDICTIONS).unlink()  # a run from before they were kept
+    (Path(table[0]["path"]) / store.PREDICTIONS).unlink()  # a run from before they were kept
     said = []
     outcome = ensemble.run_stage(tmp_path, "p", table, data, 5, None, said.append)
     assert not outcome.record["chosen"] and outcome.row is None
     assert outcome.record["reason"] == "one model only" and "single model stands" in said[0]
     # Its probabilities were predicted now and kept for the next time.
-    assert layout.read_predictions(Path(table[0]["path"]))["val"].shape == (64, 10)
+    assert store.read_predictions(Path(table[0]["path"]))["val"].shape == (64, 10)
 
 
 def test_the_pool_takes_other_runs_of_the_same_data_only(tmp_path):
@@ -197,15 +197,15 @@ def test_the_pool_takes_other_runs_of_the_same_data_only(tmp_path):
     def fake_run(base, name, run_id, d):
         path = tmp_path / base / name / run_id
         path.mkdir(parents=True)
-        (path / layout.MODEL_FILE).write_text("x")
-        layout.write_metrics(path, {"model": name, "data": d})
+        (path / store.MODEL_FILE).write_text("x")
+        store.write_metrics(path, {"model": name, "data": d})
         return path
 
-    fake_run(layout.BASELINES, "model3", "1", data)
-    fake_run(layout.BASELINES, "model1", "1", other)  # another split: not comparable
-    fake_run(f"{layout.FINALIZED}/p", "p-ensemble", "1", data)  # never a member
-    control = fake_run(layout.CONTROLS, "cnn-default", "2", data)
-    fake_run(layout.CONTROLS, "cnn-default", "1", data)  # older run of the same folder
+    fake_run(store.BASELINES, "model3", "1", data)
+    fake_run(store.BASELINES, "model1", "1", other)  # another split: not comparable
+    fake_run(f"{store.FINALIZED}/p", "p-ensemble", "1", data)  # never a member
+    control = fake_run(store.CONTROLS, "cnn-default", "2", data)
+    fake_run(store.CONTROLS, "cnn-default", "1", data)  # older run of the same folder
     table = [{"stage": "final", "name": "p-0", "path": str(control)},  # the pick is the control
              {"stage": "control", "name": "cnn-default", "path": str(control)}]
     names = [(n, s) for n, s, _ in ensemble.pool_runs(tmp_path, "p", table, data)]
@@ -245,7 +245,7 @@ def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data, capsys):
                       'ensemble_size = 0\n')
     root = tmp_path / "res"
     assert main(search_args(csv_data, tmp_path, "k", 2, "--search", str(preset))) == 0
-    first = layout.read_final(root, "k")
+    first = store.read_final(root, "k")
     assert first["complete"] and not first["ensemble"]["chosen"]
     tests = str(Path(__file__).parent)
 
@@ -256,18 +256,18 @@ def test_kill_during_the_ensemble_stage_then_resume(tmp_path, csv_data, capsys):
 
     killed = finalize(kill=True)
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
-    record = layout.read_final(root, "k")
+    record = store.read_final(root, "k")
     assert not record["complete"]  # says so: rerun finalize
-    ensembles = root / layout.FINALIZED / "k" / "k-ensemble"
-    assert layout.run_dirs(ensembles.parent, "", ensembles.name) == []  # nothing finished
+    ensembles = root / store.FINALIZED / "k" / "k-ensemble"
+    assert store.run_dirs(ensembles.parent, "", ensembles.name) == []  # nothing finished
 
     done = finalize(kill=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    record = layout.read_final(root, "k")
+    record = store.read_final(root, "k")
     assert record["complete"] and record["ensemble"]["chosen"]
     assert record["delivered"]["stage"] == "ensemble"
-    [saved] = layout.run_dirs(ensembles.parent, "", ensembles.name)
-    assert {m["name"] for m in layout.read_metrics(saved)["members"]} <= {
+    [saved] = store.run_dirs(ensembles.parent, "", ensembles.name)
+    assert {m["name"] for m in store.read_metrics(saved)["members"]} <= {
         r["name"] for r in record["rows"]}
     assert "not retrained" in done.stdout  # the models were reused, only the stage ran again
 
@@ -300,7 +300,7 @@ def test_a_pick_that_is_the_control_is_compared_and_pooled_as_the_control(tmp_pa
                       'final_baselines_epochs = true\n')
     root = tmp_path / "res"
     assert main(search_args(csv_data, tmp_path, "c", 1, "--search", str(preset))) == 0
-    record = layout.read_final(root, "c")
+    record = store.read_final(root, "c")
     assert record["rows"][0]["path"] == record["rows"][1]["path"]  # the pick is the control
     assert record["control"]["verdict"] == "is"
     stages = [(c["name"], c["stage"]) for c in record["ensemble"]["candidates"]]

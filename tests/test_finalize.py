@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import search_args
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.cli import main
 
 PRESET = """
@@ -81,17 +81,17 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     status = {r["trial"]: r["status"] for r in results.trial_rows(root, "b")}
     assert status == {"0": "COMPLETED", "1": "COMPLETED", "2": "PRUNED", "3": "REJECTED",
                       "4": "COMPLETED"}
-    pruned = layout.read_trial_record(root / "b" / "trial_2")
+    pruned = store.read_trial_record(root / "b" / "trial_2")
     assert pruned["pruned"] is True and "< median" in pruned["reason"]
-    rejected = layout.read_trial_record(root / "b" / "trial_3")
+    rejected = store.read_trial_record(root / "b" / "trial_3")
     assert "--max-params" in rejected["reason"] and rejected["params"] == 10_000_000
     assert rejected["architecture"].startswith("C")
-    kt_state = layout.read_keras_trial(root / "b" / "trial_3")
+    kt_state = store.read_keras_trial(root / "b" / "trial_3")
     assert kt_state["status"] == "FAILED"  # not RUNNING: Keras Tuner will not rerun it
     assert "Final models of b" in out
 
-    final = layout.read_final(root, "b")
-    assert final["schema"] == layout.SCHEMA and final["complete"] and final["top"] == 2
+    final = store.read_final(root, "b")
+    assert final["schema"] == store.SCHEMA and final["complete"] and final["top"] == 2
     assert final["skipped"] == []  # --max-time 1h: everything fits
     stages = [r["stage"] for r in final["rows"] if r["stage"] != "ensemble"]
     # The control (the space's default point) and the report model before a runner-up.
@@ -103,7 +103,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert gain["gain"] == pytest.approx(final["rows"][0]["test_accuracy"]
                                          - control["test_accuracy"])
     assert gain["line"] in out and "McNemar" in gain["line"]
-    control_metrics = layout.read_metrics(next((root / layout.CONTROLS).rglob("metrics.json")
+    control_metrics = store.read_metrics(next((root / store.CONTROLS).rglob("metrics.json")
                                                ).parent)
     assert control_metrics["values"]["aug_flip"] is True  # the same final protocol
     assert control_metrics["values"]["filters_1"] == 4  # the tiny space's default point
@@ -113,10 +113,10 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     models = final["stages"]["models"]
     assert len([m for m in models if m["stage"] != "ensemble"]) == 4
     assert all(m["seconds"] > 0 and not m["reused"] for m in models)
-    run_dirs = sorted(p for p in (root / layout.FINALIZED / "b").glob("b-*/*")
+    run_dirs = sorted(p for p in (root / store.FINALIZED / "b").glob("b-*/*")
                       if not p.parent.name.endswith("-ensemble"))
     assert len(run_dirs) == 2
-    metrics = layout.read_metrics(run_dirs[0])
+    metrics = store.read_metrics(run_dirs[0])
     assert metrics["kind"] == "final" and metrics["values"]["aug_flip"] is True
     assert metrics["n_train"] == 320  # the whole training split, not the screening half
 
@@ -133,13 +133,13 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     capsys.readouterr()
 
     # Finalize again: nothing is retrained, and one more model trains only that one.
-    before = {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")}
+    before = {p: p.stat().st_mtime for p in (root / store.FINALIZED).rglob("metrics.json")}
     assert len(before) == len(run_dirs) + final["ensemble"]["chosen"]
     assert main(["finalize", "b", "--results-dir", str(root)]) == 0
     assert "not retrained" in " ".join(capsys.readouterr().out.split())
-    assert {p: p.stat().st_mtime for p in (root / layout.FINALIZED).rglob("metrics.json")} \
+    assert {p: p.stat().st_mtime for p in (root / store.FINALIZED).rglob("metrics.json")} \
         == before
-    again = layout.read_final(root, "b")
+    again = store.read_final(root, "b")
     assert len(again["stages"]["models"]) == len(final["stages"]["models"])
     assert all(m["reused"] for m in again["stages"]["models"])
     assert again["stages"]["finalize_seconds"] == 0  # nothing trained: no finalize time
@@ -163,7 +163,7 @@ def test_pipeline_screens_prunes_rejects_and_finalizes(tmp_path, csv_data, capsy
     assert f'{late["skipped"][0]["name"]}: not trained' in " ".join(
         capsys.readouterr().out.split())
     assert main(["finalize", "b", "--top", "3", "--results-dir", str(root)]) == 0
-    third = layout.read_final(root, "b")
+    third = store.read_final(root, "b")
     reused = [m["reused"] for m in third["stages"]["models"] if m["stage"] != "ensemble"]
     assert len(reused) == 5 and reused.count(False) == 1  # only the third configuration
     assert third["stages"]["finalize_seconds"] == sum(
@@ -187,7 +187,7 @@ def test_a_budget_too_small_still_ends_with_the_best_and_the_report_model(tmp_pa
     assert main(args) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert sum(r["status"] == "COMPLETED" for r in results.trial_rows(root, "t")) >= 2
-    final = layout.read_final(root, "t")
+    final = store.read_final(root, "t")
     assert [r["stage"] for r in final["rows"] if r["stage"] != "ensemble"] == [
         "final", "control", "baseline"]
     skipped = final["skipped"]
@@ -275,7 +275,7 @@ def test_search_reserves_finalize_time_from_measured_trials(tmp_path):
     for trial, (acc, spe) in enumerate([(0.9, 30.0), (0.8, 20.0), (0.95, 10.0)]):
         directory = tmp_path / "p" / f"trial_{trial}"
         directory.mkdir(parents=True)
-        layout.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": acc,
+        store.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": acc,
                                               "seconds_per_epoch": spe,
                                               "values": {"x": trial}})
     from fmnist_search.budget import finalize_reserve
@@ -336,7 +336,7 @@ def _whole_model(run):
     """A model.keras that opens as Keras' zip (finalize reuses no run without one)."""
     import zipfile
 
-    with zipfile.ZipFile(run / layout.MODEL_FILE, "w") as archive:
+    with zipfile.ZipFile(run / store.MODEL_FILE, "w") as archive:
         archive.writestr("config.json", "{}")
         archive.writestr("model.weights.h5", b"")
 
@@ -355,16 +355,16 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     req = SearchRequest(_tiny_space(), preset, _Data(), tmp_path, "p", seed=1)
     directory = tmp_path / "p" / "trial_0"
     directory.mkdir(parents=True)
-    layout.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": 0.9,
+    store.write_trial_record(directory, {"status": "COMPLETED", "val_accuracy": 0.9,
                                           "seconds_per_epoch": 10.0, "values": {}})
     with_model3 = finalize_reserve([10.0], 1, 10, 2.0, baseline_epochs=[10, 10])  # + control
     assert req.finalize_reserve() == pytest.approx(with_model3)
 
     def finished_model3(name, epochs, subset):
-        run = tmp_path / layout.BASELINES / "model3" / name
+        run = tmp_path / store.BASELINES / "model3" / name
         run.mkdir(parents=True)
         _whole_model(run)
-        layout.write_metrics(run, {"epochs": epochs,
+        store.write_metrics(run, {"epochs": epochs,
                                    "data": DataSettings(subset=subset).fingerprint()})
 
     finished_model3("20260101-000000-000001", 40, 1.0)  # its own 40 epochs: not the final 10
@@ -374,11 +374,11 @@ def test_reserve_counts_only_report_models_finalize_will_train(tmp_path):
     assert req.finalize_reserve() == pytest.approx(
         finalize_reserve([10.0], 1, 10, 2.0, baseline_epochs=[10]))
     # The control, finished with the same values, epochs and data, is reused too.
-    run = tmp_path / layout.CONTROLS / "tiny_space-default" / "20260101-000000-000004"
+    run = tmp_path / store.CONTROLS / "tiny_space-default" / "20260101-000000-000004"
     run.mkdir(parents=True)
     _whole_model(run)
     values = {**req.space.default_values(), "epochs": 10}
-    layout.write_metrics(run, {"epochs": 10, "values": values,
+    store.write_metrics(run, {"epochs": 10, "values": values,
                                "data": DataSettings(subset=1.0).fingerprint()})
     assert req.finalize_reserve() == pytest.approx(finalize_reserve([10.0], 1, 10, 2.0))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fmnist_search import api, catalog, finalize, layout, pareto, plots, results
+from fmnist_search import api, catalog, finalize, pareto, plots, results, store
 from fmnist_search.cli import main
 
 DATA = {"classes": list(range(10)), "val_fraction": 0.2, "subset": 0.25, "seed": 42,
@@ -29,7 +29,7 @@ def _write_project(root: Path, project: str, objectives: list[str] | None) -> No
     preset = {"tuner": "motpe" if objectives else "hyperband", "epochs": 9, "subset": 0.25,
               "finalize_top": 3, "final_epochs": 15, **({"objectives": objectives}
                                                         if objectives else {})}
-    layout.write_project(path, {"project": project, "space_name": "cnn",
+    store.write_project(path, {"project": project, "space_name": "cnn",
                                 "space_path": str(catalog.space_path("cnn")), "data": DATA,
                                 "preset": preset, "identity": {}})
     for trial, (params, accuracy, epochs) in TRIALS.items():
@@ -38,9 +38,9 @@ def _write_project(root: Path, project: str, objectives: list[str] | None) -> No
                   **({"tuner/epochs": 3} if trial == "07" else {})}
         folder = path / f"trial_{trial}"
         folder.mkdir()
-        layout.write_json(folder / layout.TRIAL_JSON, {"trial_id": trial, "status": "COMPLETED",
+        store.write_json(folder / store.TRIAL_JSON, {"trial_id": trial, "status": "COMPLETED",
                                                        "hyperparameters": {"values": values}})
-        layout.write_trial_record(folder, {
+        store.write_trial_record(folder, {
             "trial_id": trial, "values": values, "status": "COMPLETED", "started": 1.0,
             "finished": 2.0, "val_accuracy": accuracy, "val_loss": 1 - accuracy,
             "params": params, "seconds_per_epoch": params / 1e5, "epochs": epochs,
@@ -51,12 +51,12 @@ def _write_project(root: Path, project: str, objectives: list[str] | None) -> No
 
 
 def _write_baseline(root: Path) -> None:
-    run = root / layout.BASELINES / "model6" / "20261207-120000-000000"
+    run = root / store.BASELINES / "model6" / "20261207-120000-000000"
     run.mkdir(parents=True)
-    layout.write_metrics(run, {"model": "model6", "kind": "baseline", "val_accuracy": 0.82,
+    store.write_metrics(run, {"model": "model6", "kind": "baseline", "val_accuracy": 0.82,
                                "params": 100_293, "seconds_per_epoch": 3.0, "epochs": 9,
                                "data": DATA, "architecture": "model6"})
-    (run / layout.MODEL_FILE).write_bytes(b"not read")
+    (run / store.MODEL_FILE).write_bytes(b"not read")
 
 
 @pytest.fixture

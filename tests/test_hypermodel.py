@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import search_args
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.cli import main
 
 # A screening protocol in [fixed] whose names the tiny space does not declare.
@@ -34,7 +34,7 @@ def test_a_presets_fixed_protocol_outside_the_space_is_what_the_trial_trains_wit
     args = search_args(csv_data, tmp_path, "p", 1, "--search", str(preset), "--epochs", "2")
     assert main(args) == 0
     capsys.readouterr()
-    record = layout.read_trial_record(next((tmp_path / "res" / "p").glob("trial_*")))
+    record = store.read_trial_record(next((tmp_path / "res" / "p").glob("trial_*")))
     assert record["values"]["schedule"] == "cosine"
     name = record["architecture"]
     assert name.startswith("aug:f |") and " cos " in name and "ls.1" in name
@@ -66,6 +66,6 @@ def test_the_default_point_is_never_rejected_for_its_cost(tmp_path, csv_data, ca
     assert main(search_args(csv_data, tmp_path, "p", 3, "--search", str(preset))) == 0
     capsys.readouterr()
     trials = (tmp_path / "res" / "p").glob("trial_*")
-    records = sorted((layout.read_trial_record(t) for t in trials), key=lambda r: r["trial_id"])
+    records = sorted((store.read_trial_record(t) for t in trials), key=lambda r: r["trial_id"])
     assert [r["status"] for r in records] == ["COMPLETED", "REJECTED", "REJECTED"]
     assert "--max-seconds-per-epoch" in records[1]["reason"]

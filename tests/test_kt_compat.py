@@ -181,7 +181,7 @@ def _is_kt_glob(text: str, files) -> bool:
 
 def _names_a_file(node, vocab: Vocabulary, local: frozenset[str] = frozenset()) -> str | None:
     """What in ``node`` names one of Keras Tuner's files: the name itself, a glob of it, or one
-    of our ``aliases`` (``layout.TRIAL_JSON``; bare where ``local``: defined or imported)."""
+    of our ``aliases`` (``store.TRIAL_JSON``; bare where ``local``: defined or imported)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and (
             node.value in vocab.files or _is_kt_glob(node.value, vocab.files)):
         return repr(node.value)
@@ -206,7 +206,7 @@ def _local_aliases(tree, vocab: Vocabulary, module: str) -> frozenset[str]:
 
 def kt_touches(source: str, vocab: Vocabulary, module: str = "") -> list[tuple[int, str, str]]:
     """Each touch of Keras Tuner by name in ``source`` (of the module named ``module``, as in
-    ``layout``): (line, kind, what), kind one of ``KINDS``."""
+    ``store``): (line, kind, what), kind one of ``KINDS``."""
     found = set()
     tree = ast.parse(source)
     local = _local_aliases(tree, vocab, module)
@@ -238,8 +238,8 @@ def kt_touches(source: str, vocab: Vocabulary, module: str = "") -> list[tuple[i
 
 def aliases(sources: dict[str, str], vocab: Vocabulary) -> frozenset[str]:
     """Our names for Keras Tuner's files in ``sources`` (module name: its code), as
-    ``module.name``: a module constant holding one (``layout.TRIAL_JSON``), and a module
-    function that returns something made of such a constant (``layout.read_keras_trial``: the
+    ``module.name``: a module constant holding one (``store.TRIAL_JSON``), and a module
+    function that returns something made of such a constant (``store.read_keras_trial``: the
     file's content)."""
     modules = {name: ast.parse(source) for name, source in sources.items()}
     constants = {f"{name}.{t.id}" for name, tree in modules.items() for node in tree.body
@@ -261,8 +261,6 @@ def aliases(sources: dict[str, str], vocab: Vocabulary) -> frozenset[str]:
 def vocabulary() -> Vocabulary:
     vocab = _keras_tuner_vocabulary()
     found = aliases({p.stem: p.read_text(encoding="utf-8") for p in _ours()}, vocab)
-    # fmnist_search.layout is the old name of the store (the same module object)
-    found |= {f"layout.{a.split('.', 1)[1]}" for a in found if a.startswith("store.")}
     return replace(vocab, aliases=found)
 
 
@@ -327,7 +325,7 @@ def test_a_file_named_through_our_constant_or_reader_is_caught(vocabulary):
 
 @pytest.mark.parametrize("source", [
     'if type(c).__name__ == "EpochLog":\n    pass',  # our class
-    'x = layout.RECORD_JSON; y = folder.glob("*.json"); z = "model.weights.h5"',
+    'x = store.RECORD_JSON; y = folder.glob("*.json"); z = "model.weights.h5"',
     'folder.glob(f".*{PARTIAL}.weights.h5"); name = "checkpoint"',  # Keras' own weights
     'ok = hasattr(layer, "layers") or getattr(cb, "filepath", None)',  # Keras' objects
     'row["status"]; preset.trials; record["seed"]; self.end_order = []',  # our own
@@ -342,9 +340,9 @@ def test_our_own_names_are_not_touches(source, vocabulary):
 # defines Keras Tuner's file names beside ours, and this cannot move: that module is in layer 0
 # and the seam in tuning/ (layer 3, tests/test_layers.py), which reads the files through it. So
 # the file-format pattern leaves that module alone; the names it defines are aliases
-# (``layout.TRIAL_JSON``), and naming them anywhere else is a touch. The other patterns hold
+# (``store.TRIAL_JSON``), and naming them anywhere else is a touch. The other patterns hold
 # there too.
-LAYOUT_OWNERS = ("store", "layout")  # fmnist_search.layout: the store's earlier name
+LAYOUT_OWNERS = ("store",)
 
 
 def _counted(path: Path, kind: str) -> bool:
@@ -361,7 +359,7 @@ def _touches_outside_the_seam(vocabulary) -> list[str]:
 
 def test_only_the_layout_owner_may_name_keras_tuners_files():
     assert not _counted(PACKAGE / "store.py", "file format")
-    assert not _counted(PACKAGE / "layout.py", "file format")
+    assert not _counted(PACKAGE / "store.py", "file format")
     assert _counted(PACKAGE / "store.py", "state key")
     assert _counted(PACKAGE / "analysis.py", "file format")
     assert _counted(PACKAGE / "tuning" / "store.py", "file format")
@@ -369,7 +367,7 @@ def test_only_the_layout_owner_may_name_keras_tuners_files():
 
 def test_only_the_compat_module_touches_keras_tuner_by_name(vocabulary):
     """Issue 33, item 4: the 42 touches the patterns found on 2026-12-07 (in ``analysis``,
-    ``export``, ``callbacks``, ``layout`` and ``tuning/``: distributed, hypermodel, state,
+    ``export``, ``callbacks``, ``store`` and ``tuning/``: distributed, hypermodel, state,
     tuner) went behind ``tuning/kt_compat.py``; a new one fails here, by file, line, kind and
     name."""
     assert len(_ours()) > 40  # the scan sees the package

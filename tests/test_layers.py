@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fmnist_search"
 
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS: list[set[str]] = [
-    {"errors", "store", "layout", "versions", "catalog", "native_logs", "preflight", "images", "backend", "objectives",
+    {"errors", "store", "versions", "catalog", "native_logs", "preflight", "images", "backend", "objectives",
      "costs", "arrays"},
     {"builder", "augment", "losses", "space", "presets", "sources", "dataset", "csvdata", "baselines", "pretrained",
      "progress", "budget", "reproducibility", "paired", "budget_clock"},

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import search_args
 
-from fmnist_search import layout, pareto, results
+from fmnist_search import pareto, results, store
 from fmnist_search.cli import main
 from fmnist_search.presets import BohbSettings
 from fmnist_search.tuning.bohb import PROPOSAL, config_key
@@ -215,7 +215,7 @@ def _motpe_args(csv_data, tmp_path, project: str, trials: int, *extra) -> list[s
 
 
 def _records(root: Path, project: str) -> list[dict]:
-    return [layout.read_trial_record(d) for d in layout.trial_dirs(root / project)]
+    return [store.read_trial_record(d) for d in store.trial_dirs(root / project)]
 
 
 def _costs_measured(record: dict) -> bool:

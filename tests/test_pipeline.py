@@ -12,7 +12,7 @@ from conftest import TINY_SPACE
 from rich.console import Console
 from synthetic import write_project
 
-from fmnist_search import layout, pipeline
+from fmnist_search import pipeline, store
 from fmnist_search.errors import UserError
 from fmnist_search.pipeline import (
     BaselineRequest,
@@ -93,7 +93,7 @@ def test_a_bad_search_is_refused_before_data_and_leaves_nothing(spec, message, t
 
 
 def test_a_project_being_searched_is_refused_before_data(tmp_path, no_data):
-    lock = layout.lock_file(tmp_path, "p")
+    lock = store.lock_file(tmp_path, "p")
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(UserError, match="being searched by another"):
@@ -182,7 +182,7 @@ def test_retrain_refuses_a_trial_that_did_not_finish_before_data(tmp_path, no_da
     write_project(tmp_path, "p", n=3)
     with pytest.raises(UserError, match="has no finished trial '9'"):
         pipeline.retrain(RetrainRequest("p", trial="9", root=tmp_path), QUIET)
-    assert not (tmp_path / layout.RETRAINED).exists()
+    assert not (tmp_path / store.RETRAINED).exists()
 
 
 def test_baseline_refuses_an_unknown_model_or_weights_file_before_data(tmp_path, no_data):
@@ -197,8 +197,8 @@ def test_baseline_refuses_an_unknown_model_or_weights_file_before_data(tmp_path,
 
 def test_baseline_all_checks_every_models_folder_before_the_first_trains(tmp_path, no_data):
     """A file where the fourth model's folder should be stops ``all`` before any data."""
-    (tmp_path / layout.BASELINES).mkdir()
-    (tmp_path / layout.BASELINES / "model4").write_text("x")
-    with pytest.raises(UserError, match=f"{tmp_path / layout.BASELINES / 'model4'} is not "
+    (tmp_path / store.BASELINES).mkdir()
+    (tmp_path / store.BASELINES / "model4").write_text("x")
+    with pytest.raises(UserError, match=f"{tmp_path / store.BASELINES / 'model4'} is not "
                                         "writable"):
         next(pipeline.baseline(BaselineRequest("all", root=tmp_path, weights="none"), QUIET))

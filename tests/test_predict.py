@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmnist_search import layout, predict
+from fmnist_search import predict, store
 from fmnist_search.errors import UserError
 
 BRIGHT, DARK = 255, 0
@@ -41,10 +41,10 @@ def two_class_model():
 
 def write_run(folder, model=None, **metrics):
     folder.mkdir(parents=True, exist_ok=True)
-    layout.write_metrics(folder, {"kind": "baseline", "model": "model1",
+    store.write_metrics(folder, {"kind": "baseline", "model": "model1",
                                   "source": {"baseline": "model1"}, "values": {}, **metrics})
     if model is not None:
-        model.save(folder / layout.MODEL_FILE)
+        model.save(folder / store.MODEL_FILE)
     return folder
 
 
@@ -118,11 +118,11 @@ def test_a_csv_trained_model_predicts_its_own_test_csv_or_asks_for_input(
 def test_a_damaged_model_is_one_error_naming_it_and_the_command_that_trains_it(
         tmp_path, metrics, command):
     run = write_run(tmp_path / "run", **metrics)
-    (run / layout.MODEL_FILE).write_bytes(b"PK\0\0" + b"\0" * 60)
+    (run / store.MODEL_FILE).write_bytes(b"PK\0\0" + b"\0" * 60)
     with pytest.raises(UserError) as err:
         predict.load_model(run)
     text = str(err.value)
-    assert text.startswith(f"{run / layout.MODEL_FILE} is damaged: it is no Keras model file")
+    assert text.startswith(f"{run / store.MODEL_FILE} is damaged: it is no Keras model file")
     assert f"Train the model again ({command}; a damaged run is not reused)" in text
 
 
@@ -130,7 +130,7 @@ def test_a_model_keras_cannot_load_is_named_with_what_keras_said(tmp_path):
     import zipfile
 
     run = write_run(tmp_path / "run")
-    with zipfile.ZipFile(run / layout.MODEL_FILE, "w") as archive:
+    with zipfile.ZipFile(run / store.MODEL_FILE, "w") as archive:
         archive.writestr("config.json", json.dumps({"class_name": "NoSuchLayer", "config": {}}))
         archive.writestr("model.weights.h5", b"")
     with pytest.raises(UserError, match="is damaged: Keras cannot load it "):

@@ -171,11 +171,11 @@ def test_missing_weights_file_is_refused_before_data(tmp_path, no_work, capsys):
 def test_a_project_being_searched_is_refused_without_creating_a_lock(tmp_path):
     import fcntl
 
-    from fmnist_search import layout
+    from fmnist_search import store
 
     preflight.check_not_searched(tmp_path, "p")  # no lock file: free, and none is created
-    assert not layout.lock_file(tmp_path, "p").exists()
-    with open(layout.lock_file(tmp_path, "p"), "w") as held:
+    assert not store.lock_file(tmp_path, "p").exists()
+    with open(store.lock_file(tmp_path, "p"), "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(UserError, match="being searched by another"):
             preflight.check_project(tmp_path, "p")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.tuning import project
 
 
 def _entry(trial_id: str, planned: int | None, accs: list[float],
-           status: str = "COMPLETED") -> layout.TrialEntry:
+           status: str = "COMPLETED") -> store.TrialEntry:
     values = {} if planned is None else {"tuner/epochs": planned}
     history = [{"epoch": i + 1, "val_accuracy": a} for i, a in enumerate(accs)]
-    return layout.TrialEntry(trial_id, Path(trial_id),
+    return store.TrialEntry(trial_id, Path(trial_id),
                              {"values": values, "history": history}, status)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import search_args
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.reproducibility import trial_seed
 
 
@@ -55,8 +55,8 @@ def _weights(trial_dir: Path) -> list[np.ndarray]:
 
 def _trials(root: Path) -> dict[str, tuple[dict, list[np.ndarray]]]:
     trials = {}
-    for d in layout.trial_dirs(root / "p"):
-        record = layout.read_trial_record(d)
+    for d in store.trial_dirs(root / "p"):
+        record = store.read_trial_record(d)
         trials[record["trial_id"]] = (record, _weights(d))
     return trials
 

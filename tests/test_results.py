@@ -1,4 +1,4 @@
-"""results.py: records on disk to rows, read-only. The projects are written through ``layout``
+"""results.py: records on disk to rows, read-only. The projects are written through ``store``
 as a search writes them (``tests/synthetic.py``) and the runs are fake folders (a metrics.json
 and a model.keras that is a well-formed zip): nothing trains and TensorFlow is not loaded.
 The commands that print these rows are tested in test_results_cli.py."""
@@ -11,12 +11,12 @@ import zipfile
 import pytest
 from synthetic import DATA, write_project
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.errors import UserError
 
 
 def fake_model(path) -> None:
-    """A model.keras that ``layout.model_damage`` accepts: Keras' zip, config and weights."""
+    """A model.keras that ``store.model_damage`` accepts: Keras' zip, config and weights."""
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", json.dumps({"class_name": "Sequential"}))
         archive.writestr("model.weights.h5", b"\0" * 16)
@@ -26,19 +26,19 @@ def write_run(root, kind: str, name: str, run_id: str, model: bool = True, **met
     """A finished run folder: ``<root>/<kind>/<name>/<run_id>/`` with metrics.json."""
     path = root / kind / name / run_id
     path.mkdir(parents=True)
-    layout.write_metrics(path, {"kind": kind.rstrip("s") if kind == layout.BASELINES
+    store.write_metrics(path, {"kind": kind.rstrip("s") if kind == store.BASELINES
                                 else "retrained", "model": name, "epochs": 3, "data": DATA,
                                 "values": {}, "val_accuracy": 0.8, "test_accuracy": 0.79,
                                 **metrics})
     if model:
-        fake_model(path / layout.MODEL_FILE)
+        fake_model(path / store.MODEL_FILE)
     return path
 
 
 def _trial(project, trial_id: str, **record) -> None:
     folder = project / f"trial_{trial_id}"
     folder.mkdir()
-    layout.write_trial_record(folder, {"trial_id": trial_id, "values": {"lr": 0.01}, **record})
+    store.write_trial_record(folder, {"trial_id": trial_id, "values": {"lr": 0.01}, **record})
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def root(tmp_path):
            val_accuracy=0.99)
     _trial(project, "08", status="FAILED", reason="out of memory", val_accuracy=0.99)
     (project / "trial_09").mkdir()  # a record lost after Keras Tuner finished the trial
-    layout.write_json(project / "trial_09" / layout.TRIAL_JSON, {"status": "COMPLETED"})
+    store.write_json(project / "trial_09" / store.TRIAL_JSON, {"status": "COMPLETED"})
     (project / "trial_10").mkdir()  # made by Keras Tuner ahead of its trial: no trial yet
     return tmp_path
 
@@ -174,7 +174,7 @@ def test_a_record_lost_after_the_rows_were_read_is_named(root):
     row = results.find_trial(root, "synth", "3")
     assert results.trial_history(row) == []  # the synthetic trials have an empty history
     results.require_record(row, "synth")
-    (root / "synth" / "trial_03" / layout.RECORD_JSON).unlink()
+    (root / "synth" / "trial_03" / store.RECORD_JSON).unlink()
     with pytest.raises(UserError, match="record.json is missing or unreadable, so trial 03 of "
                                         "'synth' has no metrics"):
         results.require_record(row, "synth")
@@ -191,21 +191,21 @@ def test_data_key_tells_runs_on_other_images_apart():
 
 
 def test_finished_run_is_the_newest_whole_run_of_those_epochs_data_and_values(tmp_path):
-    parent = tmp_path / layout.BASELINES / "model1"
-    old = write_run(tmp_path, layout.BASELINES, "model1", "20260101-000000")
-    new = write_run(tmp_path, layout.BASELINES, "model1", "20260102-000000")
-    write_run(tmp_path, layout.BASELINES, "model1", "20260103-000000", epochs=9)
-    write_run(tmp_path, layout.BASELINES, "model1", "20260104-000000",
+    parent = tmp_path / store.BASELINES / "model1"
+    old = write_run(tmp_path, store.BASELINES, "model1", "20260101-000000")
+    new = write_run(tmp_path, store.BASELINES, "model1", "20260102-000000")
+    write_run(tmp_path, store.BASELINES, "model1", "20260103-000000", epochs=9)
+    write_run(tmp_path, store.BASELINES, "model1", "20260104-000000",
               data=dict(DATA, subset=1.0))
-    write_run(tmp_path, layout.BASELINES, "model1", "20260105-000000",
+    write_run(tmp_path, store.BASELINES, "model1", "20260105-000000",
               values={"filters_1": 64})
     (parent / ".20260106-000000.partial").mkdir()  # still being written: hidden
-    assert results.finished_run(parent, 3, DATA)[0] == tmp_path / layout.BASELINES / (
+    assert results.finished_run(parent, 3, DATA)[0] == tmp_path / store.BASELINES / (
         "model1/20260105-000000")
     assert results.finished_run(parent, 3, DATA, values={})[0] == new
     assert results.finished_run(parent, 9, DATA)[0].name == "20260103-000000"
     assert results.finished_run(parent, 4, DATA) is None
-    (new / layout.MODEL_FILE).write_bytes(b"\0" * 100)  # damaged: never reused
+    (new / store.MODEL_FILE).write_bytes(b"\0" * 100)  # damaged: never reused
     damaged: list = []
     path, metrics = results.finished_run(parent, 3, DATA, values={}, damaged=damaged)
     assert path == old and metrics["model"] == "model1"
@@ -214,28 +214,28 @@ def test_finished_run_is_the_newest_whole_run_of_those_epochs_data_and_values(tm
 
 
 def test_latest_runs_take_the_newest_of_each_model_preferring_the_searchs_data(tmp_path):
-    write_run(tmp_path, layout.BASELINES, "model1", "20260101-000000", val_accuracy=0.1)
-    write_run(tmp_path, layout.BASELINES, "model1", "20260102-000000", val_accuracy=0.2,
+    write_run(tmp_path, store.BASELINES, "model1", "20260101-000000", val_accuracy=0.1)
+    write_run(tmp_path, store.BASELINES, "model1", "20260102-000000", val_accuracy=0.2,
               data=dict(DATA, subset=1.0))
-    write_run(tmp_path, layout.BASELINES, "model2", "20260101-000000", val_accuracy=0.3)
-    (tmp_path / layout.BASELINES / "model3").mkdir()  # no finished run
-    rows = results.latest_runs(tmp_path, layout.BASELINES)
+    write_run(tmp_path, store.BASELINES, "model2", "20260101-000000", val_accuracy=0.3)
+    (tmp_path / store.BASELINES / "model3").mkdir()  # no finished run
+    rows = results.latest_runs(tmp_path, store.BASELINES)
     assert [(r["model"], r["val_accuracy"]) for r in rows] == [("model1", 0.2), ("model2", 0.3)]
-    prefer = results.latest_runs(tmp_path, layout.BASELINES, results.data_key(DATA))
+    prefer = results.latest_runs(tmp_path, store.BASELINES, results.data_key(DATA))
     assert [r["val_accuracy"] for r in prefer] == [0.1, 0.3]
     assert prefer[0]["stage"] == "baseline" and prefer[0]["project"] == "(baseline)"
-    assert results.latest_runs(tmp_path / "none", layout.BASELINES) == []
+    assert results.latest_runs(tmp_path / "none", store.BASELINES) == []
 
 
 def test_a_folder_without_metrics_is_no_run(tmp_path):
     with pytest.raises(UserError, match="is not a finished run directory"):
         results.load_run(tmp_path)
-    assert results.load_run(write_run(tmp_path, layout.BASELINES, "m", "1"))["model"] == "m"
+    assert results.load_run(write_run(tmp_path, store.BASELINES, "m", "1"))["model"] == "m"
 
 
 def test_collect_puts_baselines_beside_the_trials_and_retrained_test_accuracy_on_them(root):
-    write_run(root, layout.BASELINES, "model1", "20260101-000000")
-    write_run(root, layout.RETRAINED, "synth-03", "20260101-000000", test_accuracy=0.777,
+    write_run(root, store.BASELINES, "model1", "20260101-000000")
+    write_run(root, store.RETRAINED, "synth-03", "20260101-000000", test_accuracy=0.777,
               source={"project": "synth", "trial": "03"})
     rows = results.collect(root)
     assert {r["status"] for r in rows} == {"COMPLETED", "DAMAGED"}  # failed ones left out
@@ -248,11 +248,11 @@ def test_collect_puts_baselines_beside_the_trials_and_retrained_test_accuracy_on
 
 
 def test_final_rows_are_each_projects_final_table_best_test_accuracy_first(tmp_path):
-    layout.write_final(tmp_path, "p", {"rows": [
+    store.write_final(tmp_path, "p", {"rows": [
         {"stage": "final", "trial": "3", "test_accuracy": 0.91},
         {"stage": "control", "trial": "default", "test_accuracy": 0.92},
         {"stage": "ensemble", "trial": "ensemble", "test_accuracy": 0.93}]})
-    layout.write_final(tmp_path, "empty", {"rows": []})
+    store.write_final(tmp_path, "empty", {"rows": []})
     rows = results.final_rows(tmp_path)
     assert [(r["stage"], r["kind"]) for r in rows] == [
         ("ensemble", "ensemble"), ("control", "baseline"), ("final", "final")]
@@ -275,16 +275,16 @@ def test_compare_table_marks_the_pareto_front_without_final_models():
 
 
 def test_find_run_takes_a_run_folder_or_the_newest_run_of_a_name(root):
-    run = write_run(root, layout.BASELINES, "model1", "20260101-000000")
-    newer = write_run(root, layout.BASELINES, "model1", "20260102-000000")
-    write_run(root, layout.BASELINES, "model1", "20260103-000000", model=False)  # no model
+    run = write_run(root, store.BASELINES, "model1", "20260101-000000")
+    newer = write_run(root, store.BASELINES, "model1", "20260102-000000")
+    write_run(root, store.BASELINES, "model1", "20260103-000000", model=False)  # no model
     assert results.find_run(root, str(run)) == run
     assert results.find_run(root, "model1") == newer
-    retrained = write_run(root, layout.RETRAINED, "synth-03", "1",
+    retrained = write_run(root, store.RETRAINED, "synth-03", "1",
                           source={"project": "synth", "trial": "03"})
     assert results.find_run(root, "synth-03") == retrained
     assert results.find_run(root, "synth-3") == retrained  # PROJECT-TRIAL, any padding
-    final = write_run(root, f"{layout.FINALIZED}/synth", "synth-ensemble", "1")
+    final = write_run(root, f"{store.FINALIZED}/synth", "synth-ensemble", "1")
     assert results.find_run(root, "synth-ensemble") == final
 
 
@@ -293,14 +293,14 @@ def test_find_run_says_what_to_train_or_what_there_is(root):
                                         r"yet: run `fmnist-search retrain synth --trial 02 "
                                         r"--results-dir \S+` first"):
         results.find_run(root, "synth-2")
-    write_run(root, layout.BASELINES, "model1", "1")
+    write_run(root, store.BASELINES, "model1", "1")
     with pytest.raises(UserError, match=r"'model9' is neither a run directory \(holding "
                                         r"model.keras\) nor a trained model in .*Trained: "
                                         r"baselines/model1\."):
         results.find_run(root, "model9")
     outside = root / "elsewhere" / "1"  # a run that ../elsewhere would reach from baselines/
     outside.mkdir(parents=True)
-    fake_model(outside / layout.MODEL_FILE)
+    fake_model(outside / store.MODEL_FILE)
     with pytest.raises(UserError, match=r"model '\.\./elsewhere' is not a valid name"):
         results.find_run(root, "../elsewhere")
 
@@ -311,14 +311,14 @@ def test_every_row_has_the_one_schema(root):
     read; a key outside it is refused."""
     from fmnist_search import store
 
-    write_run(root, layout.BASELINES, "model1", "20260101-000000-000000")
-    write_run(root, layout.RETRAINED, "synth-00", "20260101-000000-000000",
+    write_run(root, store.BASELINES, "model1", "20260101-000000-000000")
+    write_run(root, store.RETRAINED, "synth-00", "20260101-000000-000000",
               source={"project": "synth", "trial": "00"})
-    layout.write_final(root, "synth", {"rows": [
+    store.write_final(root, "synth", {"rows": [
         {"stage": "final", "trial": "00", "val_accuracy": 0.9, "test_accuracy": 0.89},
         {"stage": "baseline", "trial": "model1", "test_accuracy": 0.8}]})
     rows = [*results.collect(root, include_failed=True), *results.final_rows(root),
-            *results.latest_runs(root, layout.RETRAINED)]
+            *results.latest_runs(root, store.RETRAINED)]
     assert {r["kind"] for r in rows} == {"trial", "baseline", "retrained", "final"}
     assert {r["status"] for r in rows} >= {"COMPLETED", "PRUNED", "REJECTED", "FAILED",
                                            "DAMAGED"}

@@ -176,12 +176,12 @@ def test_an_unknown_sort_column_is_refused_naming_the_valid_ones(capsys):
 
 
 def test_records_carry_a_schema_and_old_ones_still_read(tmp_path):
-    from fmnist_search import layout
+    from fmnist_search import store
 
     trial = tmp_path / "trial_0"
     trial.mkdir()
-    layout.write_trial_record(trial, {"trial_id": "0", "status": "RUNNING"})
-    assert layout.read_trial_record(trial)["schema"] == layout.SCHEMA
+    store.write_trial_record(trial, {"trial_id": "0", "status": "RUNNING"})
+    assert store.read_trial_record(trial)["schema"] == store.SCHEMA
     (trial / "record.json").write_text('{"trial_id": "0", "status": "COMPLETED"}')  # before 1
-    old = layout.read_trial_record(trial)
+    old = store.read_trial_record(trial)
     assert old["schema"] == 0 and old["status"] == "COMPLETED"

@@ -9,7 +9,7 @@ import pytest
 from conftest import realdata
 from rich.console import Console
 
-from fmnist_search import baselines, layout, runs
+from fmnist_search import baselines, runs, store
 
 FAST = {"stages": 1, "filters_1": 4, "dense_layers": 0, "learning_rate": 1e-3, "lr_decay": 0.9,
         "batch_size": 64}
@@ -25,7 +25,7 @@ def test_train_run_writes_the_contract(tmp_path, tiny_dataset):
     path, metrics = runs.train_run(_spec(), tiny_dataset, tmp_path / "tiny", console)
     assert sorted(p.name for p in path.iterdir()) == sorted(runs.RUN_FILES)
     saved = json.loads((path / "metrics.json").read_text())
-    assert saved.pop("schema") == layout.SCHEMA
+    assert saved.pop("schema") == store.SCHEMA
     assert saved == json.loads(json.dumps(metrics))
     for key in ("val_accuracy", "test_accuracy"):
         assert 0.0 <= saved[key] <= 1.0
@@ -54,7 +54,7 @@ def test_crash_while_writing_leaves_no_finished_looking_run(tmp_path, tiny_datas
         runs.train_run(_spec(), tiny_dataset, tmp_path / "tiny", console)
     # the training's epoch checkpoint stays (a rerun need not train again); no run folder does
     assert [p.name for p in (tmp_path / "tiny").iterdir()
-            if not p.name.startswith(layout.CHECKPOINT_PREFIX)] == []
+            if not p.name.startswith(store.CHECKPOINT_PREFIX)] == []
 
 
 def test_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path):

@@ -83,7 +83,7 @@ def test_finalize_stops_on_sigterm_and_ctrl_c_as_a_search_does(tmp_path):
     import numpy as np
     from conftest import TINY_SPACE, write_csvs
 
-    from fmnist_search import layout
+    from fmnist_search import store
     from fmnist_search.cli import main
 
     train, test = write_csvs(tmp_path, np.random.default_rng(0))
@@ -101,4 +101,4 @@ def test_finalize_stops_on_sigterm_and_ctrl_c_as_a_search_does(tmp_path):
     status, out = _stopped(finalize, signal.SIGTERM)
     assert status == 143 and "Stopped by SIGTERM" in out and "Traceback" not in out, out
     assert main(finalize) == 0
-    assert layout.read_final(tmp_path / "res", "p")["complete"]
+    assert store.read_final(tmp_path / "res", "p")["complete"]

@@ -261,7 +261,7 @@ def test_the_name_scan_catches_a_planted_file_name(source, found):
 
 
 @pytest.mark.parametrize("source, found", [
-    ("layout.write_json(d / layout.RECORD_JSON, record)", [(1, "write_json(... RECORD_JSON ...)")]),
+    ("store.write_json(d / store.RECORD_JSON, record)", [(1, "write_json(... RECORD_JSON ...)")]),
     ("(d / store.RECORD_JSON).write_text(text)", [(1, "write_text(... RECORD_JSON ...)")]),
     ("with open(d / RECORD_JSON, 'w') as fh: pass", [(1, "open(... RECORD_JSON ...)")]),
     ("os.replace(tmp, d / RECORD_JSON)", [(1, "replace(... RECORD_JSON ...)")]),

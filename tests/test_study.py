@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY_SPACE
 from synthetic import write_project
 
-from fmnist_search import api, arrays, layout, results
+from fmnist_search import api, arrays, results, store
 from fmnist_search.cli import main
 from fmnist_search.errors import UserError
 
@@ -118,7 +118,7 @@ def test_study_final_names_the_delivered_model(synth):
             {"stage": "ensemble", "name": "synth-ensemble", "trial": "ensemble",
              "test_accuracy": 0.93},
             {"stage": "control", "name": "control", "trial": "control", "test_accuracy": 0.92}]
-    layout.write_final(synth, "synth", {"project": "synth", "rows": rows,
+    store.write_final(synth, "synth", {"project": "synth", "rows": rows,
                                         "delivered": {"name": "synth-ensemble"}})
     final = study.final()
     assert final.attrs["delivered"] == "synth-ensemble"
@@ -138,7 +138,7 @@ def test_search_and_baseline_on_arrays_resume_and_open(rng, tmp_path):
     board = api.search(space=TINY_SPACE, search="quick", tuner="random", trials=2, epochs=1,
                        subset=1.0, project="arr", **data)
     assert len(board) == 2
-    run = layout.read_project(res / "arr")
+    run = store.read_project(res / "arr")
     assert run["data"]["n_train"] == 200 and run["data"]["n_val"] == 60
     stored = Path(run["data"]["arrays"])
     assert stored.parent == res.resolve() / "arrays"
@@ -147,7 +147,7 @@ def test_search_and_baseline_on_arrays_resume_and_open(rng, tmp_path):
                        subset=1.0, project="arr", **data)  # the same arrays: resumed, done
     assert len(again) == 2 and sorted(p.name for p in (res / "arr").glob("trial_*")) == \
         trial_dirs
-    assert layout.read_project(res / "arr")["data"] == run["data"]
+    assert store.read_project(res / "arr")["data"] == run["data"]
     assert len(list(stored.parent.glob("*.npz"))) == 1
 
     metrics = api.baseline("model1", epochs=1, **data)

@@ -17,7 +17,7 @@ import pytest
 from conftest import search_args
 from fault_injection import faulty_write
 
-from fmnist_search import checkpoints, layout
+from fmnist_search import checkpoints, store
 from fmnist_search.tuning import trial_checkpoints
 
 # A child process: the CLI with argv[2:], killed with SIGKILL where argv[1] says: "after:K"
@@ -111,7 +111,7 @@ def _best_weights(trial_dir: Path) -> list[np.ndarray]:
 
 
 def _folders(trial_dir: Path) -> list[Path]:
-    return sorted(trial_dir.glob(f"{layout.CHECKPOINT_PREFIX}*"))
+    return sorted(trial_dir.glob(f"{store.CHECKPOINT_PREFIX}*"))
 
 
 def _no_seconds(history: list[dict]) -> list[dict]:
@@ -121,12 +121,12 @@ def _no_seconds(history: list[dict]) -> list[dict]:
 def _same_trial(trial: Path, reference: Path) -> None:
     """The resumed trial's record, Keras Tuner's account and best-epoch weights are those of
     the trial never stopped (bit for bit: the same thread count, a CPU)."""
-    record, expected = layout.read_trial_record(trial), layout.read_trial_record(reference)
+    record, expected = store.read_trial_record(trial), store.read_trial_record(reference)
     assert record["status"] == expected["status"] == "COMPLETED"
     assert _no_seconds(record["history"]) == _no_seconds(expected["history"])
     for key in ("val_accuracy", "val_loss", "best_epoch", "epochs", "values", "params"):
         assert record[key] == expected[key], key
-    kt_state, kt_expected = layout.read_keras_trial(trial), layout.read_keras_trial(reference)
+    kt_state, kt_expected = store.read_keras_trial(trial), store.read_keras_trial(reference)
     assert kt_state["score"] == kt_expected["score"]
     assert kt_state["best_step"] == kt_expected["best_step"]
     assert kt_state["metrics"] == kt_expected["metrics"]
@@ -163,23 +163,23 @@ def _killed_and_resumed(tmp_path: Path, csv_data, trials: int, extra: tuple[str,
 def test_a_killed_trial_resumes_from_its_last_epoch_with_the_same_result(tmp_path, csv_data):
     kills = {"after": "after:3", "mid": "mid:4"}
     outs, projects = _killed_and_resumed(tmp_path, csv_data, 1, (), kills)
-    (reference,) = layout.trial_dirs(projects["whole"])
+    (reference,) = store.trial_dirs(projects["whole"])
     assert _trained(outs["whole"], reference.name) == [1, 2, 3, 4, 5, 6]
     for name in kills:
         # "mid": epoch 4 died in its third batch, before its end
         assert _trained(outs[f"{name}-killed"], reference.name) == [1, 2, 3]
-        (trial,) = layout.trial_dirs(projects[name])
+        (trial,) = store.trial_dirs(projects[name])
         out = outs[name]
         assert f"resumed: trial {trial.name.removeprefix('trial_')} from epoch 3 of 6" in out
         assert _trained(out, trial.name) == [4, 5, 6], out[-3000:]  # 1-3 not trained again
-        record = layout.read_trial_record(trial)
+        record = store.read_trial_record(trial)
         assert len(record["history"]) == 6 and record["resumed_at"] == [3]
         assert [row["epoch"] for row in record["history"]] == [1, 2, 3, 4, 5, 6]
         _same_trial(trial, reference)
         assert _finals(out) == _finals(outs["whole"])  # the final weights too, not only the best
-        kt_state = layout.read_keras_trial(trial)
+        kt_state = store.read_keras_trial(trial)
         assert kt_state["status"] == "COMPLETED"
-        oracle = layout.read_json(projects[name] / layout.ORACLE_JSON)
+        oracle = store.read_json(projects[name] / store.ORACLE_JSON)
         assert oracle["end_order"] == [record["trial_id"]]  # recorded once
         assert oracle["run_times"] == {record["trial_id"]: 1}
 
@@ -191,8 +191,8 @@ def test_a_killed_hyperband_continuation_resumes_from_its_last_epoch(tmp_path, c
     kills = {"after": "after:4", "mid": "mid:5"}
     extra = ("--tuner", "hyperband", "--factor", "3")
     outs, projects = _killed_and_resumed(tmp_path, csv_data, 6, extra, kills)
-    reference_dirs = layout.trial_dirs(projects["whole"])
-    records = [layout.read_trial_record(d) for d in reference_dirs]
+    reference_dirs = store.trial_dirs(projects["whole"])
+    records = [store.read_trial_record(d) for d in reference_dirs]
     continued = [d for d, r in zip(reference_dirs, records, strict=True)
                  if r["values"].get("tuner/initial_epoch") == 2]
     assert len(continued) == 1, records
@@ -204,15 +204,15 @@ def test_a_killed_hyperband_continuation_resumes_from_its_last_epoch(tmp_path, c
         assert _trained(outs[f"{name}-killed"], trial.name) == [3, 4]
         assert f"resumed: trial {trial.name.removeprefix('trial_')} from epoch 4 of 6" in out
         assert _trained(out, trial.name) == [5, 6], out[-3000:]
-        assert [t.name for t in layout.trial_dirs(projects[name])] == \
+        assert [t.name for t in store.trial_dirs(projects[name])] == \
             [t.name for t in reference_dirs]  # no other trial was trained again
         assert all(_trained(out, t.name) == [] for t in reference_dirs if t != reference)
-        record = layout.read_trial_record(trial)
+        record = store.read_trial_record(trial)
         assert [row["epoch"] for row in record["history"]] == [3, 4, 5, 6]
         assert record["resumed_at"] == [4]
         _same_trial(trial, reference)
         assert _finals(out)[record["trial_id"]] == _finals(outs["whole"])[record["trial_id"]]
-        for other in layout.trial_dirs(projects[name]):
+        for other in store.trial_dirs(projects[name]):
             assert not _folders(other)
 
 
@@ -231,18 +231,18 @@ def test_a_full_disk_during_a_trials_checkpoint_stops_the_search_and_keeps_the_l
 
     args = _in_process_args(csv_data, tmp_path, 4, "--patience", "0")
     with monkeypatch.context() as patch:  # the third state.json write fails: epoch 3's
-        patch.setattr(layout, "write_text", faulty_write(layout.CHECKPOINT_STATE, 3, "enospc"))
+        patch.setattr(store, "write_text", faulty_write(store.CHECKPOINT_STATE, 3, "enospc"))
         assert main(args) == 2
     out = capsys.readouterr()
     text = out.out + out.err
     assert "No space left on device" in text and "rerun the same command" in text
     assert "Traceback" not in text
-    (trial,) = layout.trial_dirs(tmp_path / "res" / "p")
-    assert layout.read_trial_record(trial)["status"] == "RUNNING"
+    (trial,) = store.trial_dirs(tmp_path / "res" / "p")
+    assert store.read_trial_record(trial)["status"] == "RUNNING"
     (folder,) = _folders(trial)
-    state = layout.read_json(folder / layout.CHECKPOINT_STATE)
+    state = store.read_json(folder / store.CHECKPOINT_STATE)
     assert state["epoch"] == 2 and len(state["rows"]) == 2
-    weights = sorted(p.name for p in folder.glob(f"epoch-*{layout.CHECKPOINT_WEIGHTS}"))
+    weights = sorted(p.name for p in folder.glob(f"epoch-*{store.CHECKPOINT_WEIGHTS}"))
     assert weights == [state["weights"]]  # epoch 3's file was removed, epoch 2's is whole
     assert checkpoints._sha256(folder / state["weights"]) == state["sha256"]
     (kept,) = state["kept"]  # Keras Tuner's best-epoch weights as they were at epoch 2
@@ -251,7 +251,7 @@ def test_a_full_disk_during_a_trials_checkpoint_stops_the_search_and_keeps_the_l
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "resumed: trial 0 from epoch 2 of 4" in out
-    record = layout.read_trial_record(trial)
+    record = store.read_trial_record(trial)
     assert record["status"] == "COMPLETED" and record["epochs"] == 4
     assert record["resumed_at"] == [2] and len(record["history"]) == 4
     assert not _folders(trial)  # removed once the trial ended
@@ -293,14 +293,14 @@ def test_a_stopped_trial_with_early_stopping_ends_as_one_never_stopped(tmp_path,
     with monkeypatch.context() as patch:
         patch.setattr(checkpoints.EpochCheckpoint, "write", stopping)
         assert main(args["stopped"]) == 130
-    (trial,) = layout.trial_dirs(roots["stopped"] / "res" / "p")
+    (trial,) = store.trial_dirs(roots["stopped"] / "res" / "p")
     (folder,) = _folders(trial)
-    state = layout.read_json(folder / layout.CHECKPOINT_STATE)
+    state = store.read_json(folder / store.CHECKPOINT_STATE)
     assert state["early"]["weights"] and (folder / state["early"]["weights"]).is_file()
     capsys.readouterr()
     assert main(args["stopped"]) == 0
     assert "resumed: trial 0 from epoch 2 of 6" in capsys.readouterr().out
-    (reference,) = layout.trial_dirs(roots["whole"] / "res" / "p")
+    (reference,) = store.trial_dirs(roots["whole"] / "res" / "p")
     _same_trial(trial, reference)
     assert len(finals["stopped"]) == len(finals["whole"])
     for a, b in zip(finals["stopped"], finals["whole"], strict=True):
@@ -312,17 +312,17 @@ def test_sweep_removes_the_checkpoints_of_ended_trials_only(tmp_path):
     for trial_id, status in (("0", "COMPLETED"), ("1", "PRUNED"), ("2", "REJECTED"),
                              ("3", "FAILED"), ("4", "RUNNING")):
         trial = project / f"trial_{trial_id}"
-        (trial / f"{layout.CHECKPOINT_PREFIX}0123456789abcdef").mkdir(parents=True)
-        layout.write_trial_record(trial, {"trial_id": trial_id, "status": status})
+        (trial / f"{store.CHECKPOINT_PREFIX}0123456789abcdef").mkdir(parents=True)
+        store.write_trial_record(trial, {"trial_id": trial_id, "status": status})
     trial_checkpoints.sweep(project)
-    left = [d.name for d in layout.trial_dirs(project) if _folders(d)]
+    left = [d.name for d in store.trial_dirs(project) if _folders(d)]
     assert left == ["trial_4"]
 
 
 def test_remove_takes_the_checkpoints_and_partial_writes_only(tmp_path):
     trial = tmp_path / "trial_0"
-    (trial / f"{layout.CHECKPOINT_PREFIX}0123456789abcdef").mkdir(parents=True)
-    (trial / f".0a1b2c3d{checkpoints.PARTIAL}{layout.CHECKPOINT_WEIGHTS}").write_bytes(b"half")
+    (trial / f"{store.CHECKPOINT_PREFIX}0123456789abcdef").mkdir(parents=True)
+    (trial / f".0a1b2c3d{checkpoints.PARTIAL}{store.CHECKPOINT_WEIGHTS}").write_bytes(b"half")
     for name in ("checkpoint.weights.h5", "record.json", "trial.json"):
         (trial / name).write_text("{}")
     trial_checkpoints.remove(trial)

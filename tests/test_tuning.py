@@ -147,11 +147,11 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, csv_data, capsy
         assert (root / "k" / f"trial_{t}" / "record.json").read_text() == text
     # The trial the kill interrupted ran again with its own seed (the project's default 42 and
     # its id), not with whatever the new process's generators held.
-    from fmnist_search import layout
+    from fmnist_search import store
     from fmnist_search.reproducibility import trial_seed
 
-    for d in layout.trial_dirs(root / "k"):
-        record = layout.read_trial_record(d)
+    for d in store.trial_dirs(root / "k"):
+        record = store.read_trial_record(d)
         assert record["seed"] == trial_seed(42, record["trial_id"])
 
 

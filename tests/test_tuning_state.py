@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import search_args
 
-from fmnist_search import layout, results
+from fmnist_search import results, store
 from fmnist_search.callbacks import NanLossError
 from fmnist_search.cli import main
 
@@ -119,7 +119,7 @@ def test_injected_enospc_is_one_clear_error_and_the_project_resumes(tmp_path, cs
     root = tmp_path / "res"
     args = search_args(csv_data, tmp_path, "full", 3)
     with monkeypatch.context() as patch:
-        patch.setattr(layout, "write_text", faulty_write("trial.json", 4, "enospc"))
+        patch.setattr(store, "write_text", faulty_write("trial.json", 4, "enospc"))
         code = main(args)
     captured = capsys.readouterr()
     out = " ".join((captured.out + captured.err).split())
@@ -220,14 +220,14 @@ def test_atomic_write_leaves_the_old_file_when_the_disk_is_full(tmp_path, monkey
     import errno
 
     path = tmp_path / "state.json"
-    layout.write_json(path, {"trials": 1})
+    store.write_json(path, {"trials": 1})
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(layout.StateWriteError, match="state.json: No space left on device"):
-        layout.write_json(path, {"trials": 2})
+    with pytest.raises(store.StateWriteError, match="state.json: No space left on device"):
+        store.write_json(path, {"trials": 2})
     assert json.loads(path.read_text()) == {"trials": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temp file left
 
@@ -296,10 +296,10 @@ def test_repair_finishes_a_rejected_or_pruned_trial_from_its_record(tmp_path, st
     project = tmp_path / "p"
     trial_dir = project / "trial_0"
     trial_dir.mkdir(parents=True)
-    layout.write_json(project / layout.ORACLE_JSON, {
+    store.write_json(project / store.ORACLE_JSON, {
         "ongoing_trials": {"tuner0": "0"}, "start_order": ["0"], "end_order": [],
         "retry_queue": [], "hyperparameters": {"space": [], "values": {}}})
-    layout.write_json(trial_dir / layout.TRIAL_JSON, {
+    store.write_json(trial_dir / store.TRIAL_JSON, {
         "trial_id": "0", "hyperparameters": {"space": [], "values": {"x": 1}},
         "metrics": {"metrics": {}}, "score": None, "best_step": 0, "status": "RUNNING",
         "message": None})
@@ -307,11 +307,11 @@ def test_repair_finishes_a_rejected_or_pruned_trial_from_its_record(tmp_path, st
     if status == "PRUNED":
         record |= {"val_accuracy": 0.2, "best_epoch": 1, "pruned": True,
                    "history": [{"epoch": 1, "val_accuracy": 0.2, "loss": 2.0}]}
-    layout.write_trial_record(trial_dir, record)
+    store.write_trial_record(trial_dir, record)
     notes = state.repair(project)
     assert any(status.lower() in n for n in notes)
-    assert layout.read_keras_trial(trial_dir)["status"] == kt_status
-    assert layout.read_json(project / layout.ORACLE_JSON)["ongoing_trials"] == {}
+    assert store.read_keras_trial(trial_dir)["status"] == kt_status
+    assert store.read_json(project / store.ORACLE_JSON)["ongoing_trials"] == {}
 
 
 # --------------------------------------------------------------------------- the trial store
@@ -326,7 +326,7 @@ def _leaderboard(root: Path, project: str, capsys) -> str:
 def test_a_deleted_record_is_shown_damaged_then_rebuilt_on_resume(tmp_path, csv_data, capsys):
     root = tmp_path / "res"
     assert main(search_args(csv_data, tmp_path, "r", 2)) == 0
-    record = root / "r" / "trial_1" / layout.RECORD_JSON
+    record = root / "r" / "trial_1" / store.RECORD_JSON
     before = json.loads(record.read_text())
     record.unlink()
     rows = {r["trial"]: r for r in results.trial_rows(root, "r")}

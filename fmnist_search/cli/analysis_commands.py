@@ -109,14 +109,14 @@ def _print(found, args: argparse.Namespace, written: list[str], exported: int | 
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from fmnist_search import layout, results
+    from fmnist_search import results, store
     from fmnist_search.preflight import writing
 
     check_one_stdout("fmnist-search analyze", **{"--csv -": is_stdout(args.csv),
                                                  "--json": args.json})
     quiet = args.json or is_stdout(args.csv)  # standard output is the data
     for project in args.projects:
-        layout.check_name(project, "project")
+        store.check_name(project, "project")
     root = results.results_root(args.results_dir)
     for project in args.projects:
         results.load_project(root, project)  # every name known before anything is computed

@@ -55,11 +55,11 @@ def default_worker_id() -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from fmnist_search import layout, preflight, results
+    from fmnist_search import preflight, results, store
     from fmnist_search.tuning import worker  # light: TensorFlow loads in run_worker
 
     root = results.results_root(args.results_dir)
-    layout.check_inside(root, args.project)
+    store.check_inside(root, args.project)
     worker.watch_parent(worker.supervisor_pid())  # an orphan stops, even while TensorFlow loads
     req = worker.WorkerRequest(
         root=root, project=args.project,

@@ -135,7 +135,7 @@ def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | Non
               rerun: str | None = None) -> int:
     """Finalize, stopped by Ctrl-C or SIGTERM as a search is (``tuning.signals``): exit status
     130 or 143 and one line saying what is saved and how to resume (``rerun``)."""
-    from fmnist_search import layout, pipeline, report
+    from fmnist_search import pipeline, report, store
     from fmnist_search.tuning.signals import Stopped, StopSignals
 
     req = pipeline.FinalizeRequest(root, project, top, epochs,
@@ -152,7 +152,7 @@ def _finalize(root: Path, project: str, args: argparse.Namespace, top: int | Non
     except KeyboardInterrupt as exc:
         why = f"Stopped by {exc.args[0]}" if isinstance(exc, Stopped) else "Stopped"
         console.print(f"\n{why}. Every model finalize finished is saved (its run folder, and "
-                      f"{layout.final_dir(root, project) / layout.FINAL_JSON}); "
+                      f"{store.final_dir(root, project) / store.FINAL_JSON}); "
                       f"{rerun or f'rerun `fmnist-search finalize {project}`'} to resume: "
                       "finished models are reused, the interrupted one goes on from its last "
                       "finished epoch.", highlight=False)
@@ -231,7 +231,7 @@ def _number(value, spec: str) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmnist_search import layout, report, results
+    from fmnist_search import report, results, store
 
     root = results.results_root(args.results_dir)
     run = results.load_project(root, args.project)
@@ -256,9 +256,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(f"val accuracy {_number(row['val_accuracy'], '.4f')}, val loss "
                   f"{_number(row['val_loss'], '.4f')}, {_number(row['params'], ',')} params, "
                   f"{_number(row['seconds_per_epoch'], '.1f')} s/epoch")
-    rebuilt = (layout.read_trial_record(Path(row["path"])) or {}).get("rebuilt")
+    rebuilt = (store.read_trial_record(Path(row["path"])) or {}).get("rebuilt")
     if rebuilt:  # a record lost and rebuilt on resume: its numbers are what Keras Tuner kept
-        console.print(f"Its {layout.RECORD_JSON} was rebuilt {rebuilt} (- marks what was "
+        console.print(f"Its {store.RECORD_JSON} was rebuilt {rebuilt} (- marks what was "
                       "lost; the layers below count the parameters).", highlight=False)
     if row.get("proposal"):
         tuner = "MO-TPE" if run.get("preset", {}).get("tuner") == "motpe" else "BOHB"

@@ -57,28 +57,28 @@ class RecordWatcher:
     files and the workers' heartbeats, and drives a ``SearchDisplay`` with them."""
 
     def __init__(self, display: SearchDisplay, project_dir: Path) -> None:
-        from fmnist_search import layout
+        from fmnist_search import store
 
         self.display = display
         self.project_dir = project_dir
         self.begun: set[str] = set()
         self.ended: set[str] = set()
-        for d in layout.trial_dirs(project_dir):
-            record = layout.read_trial_record(d)
+        for d in store.trial_dirs(project_dir):
+            record = store.read_trial_record(d)
             if record and record.get("status") != "RUNNING":
-                self.ended.add(layout.trial_id_of(d))
+                self.ended.add(store.trial_id_of(d))
         self.rows: dict[str, Any] = {}  # worker id -> its progress task
 
     def tick(self) -> None:
-        from fmnist_search import layout
+        from fmnist_search import store
 
         beats = self._beats()
         where = {b.get("trial"): w for w, b in beats.items() if b.get("trial")}
-        for d in layout.trial_dirs(self.project_dir):
-            trial_id = layout.trial_id_of(d)
+        for d in store.trial_dirs(self.project_dir):
+            trial_id = store.trial_id_of(d)
             if trial_id in self.ended:
                 continue
-            record = layout.read_trial_record(d)
+            record = store.read_trial_record(d)
             if record is None:
                 continue
             if record.get("status") == "RUNNING" and trial_id not in self.begun:
@@ -94,12 +94,12 @@ class RecordWatcher:
         self._show_workers(beats)
 
     def _beats(self) -> dict[str, dict[str, Any]]:
-        from fmnist_search import layout
+        from fmnist_search import store
 
-        folder = self.project_dir / layout.WORKERS
+        folder = self.project_dir / store.WORKERS
         beats = {}
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            if path.name != layout.CHIEF_JSON and (state := layout.read_json(path)):
+            if path.name != store.CHIEF_JSON and (state := store.read_json(path)):
                 beats[path.stem] = state
         return beats
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import layout
+from fmnist_search import store
 from fmnist_search.errors import UserError
 from fmnist_search.tuning import kt_compat
 from fmnist_search.tuning.network import HEARTBEAT_TIMEOUT, Address
@@ -204,8 +204,8 @@ class Chief:
         now = time.monotonic()
         with self.lock:
             for tuner_id in list(kt_compat.ongoing_trials(self.oracle)):
-                path = layout.worker_file(self.project_dir, tuner_id, ".json")
-                state = layout.read_json(path) or {}
+                path = store.worker_file(self.project_dir, tuner_id, ".json")
+                state = store.read_json(path) or {}
                 beat = self.beats.setdefault(tuner_id, Beat())
                 if state.get("count", -1) != beat.count:
                     beat.count, beat.seen, beat.state = state.get("count", -1), now, state
@@ -260,7 +260,7 @@ class Chief:
 
     def _recorded(self, trial) -> dict[str, Any] | None:
         """The trial's ``record.json`` when it says the trial finished, else None."""
-        record = layout.read_trial_record(layout.trial_dir(self.project_dir, trial.trial_id))
+        record = store.read_trial_record(store.trial_dir(self.project_dir, trial.trial_id))
         return record if record and record.get("status") in RECORD_FINISHED else None
 
     def _finish_from_record(self, trial, record: dict[str, Any]) -> None:
@@ -287,15 +287,15 @@ class Chief:
     def _fail(self, trial, reason: str) -> None:
         from keras_tuner.engine import trial as trial_module
 
-        trial_dir = layout.trial_dir(self.project_dir, trial.trial_id)
-        record = layout.read_trial_record(trial_dir) or {}
+        trial_dir = store.trial_dir(self.project_dir, trial.trial_id)
+        record = store.read_trial_record(trial_dir) or {}
         started = record.get("started", time.time())
         try:
-            layout.write_trial_record(trial_dir, {
+            store.write_trial_record(trial_dir, {
                 "trial_id": trial.trial_id, "values": dict(trial.hyperparameters.values),
                 "started": started, "status": "FAILED", "reason": reason,
                 "finished": time.time(), "wall_seconds": time.time() - started})
-        except layout.RecordFinishedError:  # its worker recorded the end first: that stands
+        except store.RecordFinishedError:  # its worker recorded the end first: that stands
             self._finish_from_record(trial, self._recorded(trial))
             return
         ended = kt_compat.trial_copy(trial)
@@ -367,8 +367,8 @@ def write_chief_json(project_dir: Path, address: Address, public: str,
     build their search from and are checked against."""
     import os
 
-    (project_dir / layout.WORKERS).mkdir(parents=True, exist_ok=True)
-    layout.write_json(project_dir / layout.WORKERS / layout.CHIEF_JSON,
+    (project_dir / store.WORKERS).mkdir(parents=True, exist_ok=True)
+    store.write_json(project_dir / store.WORKERS / store.CHIEF_JSON,
                       {"address": public, "bound": str(address), "pid": os.getpid(),
                        "host": socket.gethostname(), "started": time.time(),
                        "session": session})

@@ -9,7 +9,7 @@ from typing import Any
 
 import keras_tuner as kt
 
-from fmnist_search import builder, costs, layout, objectives, training
+from fmnist_search import builder, costs, objectives, store, training
 from fmnist_search.callbacks import (
     EpochCostGuard,
     EpochLog,
@@ -238,7 +238,7 @@ def trial_metrics(history: Mapping[str, Sequence[float]], params: int,
 def classify_failure(exc: Exception) -> Exception:
     """Out of memory fails the trial; a full or read-only disk stops the search, and so does a
     state file that cannot be written (an epoch checkpoint's: it names its file)."""
-    if isinstance(exc, LowDiskSpace | layout.StateWriteError) or layout.is_disk_error(exc):
+    if isinstance(exc, LowDiskSpace | store.StateWriteError) or store.is_disk_error(exc):
         return DiskFull(str(exc))
     if "ResourceExhausted" in type(exc).__name__ or isinstance(exc, MemoryError):
         return kt.errors.FailedTrialError(f"out of memory: {exc}")

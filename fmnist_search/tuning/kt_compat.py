@@ -13,7 +13,7 @@ Each patch is scoped: set for the duration of a ``with`` block and restored afte
 of a Keras Tuner *object* (the worker's gRPC client) live and die with that object.
 
 Keras Tuner's saved state is a file format as well as code: its files (``oracle.json``,
-``tuner0.json``, ``trial.json``; their names are the results store's, ``layout``) are found,
+``tuner0.json``, ``trial.json``; their names are the results store's, ``store``) are found,
 read and reconciled by functions here (``oracle_file``, ``read_trial_state``,
 ``reconcile_oracle_state``, ...), which ``tuning/state.py`` repairs a project with; a test
 (``tests/test_kt_compat.py``) fails on any other use of them, or of Keras Tuner's class names,
@@ -283,7 +283,7 @@ def resume_best_epoch(saver, rows: list[dict[str, float]]) -> None:
 # --------------------------------------------------------------------------- the oracle
 
 
-# Keras Tuner's files in a project folder: their names are the store's (``layout``, the one
+# Keras Tuner's files in a project folder: their names are the store's (``store``, the one
 # owner of the results layout); reading and repairing them is done through the functions
 # below. Relies on: ``Oracle._get_oracle_fname`` (engine/oracle.py:774-775, ``oracle.json``),
 # ``BaseTuner._get_tuner_fname`` (engine/base_tuner.py:474-475, ``{tuner_id}.json``: ``tuner0``
@@ -293,38 +293,38 @@ def resume_best_epoch(saver, rows: list[dict[str, float]]) -> None:
 
 def oracle_file(project_dir) -> Any:
     """The oracle's saved state of a project (``oracle.json``)."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
-    return Path(project_dir) / layout.ORACLE_JSON
+    return Path(project_dir) / store.ORACLE_JSON
 
 
 def is_oracle_file(path) -> bool:
     """Whether ``path`` is the oracle's saved state, as Keras Tuner's JSON saves name it."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
-    return Path(path).name == layout.ORACLE_JSON
+    return Path(path).name == store.ORACLE_JSON
 
 
 def tuner_file(project_dir) -> Any:
     """The tuner's saved state of a project (``tuner0.json``; it holds no state of ours)."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
-    return Path(project_dir) / layout.TUNER_JSON
+    return Path(project_dir) / store.TUNER_JSON
 
 
 def trial_file(trial_dir) -> Any:
     """A trial's saved state in its folder (``trial.json``)."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
-    return Path(trial_dir) / layout.TRIAL_JSON
+    return Path(trial_dir) / store.TRIAL_JSON
 
 
 def read_trial_state(trial_dir) -> dict[str, Any] | None:
     """A trial's saved state (``Trial.get_state``, engine/trial.py:143-156), None when it is
     missing or unreadable."""
-    from fmnist_search import layout
+    from fmnist_search import store
 
-    return layout.read_json(trial_file(trial_dir))
+    return store.read_json(trial_file(trial_dir))
 
 
 def log_sampled(trial_dirs) -> set[str]:

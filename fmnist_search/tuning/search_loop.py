@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import budget, budget_clock, layout, training
+from fmnist_search import budget, budget_clock, store, training
 from fmnist_search.callbacks import StopCheck
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
@@ -79,7 +79,7 @@ class SearchRequest:
         out = [] if self._control_reusable(final_data) else [p.final_epoch_count]
         for base in map(baselines.load, p.final_baselines):
             n = base.final_epochs(p.final_epoch_count, p.final_baselines_epochs)
-            if results.finished_run(self.root / layout.BASELINES / base.name, n,
+            if results.finished_run(self.root / store.BASELINES / base.name, n,
                                     final_data) is None:
                 out.append(n)
         return out
@@ -90,12 +90,12 @@ class SearchRequest:
 
         p = self.preset
         values = self.space.control_values(p.fixed, p.final, p.final_epoch_count)
-        return results.finished_run(layout.control_dir(self.root, self.space.name),
+        return results.finished_run(store.control_dir(self.root, self.space.name),
                                     p.final_epoch_count, final_data, values) is not None
 
     @property
     def project_dir(self) -> Path:
-        return layout.project_dir(self.root, self.project)
+        return store.project_dir(self.root, self.project)
 
     def identity(self) -> dict[str, Any]:
         """What must not change between resumes of one project."""
@@ -212,7 +212,7 @@ def search(req: SearchRequest, console: Console, signals: StopSignals | None = N
     project_dir = req.project_dir
     with project_mod.project_lock(req.root, req.project):
         if req.overwrite:
-            layout.remove_project(req.root, req.project)
+            store.remove_project(req.root, req.project)
         keras.utils.set_random_seed(req.seed)
         op_determinism("on" if req.preset.deterministic else "off")  # CPU kernels already are
         policy = training.choose_policy(req.preset.precision)  # the builder applies it
@@ -235,7 +235,7 @@ def _search_locked(req: SearchRequest, console: Console, signals: StopSignals,
     deadline = clock.deadline if clock is not None else None
     repairs = state.repair(project_dir)
     trial_checkpoints.sweep(project_dir)  # what a kill left in trials that had ended
-    trials = layout.read_trials(project_dir)  # once: the view every count below starts from
+    trials = store.read_trials(project_dir)  # once: the view every count below starts from
     before = project_mod.finished_count(trials)
     display = SearchDisplay(console, req.preset.trials, before,
                             project_mod.best_so_far(trials))
@@ -248,7 +248,7 @@ def _search_locked(req: SearchRequest, console: Console, signals: StopSignals,
                              repairs=repairs, deadline=deadline)
     cache = project_mod.TrialCache(project_dir, trials)
     search_budget = SearchBudget(req.preset.trials, deadline, lambda: req.finalize_reserve(cache))
-    with search_runtime(req, signals), layout.disk_errors(project_dir):
+    with search_runtime(req, signals), store.disk_errors(project_dir):
         tuner = build_tuner(req, display, signals, policy, search_budget, cache)
         stopped = (runner or run_tuner)(tuner, req, display, signals)
     after = project_mod.finished_count(cache.refresh())  # only new records are read
@@ -310,7 +310,7 @@ def run_tuner(tuner, req: SearchRequest, display: SearchDisplay, signals: StopSi
                 f"kept in {req.project_dir}, and a rerun goes on with new trials."
             ) from exc
         except DiskFull as exc:
-            if isinstance(exc.__cause__, layout.StateWriteError):  # it names its own file
+            if isinstance(exc.__cause__, store.StateWriteError):  # it names its own file
                 raise exc.__cause__ from exc
-            raise layout.disk_error(req.project_dir, exc) from exc
+            raise store.disk_error(req.project_dir, exc) from exc
     return None

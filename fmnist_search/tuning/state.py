@@ -2,7 +2,7 @@
 
 Keras Tuner rewrites ``oracle.json``, ``tuner0.json`` and ``trial_*/trial.json`` in place; a
 kill during that write leaves an empty file and a project that no longer resumes. While a search
-runs, every one of its JSON saves goes through ``layout.write_text`` (temporary file, fsync,
+runs, every one of its JSON saves goes through ``store.write_text`` (temporary file, fsync,
 rename) inside a ``critical()`` section of the search's stop signals, and the previous
 ``oracle.json`` is kept as ``oracle.json.bak``, a last good copy.
 
@@ -22,17 +22,17 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import layout, objectives
+from fmnist_search import objectives, store
 from fmnist_search.errors import UserError
 
 OBJECTIVE = "val_accuracy"
-FINISHED = layout.KERAS_FINISHED  # Keras Tuner's statuses of an ended trial
+FINISHED = store.KERAS_FINISHED  # Keras Tuner's statuses of an ended trial
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # a record's, for Keras Tuner
 BACKUP_SUFFIX = ".bak"
 # Our record's final statuses (``store.FINISHED``), and what each is in Keras Tuner's state: a
 # pruned trial ended normally with its score; a rejected one never trained.
 RECORD_FINISHED = {status: "FAILED" if status in ("FAILED", "REJECTED") else "COMPLETED"
-                   for status in layout.FINISHED}
+                   for status in store.FINISHED}
 
 
 @contextmanager
@@ -49,9 +49,9 @@ def atomic_saves(critical=nullcontext) -> Iterator[None]:
         text = json.dumps(obj)
         path = Path(path)
         with critical():
-            if kt_compat.is_oracle_file(path) and layout.read_json(path) is not None:
+            if kt_compat.is_oracle_file(path) and store.read_json(path) is not None:
                 _keep_last_good(path)
-            layout.write_text(path, text)
+            store.write_text(path, text)
         return text
 
     with kt_compat.json_saves(save_json):
@@ -65,8 +65,8 @@ def _keep_last_good(path: Path) -> None:
         shutil.copyfile(path, tmp)
         tmp.replace(backup)
     except OSError as exc:
-        if layout.is_disk_error(exc):
-            raise layout.disk_error(backup, exc) from exc
+        if store.is_disk_error(exc):
+            raise store.disk_error(backup, exc) from exc
         raise
 
 
@@ -75,7 +75,7 @@ def _keep_last_good(path: Path) -> None:
 
 def repair(project_dir: Path) -> list[str]:
     """Make the project's state consistent before Keras Tuner reloads it; say what was done."""
-    trial_dirs = layout.trial_dirs(project_dir)
+    trial_dirs = store.trial_dirs(project_dir)
     from fmnist_search.tuning import kt_compat
 
     oracle_path = kt_compat.oracle_file(project_dir)
@@ -92,10 +92,10 @@ def repair(project_dir: Path) -> list[str]:
             trials[state["trial_id"]] = state
     changed = _reconcile_oracle(oracle, trials, notes)
     if changed or notes:
-        layout.write_json(oracle_path, oracle, indent=None)
+        store.write_json(oracle_path, oracle, indent=None)
     tuner_path = kt_compat.tuner_file(project_dir)
-    if layout.read_json(tuner_path) is None:
-        layout.write_json(tuner_path, {}, indent=None)
+    if store.read_json(tuner_path) is None:
+        store.write_json(tuner_path, {}, indent=None)
         if trials:
             notes.append(f"{tuner_path.name} was missing or damaged: rewritten (it holds no "
                          "state of its own), so the search resumes instead of starting over")
@@ -105,16 +105,16 @@ def repair(project_dir: Path) -> list[str]:
 def _load_oracle(path: Path, trial_dirs: list[Path], notes: list[str]) -> dict | None:
     from fmnist_search.tuning import kt_compat
 
-    oracle = layout.read_json(path)
+    oracle = store.read_json(path)
     if kt_compat.is_oracle_state(oracle):
         return oracle
     backup = path.with_name(path.name + BACKUP_SUFFIX)
-    saved = layout.read_json(backup)
+    saved = store.read_json(backup)
     if kt_compat.is_oracle_state(saved):
         notes.append(f"{path} was damaged (an interrupted write): restored from its last good "
                      f"copy {backup.name} and checked against the trial files")
         return saved
-    started = [d for d in trial_dirs if (d / layout.RECORD_JSON).exists()]
+    started = [d for d in trial_dirs if (d / store.RECORD_JSON).exists()]
     if not started:
         # Killed before the first trial trained: nothing was computed, so nothing is lost by
         # starting afresh (Keras Tuner would otherwise reload half a state).
@@ -141,15 +141,15 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
     from fmnist_search.tuning import kt_compat
 
     trial_path = kt_compat.trial_file(trial_dir)
-    record = layout.read_trial_record(trial_dir)
+    record = store.read_trial_record(trial_dir)
     state = kt_compat.read_trial_state(trial_dir)
-    trial_id = layout.trial_id_of(trial_dir)
+    trial_id = store.trial_id_of(trial_dir)
     if state is None:
         if not trial_path.exists() and record is None:
             return None  # a folder with no trial in it (Keras Tuner makes them eagerly)
         state = _rebuilt_trial(trial_id, oracle, record)
         notes.append(f"{trial_path} was damaged: rebuilt from "
-                     f"{'its ' + layout.RECORD_JSON if record else 'the oracle (its values were lost)'}")
+                     f"{'its ' + store.RECORD_JSON if record else 'the oracle (its values were lost)'}")
     elif record is not None and state.get("status") not in FINISHED \
             and record.get("status") in RECORD_FINISHED:
         _finish_from_record(state, record)
@@ -158,7 +158,7 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
     else:
         _rebuild_lost_record(trial_dir, state, record, notes)
         return state
-    layout.write_json(trial_path, state, indent=None)
+    store.write_json(trial_path, state, indent=None)
     _rebuild_lost_record(trial_dir, state, record, notes)
     return state
 
@@ -166,12 +166,12 @@ def _repaired_trial(trial_dir: Path, oracle: dict, notes: list[str]) -> dict | N
 def _rebuild_lost_record(trial_dir: Path, state: dict, record: dict | None,
                          notes: list[str]) -> None:
     """A finished trial whose ``record.json`` is missing, unreadable or stale (RUNNING) gets
-    one rebuilt from Keras Tuner's state: readers see only records (``layout.read_trials``)."""
+    one rebuilt from Keras Tuner's state: readers see only records (``store.read_trials``)."""
     if state.get("status") not in FINISHED or (record is not None and
                                                record.get("status") in RECORD_FINISHED):
         return
-    layout.write_trial_record(trial_dir, record_from_keras(state, record or {}))
-    notes.append(f"{trial_dir / layout.RECORD_JSON} was missing or damaged: rebuilt from Keras "
+    store.write_trial_record(trial_dir, record_from_keras(state, record or {}))
+    notes.append(f"{trial_dir / store.RECORD_JSON} was missing or damaged: rebuilt from Keras "
                  "Tuner's trial.json (its values and validation history; the parameter count "
                  "and timings were lost)")
 
@@ -186,7 +186,7 @@ def record_from_keras(state: dict, old: dict) -> dict[str, Any]:
                                          "timings or precision"}
     if state.get("status") != "COMPLETED" or state.get("score") is None:
         return {**record, "status": "FAILED",
-                "reason": layout.failure_reason(state.get("message"))}
+                "reason": store.failure_reason(state.get("message"))}
     history: dict[int, dict[str, float]] = {}
     for name, metric in state.get("metrics", {}).get("metrics", {}).items():
         for observation in metric.get("observations", []):
@@ -267,6 +267,6 @@ def _reconcile_oracle(oracle: dict, trials: dict[str, dict], notes: list[str]) -
 
     before = repr(oracle)
     finished = {tid for tid, s in trials.items() if s.get("status") in FINISHED}
-    for tid in kt_compat.reconcile_oracle_state(oracle, trials, finished, layout.trial_order):
+    for tid in kt_compat.reconcile_oracle_state(oracle, trials, finished, store.trial_order):
         notes.append(f"trial {tid} had been created but not registered: queued to run")
     return repr(oracle) != before

@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from fmnist_search import backend, layout
+from fmnist_search import backend, store
 from fmnist_search.errors import UserError
 from fmnist_search.tuning.display import RecordWatcher
 from fmnist_search.tuning.distributed import (
@@ -130,7 +130,7 @@ class LocalWorkers:
             self._spawn(w, chief)
         shares = ", ".join(f"{w.worker_id} on {w.device.label}" for w in self.workers)
         self.console.print(f"Started {len(self.workers)} workers ({shares}); their output is in "
-                           f"{layout.project_dir(self.root, self.project) / layout.WORKERS}")
+                           f"{store.project_dir(self.root, self.project) / store.WORKERS}")
 
     def _spawn(self, w: _Worker, chief: Chief) -> None:
         cmd = [sys.executable, "-m", "fmnist_search", "worker", "--chief", str(self.address),
@@ -140,7 +140,7 @@ class LocalWorkers:
             cmd += ["--threads", str(w.device.threads)]
         if w.device.cpus:
             cmd += ["--cpus", ",".join(map(str, w.device.cpus))]
-        log = layout.worker_file(layout.project_dir(self.root, self.project), w.worker_id, ".log")
+        log = store.worker_file(store.project_dir(self.root, self.project), w.worker_id, ".log")
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **w.device.env, PARENT_ENV: str(os.getpid())}
         with open(log, "a") as out:
@@ -181,7 +181,7 @@ class LocalWorkers:
         self._spawn(w, chief)
 
     def _log(self, w: _Worker) -> Path:
-        return layout.worker_file(layout.project_dir(self.root, self.project), w.worker_id,
+        return store.worker_file(store.project_dir(self.root, self.project), w.worker_id,
                                   ".log")
 
     def stop(self) -> None:
@@ -205,10 +205,10 @@ def stop_orphans(project_dir: Path) -> list[int]:
     start beside them. Workers of a live supervisor or of another machine are left alone."""
     from fmnist_search.tuning.worker import pid_alive
 
-    folder = project_dir / layout.WORKERS
+    folder = project_dir / store.WORKERS
     stopped = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        beat = layout.read_json(path) or {}
+        beat = store.read_json(path) or {}
         pid, parent = int(beat.get("pid") or 0), int(beat.get("parent") or 0)
         if (beat.get("host") != socket.gethostname() or beat.get("status") == "stopped"
                 or not parent or pid_alive(parent) or not pid_alive(pid)):

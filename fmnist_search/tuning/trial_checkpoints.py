@@ -43,7 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fmnist_search import builder, checkpoints, layout
+from fmnist_search import builder, checkpoints, store
 from fmnist_search.callbacks import EpochLog
 
 FIT_ARGUMENT = "trial_checkpoint"  # the keyword the tuner adds to the trial's fit
@@ -161,9 +161,9 @@ def history(rows: list[dict[str, float]]) -> dict[str, list[float]]:
 def remove(trial_dir: Path) -> None:
     """Every epoch checkpoint in a trial's folder (the trial has ended), and what a kill during
     an atomic weights write left (``checkpoints.save_weights_atomically``)."""
-    for folder in trial_dir.glob(f"{layout.CHECKPOINT_PREFIX}*"):
+    for folder in trial_dir.glob(f"{store.CHECKPOINT_PREFIX}*"):
         checkpoints.remove(folder)
-    for partial in trial_dir.glob(f".*{checkpoints.PARTIAL}{layout.CHECKPOINT_WEIGHTS}"):
+    for partial in trial_dir.glob(f".*{checkpoints.PARTIAL}{store.CHECKPOINT_WEIGHTS}"):
         with suppress(OSError):
             partial.unlink()
 
@@ -171,9 +171,9 @@ def remove(trial_dir: Path) -> None:
 def sweep(project_dir: Path) -> None:
     """The checkpoints a kill left in trials that had ended (between their record and the
     removal): at most one checkpoint per running trial."""
-    for trial_dir in layout.trial_dirs(project_dir):
-        if not any(trial_dir.glob(f"{layout.CHECKPOINT_PREFIX}*")):
+    for trial_dir in store.trial_dirs(project_dir):
+        if not any(trial_dir.glob(f"{store.CHECKPOINT_PREFIX}*")):
             continue
-        record = layout.read_trial_record(trial_dir)
-        if record is not None and record.get("status") in layout.FINISHED:
+        record = store.read_trial_record(trial_dir)
+        if record is not None and record.get("status") in store.FINISHED:
             remove(trial_dir)

@@ -20,7 +20,7 @@ from typing import Any
 
 import keras_tuner as kt
 
-from fmnist_search import builder, layout
+from fmnist_search import builder, store
 from fmnist_search.errors import UserError
 from fmnist_search.presets import MODEL_BASED, MULTI_FIDELITY
 from fmnist_search.reproducibility import deterministic, seed_everything, trial_seed
@@ -105,7 +105,7 @@ class RecordingMixin:
             record = self._finished_record(trial)
             try:
                 self._write_record(trial, record)
-            except layout.RecordFinishedError as exc:  # another process ended it first
+            except store.RecordFinishedError as exc:  # another process ended it first
                 trial_checkpoints.remove(Path(self.get_trial_dir(trial.trial_id)))
                 self.display.note(f"{exc}: this result is dropped", "distributed")
                 return
@@ -132,7 +132,7 @@ class RecordingMixin:
         if rejected is not None:
             values = dict(trial.hyperparameters.values)
             return {"status": "REJECTED", **rejected, "architecture": _safe_name(values)}
-        return {"status": "FAILED", "reason": layout.failure_reason(trial.message)}
+        return {"status": "FAILED", "reason": store.failure_reason(trial.message)}
 
     def _write_record(self, trial, record: dict[str, Any]) -> None:
         started = self.started.get(trial.trial_id, time.time())
@@ -144,7 +144,7 @@ class RecordingMixin:
         if record["status"] != "RUNNING":
             record["finished"] = time.time()
             record.setdefault("wall_seconds", record["finished"] - started)
-        layout.write_trial_record(Path(self.get_trial_dir(trial.trial_id)), record)
+        store.write_trial_record(Path(self.get_trial_dir(trial.trial_id)), record)
 
 
 def completed_record(fit: TrialFit, num_classes: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import backend, layout
+from fmnist_search import backend, store
 from fmnist_search.errors import UserError
 from fmnist_search.reproducibility import op_determinism
 from fmnist_search.tuning.display import SearchDisplay
@@ -57,11 +57,11 @@ class WorkerRequest:
 
     @property
     def project_dir(self) -> Path:
-        return layout.project_dir(self.root, self.project)
+        return store.project_dir(self.root, self.project)
 
     @property
     def chief_json(self) -> Path:
-        return self.project_dir / layout.WORKERS / layout.CHIEF_JSON
+        return self.project_dir / store.WORKERS / store.CHIEF_JSON
 
 
 # --------------------------------------------------------------------------- is it the same?
@@ -85,7 +85,7 @@ def _wait_for_chief(wreq: WorkerRequest, signals: StopSignals) -> dict[str, Any]
     path = wreq.chief_json
     deadline = time.monotonic() + wreq.chief_timeout
     told = False
-    while (record := (layout.read_json(path) or {}).get("session")) is None:
+    while (record := (store.read_json(path) or {}).get("session")) is None:
         signals.check()
         if not told:
             print(f"waiting for the chief to create {path} ...", flush=True)
@@ -161,7 +161,7 @@ def _same_space(record: dict[str, Any], identity: dict[str, Any], where: Path):
 
 def check_id_free(project_dir: Path, worker_id: str) -> None:
     """Two live workers under one id would be handed the same trial: refuse the second."""
-    beat = layout.read_json(layout.worker_file(project_dir, worker_id, ".json")) or {}
+    beat = store.read_json(store.worker_file(project_dir, worker_id, ".json")) or {}
     if beat.get("status") in (None, "stopped") or beat.get("pid") == os.getpid():
         return
     if beat.get("host") == socket.gethostname():
@@ -239,7 +239,7 @@ class Heartbeat:
 
     def __init__(self, project_dir: Path, worker_id: str, every: float = HEARTBEAT_EVERY,
                  parent: int | None = None):
-        self.path = layout.worker_file(project_dir, worker_id, ".json")
+        self.path = store.worker_file(project_dir, worker_id, ".json")
         self.every = every
         self.count = 0
         self.progress = None  # the worker's rich Progress, where its epoch bar lives
@@ -258,7 +258,7 @@ class Heartbeat:
         self.count += 1
         with suppress(OSError, UserError):  # a full disk is reported by the trial's own writes
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            layout.write_json(self.path, {**state, "count": self.count, "time": time.time()})
+            store.write_json(self.path, {**state, "count": self.count, "time": time.time()})
 
     def discard(self) -> None:
         self._stop.set()
@@ -318,7 +318,7 @@ def id_lock(project_dir: Path, worker_id: str) -> Iterator[None]:
     The file goes with the worker (refused or done); only a killed worker leaves it."""
     import fcntl
 
-    path = layout.worker_file(project_dir, worker_id, ".lock")
+    path = store.worker_file(project_dir, worker_id, ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         try:
@@ -385,7 +385,7 @@ def _train(wreq: WorkerRequest, req, display: WorkerDisplay, signals: StopSignal
     from fmnist_search.tuning.search_loop import build_tuner, run_tuner, search_runtime
     from fmnist_search.tuning.stop_rule import SearchBudget
 
-    with search_runtime(req, signals, wreq.chief_timeout), layout.disk_errors(req.project_dir):
+    with search_runtime(req, signals, wreq.chief_timeout), store.disk_errors(req.project_dir):
         try:
             tuner = build_tuner(req, display, signals, policy, SearchBudget(None))
             # Hyperband's IDLE answers are paced (its worker would ask again at once, a busy
