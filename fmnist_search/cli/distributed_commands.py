@@ -11,15 +11,15 @@ import socket
 from fmnist_search.cli import options
 from fmnist_search.cli.common import SharedOptions, console, prepare_data
 from fmnist_search.cli.search_commands import add_run, cmd_run
-from fmnist_search.tuning.network import CHIEF_TIMEOUT
+from fmnist_search.tuning.network import CHIEF_TIMEOUT, LOOPBACK
 
 
 def add_chief(sub, shared: SharedOptions) -> argparse.ArgumentParser:
     p = add_run(sub, shared, "chief", "serve a search's oracle to workers on other machines "
                 "(the options of `run`)")
     g = p.add_argument_group("chief")
-    g.add_argument("--bind", type=options.bind_host, default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only). Any "
+    g.add_argument("--bind", type=options.bind_host, default=LOOPBACK,
+                   help=f"address to listen on (default {LOOPBACK}: this machine only). Any "
                    "other is unauthenticated and unencrypted: a private network or SSH tunnel")
     g.add_argument("--port", type=options.port, default=0,
                    help="port to listen on (default 0: a free one, printed)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from fmnist_search.errors import UserError
 
+LOOPBACK = "127.0.0.1"  # default: a chief listens on this host only (--bind), and ports are probed on it
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's heartbeats
 HEARTBEAT_TIMEOUT = 120.0  # default: a remote worker silent this long is presumed dead
 CHIEF_TIMEOUT = HEARTBEAT_TIMEOUT  # default: how long a worker waits for the chief's answer
@@ -49,7 +50,7 @@ def parse_address(text: str, option: str, default_port: int | None = None) -> Ad
     return Address(host, int(port))
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

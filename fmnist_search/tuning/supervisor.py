@@ -35,7 +35,7 @@ from fmnist_search.tuning.distributed import (
     start_server,
     write_chief_json,
 )
-from fmnist_search.tuning.network import HEARTBEAT_TIMEOUT, Address
+from fmnist_search.tuning.network import HEARTBEAT_TIMEOUT, LOOPBACK, Address
 from fmnist_search.tuning.worker import PARENT_ENV
 
 # bench_workers.py, measured on this project's 2-core machine (docs/distributed.md).
@@ -256,7 +256,7 @@ def _last_error(log: Path) -> str:
 class DistributedOptions:
     workers: int = 0  # local workers to start (0: only the chief; workers join by hand)
     workers_per_gpu: int = 1
-    bind: str = "127.0.0.1"
+    bind: str = LOOPBACK
     port: int = 0
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     worker_extra: list[str] = field(default_factory=list)  # options passed on to each worker
