@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from contextlib import suppress
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,17 @@ class Clock:
         left = max(self.deadline - time.time(), 0.0)
         return (f"--max-time counts the {len(self.parts) - 1} earlier part(s) of this "
                 f"pipeline: {self.spent_before / 60:.0f} min spent, {left / 60:.0f} min left.")
+
+
+def seconds_off(project_dir: Path, start: float, end: float) -> float:
+    """Of the span ``start``-``end``, the seconds between the pipeline's parts (the machine
+    off, a session over): a stage's wall time that spans a resume, less these, is the time it
+    ran. 0 for a pipeline of one part, or one not run under ``--max-time``."""
+    record = store.read_json(project_dir / store.CLOCK_JSON) or {}
+    parts = sorted((float(p["start"]), float(p["last"])) for p in record.get("parts", [])
+                   if isinstance(p, dict) and _seconds(p) > 0)
+    gaps = [(a[1], b[0]) for a, b in pairwise(parts) if b[0] > a[1]]
+    return sum(max(min(g1, end) - max(g0, start), 0.0) for g0, g1 in gaps)
 
 
 def start(project_dir: Path, max_time: float | None) -> Clock | None:

@@ -39,7 +39,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fmnist_search import baselines, budget, builder, ensemble, paired, results, store
+from fmnist_search import baselines, budget, budget_clock, builder, ensemble, paired, results, store
 from fmnist_search.dataset import Dataset, DataSettings
 from fmnist_search.errors import UserError
 
@@ -254,11 +254,15 @@ def _seconds(metrics: dict[str, Any]) -> float | None:
 
 
 def screening_seconds(root: Path, project: str) -> float | None:
-    """Wall time of the screening stage: first trial started to last trial finished."""
+    """Wall time of the screening stage: first trial started to last trial finished, less the
+    time between the pipeline's parts when it was resumed (a 97-minute part, a 2-hour pause and
+    a second part once counted the pause as screening)."""
     records = [e.record for e in store.read_trials(root / project) if "finished" in e.record]
     if not records:
         return None
-    return max(r["finished"] for r in records) - min(r["started"] for r in records)
+    start = min(r["started"] for r in records)
+    end = max(r["finished"] for r in records)
+    return end - start - budget_clock.seconds_off(root / project, start, end)
 
 
 def estimated_seconds(candidates: list[Candidate], scale: float) -> dict[str, float | None]:

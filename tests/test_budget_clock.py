@@ -63,3 +63,14 @@ def test_a_part_killed_with_sigkill_is_counted_to_its_last_beat(tmp_path):
     resumed = budget_clock.Clock(tmp_path, 3600.0, interval=10)
     resumed.stop()
     assert 0.8 <= resumed.spent_before <= 1.5  # lost at most one interval of the count
+
+
+def test_the_time_between_parts_is_what_a_stage_spanning_them_did_not_run(tmp_path):
+    """Screening from 100 to 400 across parts 50-200 and 300-500: 100 s of it was a pause
+    (the seed-1 proof run's record once counted a 2-hour pause as screening)."""
+    store.write_json(tmp_path / store.CLOCK_JSON, {"parts": [
+        {"start": 50.0, "last": 200.0}, {"start": 300.0, "last": 500.0}, {"start": "bad"}]})
+    assert budget_clock.seconds_off(tmp_path, 100.0, 400.0) == 100.0
+    assert budget_clock.seconds_off(tmp_path, 250.0, 400.0) == 50.0  # starts inside the gap
+    assert budget_clock.seconds_off(tmp_path, 300.0, 400.0) == 0.0  # all in the second part
+    assert budget_clock.seconds_off(tmp_path / "none", 0.0, 1e9) == 0.0  # no clock: one part

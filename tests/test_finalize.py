@@ -466,3 +466,18 @@ def test_a_pick_that_is_the_control_trains_in_the_controls_folder(tmp_path):
     other = finalize.Candidate("b-1", "final", {**values, "filters_1": 8}, 2, tmp_path / "final",
                                {}, {})
     assert finalize._in_control_folder(other, control) is other
+
+
+def test_screening_seconds_leave_out_the_pause_between_parts(tmp_path):
+    """10 trials, started 60 s apart from t0, each 50 s: 590 s of screening; a pause of 120 s
+    between two parts of the pipeline inside it is not screening."""
+    from synthetic import write_project
+
+    from fmnist_search import finalize
+
+    write_project(tmp_path, "p", n=10)
+    t0 = 1_700_000_000.0
+    assert finalize.screening_seconds(tmp_path, "p") == 590.0
+    store.write_json(tmp_path / "p" / store.CLOCK_JSON, {"parts": [
+        {"start": t0 - 5, "last": t0 + 200}, {"start": t0 + 320, "last": t0 + 600}]})
+    assert finalize.screening_seconds(tmp_path, "p") == 470.0
