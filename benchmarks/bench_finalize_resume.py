@@ -35,8 +35,10 @@ def cli(*args: str) -> list[str]:
 
 
 def checkpoint_state(results: Path) -> dict | None:
-    """The newest epoch checkpoint's state of any finalized run under ``results``."""
-    states = sorted(results.glob("finalized/*/*/.checkpoint-*/state.json"),
+    """The newest epoch checkpoint's state of any training under ``results``: the search has
+    ended, so it is finalize's, wherever that run lives (a configuration that is the space's
+    default point trains as the control, in ``controls/``, not in ``finalized/``)."""
+    states = sorted(results.rglob(".checkpoint-*/state.json"),
                     key=lambda p: p.stat().st_mtime)
     for path in reversed(states):
         try:
