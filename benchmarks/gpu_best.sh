@@ -13,22 +13,10 @@
 #   KERAS_BACKEND=tensorflow GPU_BEST_TIME=3m GPU_BEST_EXTRA="--subset 0.02 --trials 3" \
 #       bash benchmarks/gpu_best.sh
 set -u
-OUT=${OUT:-/tmp/gpu-best-out}
-mkdir -p "$OUT"
+GPU_PYTHON=${GPU_PYTHON:-${GPU_BEST_PYTHON:-python3}}
+# shellcheck source=benchmarks/gpu_env.sh
+source benchmarks/gpu_env.sh /tmp/gpu-best-out  # the wheels, the data, $OUT/env.txt; sets PY
 TIME=${GPU_BEST_TIME:-8m}
-export PYTHONUNBUFFERED=1 KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false
-[ -d .gpudata ] && export FMNIST_DATA=$PWD/.gpudata FMNIST_CACHE=/tmp/fmnist-cache
-PY=${GPU_BEST_PYTHON:-python3}
-if ! $PY -c "import keras_tuner" 2>/dev/null; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 3
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
-{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; nproc
-  $PY -c "import keras, keras_tuner; print('backend', keras.backend.backend(), 'keras', keras.__version__, 'kt', keras_tuner.__version__)"
-} > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
 ROOT=/tmp/gpu-best-results
 rm -rf "$ROOT"
 # shellcheck disable=SC2086  # GPU_BEST_EXTRA is a list of options

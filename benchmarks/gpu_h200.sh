@@ -13,46 +13,34 @@
 #      many as phase 1's epoch time says fit (epoch time with N workers per GPU).
 # Usage (from the repository root, on the device): bash benchmarks/gpu_h200.sh
 set -u
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
+# shellcheck source=benchmarks/gpu_env.sh
+source benchmarks/gpu_env.sh /tmp/gpu-out  # the wheels, the data, $OUT/env.txt; sets PY
 START=$(date +%s)
 LIMIT=${GPU_BENCH_SECONDS:-560}
 # A smoke check on a CPU (no TensorFlow, JAX installed):
 #   GPU_BENCH_SUBSET=0.02 GPU_BENCH_EPOCHS=1 GPU_BENCH_WORKERS=4 bash benchmarks/gpu_h200.sh
 SUBSET=${GPU_BENCH_SUBSET:-1.0}
 PHASE2_EPOCHS=${GPU_BENCH_EPOCHS:+--epochs $GPU_BENCH_EPOCHS}
-export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false \
-    FMNIST_DATA=$PWD/.gpudata FMNIST_CACHE=/tmp/fmnist-cache
-if ! python3 -c "import keras_tuner" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 3
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
-{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
-  python3 -c "import jax, keras, keras_tuner, numpy; print('jax', jax.__version__, jax.devices()); print('keras', keras.__version__, 'kt', keras_tuner.__version__, 'numpy', numpy.__version__)"
-} > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
 
 echo "== phase 1: one worker, 3 epochs"
-python3 benchmarks/bench_final_protocol.py --epochs 3 --seeds 9 --arms final --subset "$SUBSET" \
+$PY benchmarks/bench_final_protocol.py --epochs 3 --seeds 9 --arms final --subset "$SUBSET" \
     --results-dir /tmp/r1 --out "$OUT/single.json" > /tmp/phase1.log 2>&1
 rc=$?
 tail -25 /tmp/phase1.log
 [ $rc -eq 0 ] || { cp /tmp/phase1.log "$OUT/"; exit 4; }
-T1=$(python3 -c "import json; print(json.load(open('$OUT/single.json'))['rows'][0]['seconds_per_epoch'])")
+T1=$($PY -c "import json; print(json.load(open('$OUT/single.json'))['rows'][0]['seconds_per_epoch'])")
 ELAPSED=$(( $(date +%s) - START ))
 LEFT=$(( LIMIT - ELAPSED ))
 # Workers: as many (arm, seed) pairs as would finish their 30 epochs in the time left if the GPU
 # gave no concurrency gain at all (a safe bound; small models usually gain), 4 to 12.
-N=${GPU_BENCH_WORKERS:-$(python3 -c "print(max(4, min(12, int(($LEFT - 60) / (30 * $T1 * 1.3)) // 4 * 4)))")}
+N=${GPU_BENCH_WORKERS:-$($PY -c "print(max(4, min(12, int(($LEFT - 60) / (30 * $T1 * 1.3)) // 4 * 4)))")}
 echo "== phase 2: $N workers at once (alone: ${T1} s/epoch; ${LEFT} s left)"
 PIDS=()
 i=0
 for seed in ${GPU_BENCH_SEEDS:-1 2 3}; do
     for arm in final final-without-erasing final-with-ema final-adamw; do
         [ $i -lt "$N" ] || break 2
-        timeout $(( LEFT - 30 )) python3 benchmarks/bench_final_protocol.py --seeds $seed \
+        timeout $(( LEFT - 30 )) $PY benchmarks/bench_final_protocol.py --seeds $seed \
             --arms $arm --subset "$SUBSET" $PHASE2_EPOCHS --results-dir /tmp/r2 --out /tmp/fp_${arm}_${seed}.json \
             > /tmp/log_${arm}_${seed}.txt 2>&1 &
         PIDS+=($!)
@@ -60,7 +48,7 @@ for seed in ${GPU_BENCH_SEEDS:-1 2 3}; do
     done
 done
 wait "${PIDS[@]}"
-python3 - "$N" "$T1" <<'PY'
+$PY - "$N" "$T1" <<'PY'
 import json, os, sys
 from pathlib import Path
 rows, machine = [], None
