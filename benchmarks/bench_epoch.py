@@ -1,11 +1,14 @@
 """Epoch time: fmnist-search's training path vs a plain Keras script of the same model.
 
 Same data (the real 48k/12k split), same batch size, same seed, in one process, the epochs of
-all contestants taken in turn (see ``bench_model``). Reports the tool/plain ratio in fp32 and in the tool's ``auto`` precision,
-the speed-up of the tool's ``auto`` over plain fp32, validation accuracy after the same
-epochs, and for model1 the plain script fed by a cached, prefetched tf.data pipeline instead of
-in-memory arrays. Usage: python benchmarks/bench_epoch.py [--models model1,model3,model6]
-[--rounds model1=6,model3=4,model6=3]
+all contestants taken in turn (see ``bench_model``). Reports the tool/plain ratio in fp32 and
+in the tool's ``auto`` precision, the speed-up of the tool's ``auto`` over plain fp32,
+validation accuracy after the same epochs, and for model1 (under TensorFlow) the plain script
+fed by a cached, prefetched tf.data pipeline instead of in-memory arrays. The models: the
+report's model1, model3 and model6, and ``resnet``, the resnet space's default point (the
+ResNet-20-like network); each plain script must have the tool's parameter count. Usage:
+python benchmarks/bench_epoch.py [--models model1,model3,model6,resnet]
+[--rounds model1=6,model3=4,model6=3] (``benchmarks/gpu_tool_vs_plain.sh`` runs it on a GPU)
 """
 
 from __future__ import annotations
@@ -53,7 +56,52 @@ def plain_model(name: str, num_classes: int):
         out = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg,
                            dtype="float32")(x)
         return keras.Model(inputs, out)
+    if name == "resnet":
+        return plain_resnet20(num_classes)
     raise ValueError(name)
+
+
+def plain_resnet20(num_classes: int):
+    """The resnet space's default point (ResNet-20-like, 273,386 parameters) as a plain Keras
+    script would write it: a 16-filter stem, three pre-activation stages of 3 blocks (16, 32,
+    64 filters; a 1x1 projection where the shape changes), batch norm and relu, global average
+    pooling, L2 1e-4 on every kernel, batch-norm momentum 0.9 (the point's values)."""
+    import keras
+    from keras import layers, regularizers
+
+    reg = regularizers.L2(1e-4)
+
+    def bn_relu(x):
+        return layers.Activation("relu")(layers.BatchNormalization(momentum=0.9)(x))
+
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", kernel_regularizer=reg)(inputs)
+    for stage, width in enumerate((16, 32, 64)):
+        for block in range(3):
+            stride = 2 if stage and not block else 1
+            pre = bn_relu(x)
+            shortcut = x
+            if stride != 1 or x.shape[-1] != width:
+                shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False,
+                                         kernel_regularizer=reg)(pre)
+            h = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
+                              kernel_regularizer=reg)(pre)
+            h = layers.Conv2D(width, 3, padding="same", use_bias=False,
+                              kernel_regularizer=reg)(bn_relu(h))
+            x = layers.Add()([shortcut, h])
+    x = layers.GlobalAveragePooling2D()(bn_relu(x))
+    out = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg,
+                       dtype="float32")(x)
+    return keras.Model(inputs, out)
+
+
+def tool_values(name: str) -> dict:
+    """A report baseline's pinned values, or for ``resnet`` the resnet space's default point."""
+    from fmnist_search import baselines, builder, space
+
+    if name == "resnet":
+        return builder.resolve(space.load_named("resnet").default_values())
+    return builder.resolve(baselines.load(name).values)
 
 
 class Timer:
@@ -96,9 +144,9 @@ def build(c: Contestant, name: str, ds, seed: int) -> None:
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(c.policy)
     if c.who == "tool":
-        from fmnist_search import baselines, builder
+        from fmnist_search import builder
 
-        c.values = builder.resolve(baselines.load(name).values)
+        c.values = tool_values(name)
         c.model = builder.build_model(c.values, ds.num_classes)
         assert c.model.dtype_policy.name == c.policy, (c.model.dtype_policy.name, c.policy)
         return
@@ -155,10 +203,12 @@ def bench_model(name: str, ds, rounds: int, best: str, seed: int = 0) -> dict:
     keras.backend.clear_session()
     contestants = [Contestant("plain", "float32"), Contestant("tool", "float32"),
                    Contestant("plain", best), Contestant("tool", best)]
-    if name == "model1":
+    if name == "model1" and keras.backend.backend() == "tensorflow":
         contestants.append(Contestant("plain-tfdata", "float32"))
     for c in contestants:
         build(c, name, ds, seed)
+    params = {c.key: c.model.count_params() for c in contestants}
+    assert len(set(params.values())) == 1, f"{name}: not the same network: {params}"
     for epoch in range(rounds):
         shift = epoch % len(contestants)
         for c in contestants[shift:] + contestants[:shift]:
@@ -180,6 +230,7 @@ def bench_model(name: str, ds, rounds: int, best: str, seed: int = 0) -> dict:
         "val_accuracy_points_auto_minus_fp32": 100 * (by[f"tool/{best}"].timer.val_accuracy
                                                       - by["plain/float32"].timer.val_accuracy),
         "epoch_times": {c.key: c.timer.times for c in contestants},
+        "params": params[contestants[0].key],
     }
 
 
@@ -195,7 +246,9 @@ def main() -> None:
     from fmnist_search import dataset, training
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="model1,model3,model6")
+    parser.add_argument("--models", default="model1,model3,model6",
+                        help="of: model1, model3, model6 (report baselines), resnet (the "
+                             "resnet space's default point)")
     parser.add_argument("--rounds", default="model1=6,model3=4,model6=3",
                         help="epochs per contestant (the first is warm-up): N or model=N,...")
     parser.add_argument("--subset", type=float, default=1.0, help="for a smoke test only")

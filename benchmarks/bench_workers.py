@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,11 @@ def run_once(workers: int, trials: int, gpu: bool, extra: list[str]) -> dict:
                if (r := store.read_trial_record(d)) and r.get("status") != "RUNNING"]
     epochs = sum(int(r.get("epochs") or 0) for r in records)
     fit = sum(float(r.get("fit_seconds") or 0) for r in records)
+    per_epoch = [float(r["seconds_per_epoch"]) for r in records if r.get("seconds_per_epoch")]
     row = {"workers": workers, "exit_status": proc.returncode, "wall_seconds": wall,
            "trials": len(records), "epochs": epochs, "fit_seconds": fit,
            "trials_per_hour": 3600 * len(records) / wall, "epochs_per_hour": 3600 * epochs / wall,
+           "median_seconds_per_epoch": statistics.median(per_epoch) if per_epoch else None,
            "best_val_accuracy": max((r.get("val_accuracy") or 0 for r in records), default=None)}
     if proc.returncode != 0:
         row["output_tail"] = (proc.stdout + proc.stderr)[-2000:]
