@@ -36,6 +36,11 @@ min for 23 trials of the same brackets; a quiet machine):
 
 A smoke check (a few minutes): ``--results-dir /tmp/bp --out /tmp/pareto.json --subset 0.02
 --trials 3 --baselines model1 --baseline-epochs 1``.
+
+In parts (as ``benchmarks/gpu_pareto.sh`` runs it, one process per (arm, seed) at once): each
+part its own ``--out`` (``--arms`` or ``--baselines`` given empty runs only the other kind),
+then ``--aggregate PART.json ... --out pareto.json`` runs nothing and writes the same JSON and
+figure as one whole run would, from the parts' runs and references (all of one settings).
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ def main() -> int:
     parser.add_argument("--space", default="cnn")
     parser.add_argument("--search", default="benchmarks/pareto_cnn.toml",
                         help="the preset every arm runs under (a path from the repository root)")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--arms", nargs="*", default=list(ARMS), choices=ARMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--trials", type=int, help="every arm's --trials (default the preset's)")
     parser.add_argument("--subset", type=float,
@@ -93,8 +98,13 @@ def main() -> int:
     parser.add_argument("--results-dir", type=Path, default=Path("tuner_results/bench-pareto"),
                         help="where the runs write (kept: a rerun resumes)")
     parser.add_argument("--out", type=Path, default=common.RESULTS / "pareto.json")
+    parser.add_argument("--aggregate", nargs="+", type=Path, metavar="JSON",
+                        help="run nothing: gather these outputs of this script (parts of one "
+                        "benchmark, the same settings) into --out, its summary and figure")
     parser.add_argument("extra", nargs="*", help="after --: more options for `run`")
     args = parser.parse_args()
+    if args.aggregate:
+        return _aggregate(parser, args.aggregate, args.out)
     from fmnist_search import presets
 
     preset = presets.load(str(common.REPO / args.search))
@@ -128,6 +138,29 @@ def main() -> int:
             if runs[project]["exit_status"] in STOPPED:
                 print(f"{project} was stopped: the same command resumes it")
                 return runs[project]["exit_status"]
+    return 0
+
+
+def _aggregate(parser: argparse.ArgumentParser, parts: list[Path], out: Path) -> int:
+    """The parts' runs and references in one output, as if one process had run them all; the
+    settings are the parts' own (they must agree with each other and with ``out``'s)."""
+    loaded = [(path, _load(path)) for path in parts]
+    missing = [str(path) for path, part in loaded if not part]
+    if missing:
+        parser.error(f"no output of this script at {', '.join(missing)}")
+    settings = loaded[0][1]["settings"]
+    done = _load(out)
+    for path, part in [*loaded, *([(out, done)] if done else [])]:
+        if part["settings"] != settings:
+            parser.error(f"{path} holds runs with other settings ({part['settings']}) than "
+                         f"{loaded[0][0]} ({settings})")
+    runs: dict[str, Any] = done.get("runs", {})
+    references: dict[str, Any] = done.get("references", {})
+    for _, part in loaded:
+        runs.update(part.get("runs", {}))
+        for seed, ref in part.get("references", {}).items():
+            references.setdefault(seed, {}).update(ref)
+    _save(out, settings, runs, references)
     return 0
 
 
