@@ -326,8 +326,10 @@ def _save(path: Path, settings: dict[str, Any], runs: dict[str, Any],
         common.write(path.stem, payload)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"benchmark": "pareto", "machine": common.machine(),
+        part = path.with_name(path.name + ".tmp")  # replaced whole: a kill leaves the old one
+        part.write_text(json.dumps({"benchmark": "pareto", "machine": common.machine(),
                                     **payload}, indent=2, default=str))
+        part.replace(path)
         print(f"wrote {path}")
     plot(runs, references, path.with_suffix(".png"))
 

@@ -6,7 +6,7 @@
 #      on 2% of the split and model1 for 1 epoch, then bench_pareto.py --aggregate on it;
 #   2. one bench_pareto.py process per (arm, seed), 6 of them, and one per seed for the
 #      report's models (the reference), all at once on the one GPU, each with its own results
-#      directory and JSON; at GPU_PARETO_SECONDS from the start (default 500) what still runs
+#      directory and JSON; at GPU_PARETO_SECONDS from the start (default 470) what still runs
 #      is stopped as Ctrl-C stops it (SIGTERM to its `fmnist-search` child, which ends at a
 #      clean point): its part is recorded with that exit status and the trials it finished,
 #      and bench_pareto.py's summary leaves it out;
@@ -23,7 +23,7 @@ set -u
 START=$(date +%s)
 # shellcheck source=benchmarks/gpu_env.sh
 source benchmarks/gpu_env.sh /tmp/gpu-pareto-out  # the wheels, the data, $OUT/env.txt; sets PY
-LIMIT=${GPU_PARETO_SECONDS:-500}
+LIMIT=${GPU_PARETO_SECONDS:-470}
 GRACE=${GPU_PARETO_GRACE:-40}  # after the stop: to end the epoch, save, record, then a kill
 SEEDS=${GPU_PARETO_SEEDS:-1 2}
 ARMS=${GPU_PARETO_ARMS:-motpe bohb random}
